@@ -1,0 +1,287 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/herd-replay/herd/tape"
+	"github.com/spf13/cobra"
+)
+
+type inspectOptions struct {
+	IO     IO
+	Path   string
+	JSON   bool
+	Window time.Duration
+	Top    int
+}
+
+func newInspectCmd(io IO) *cobra.Command {
+	opts := &inspectOptions{IO: io}
+	cmd := &cobra.Command{
+		Use:   "inspect TAPE",
+		Short: "Show what a tape holds: traffic, peak, endpoints, capture counters",
+		Long: `Show what a tape holds: requests, responses, connections, duration, bytes,
+methods, status classes, the busiest second and the busiest window (60 s by
+default; the window 'herd replay --window peak:60s' replays), the top
+endpoints by route template (numeric ids, UUIDs and long hex strings become
+:id), incomplete and redacted exchanges, the capture's counters of anything
+it discarded, and the capture metadata.
+
+A tape that was not closed cleanly (NAME.tape.partial after a crash) is read
+up to its last complete chunk; damage is reported on stderr.`,
+		Example: `  herd inspect peak.tape
+  herd inspect peak.tape --json | jq .peak_window
+  herd inspect peak.tape --window 5m --top 30`,
+		Args: exactArgs(1, "a tape file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Path = args[0]
+			return runInspect(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&opts.JSON, "json", false, "print JSON (schema 1) instead of text")
+	f.DurationVar(&opts.Window, "window", time.Minute, "length of the busiest window to find (whole seconds)")
+	f.IntVar(&opts.Top, "top", 10, "endpoints to list (0: all)")
+	return cmd
+}
+
+func runInspect(ctx context.Context, opts *inspectOptions) error {
+	if opts.Window < time.Second || opts.Window%time.Second != 0 {
+		return usageErrorf("--window must be a whole number of seconds, at least 1s (got %v)", opts.Window)
+	}
+	if opts.Top < 0 {
+		return usageErrorf("--top must be 0 or more")
+	}
+	r, err := tape.Open(opts.Path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	s, err := tape.Summarize(ctx, r, int64(opts.Window/time.Second))
+	if err != nil {
+		return fmt.Errorf("read tape %q: %w", opts.Path, err)
+	}
+	if !s.Indexed {
+		fmt.Fprintf(opts.IO.Err, "herd: warning: %s has no index (it was not closed cleanly); read by scanning\n", opts.Path)
+	}
+	for _, d := range s.Damage {
+		fmt.Fprintf(opts.IO.Err, "herd: warning: %v\n", d)
+	}
+	if opts.Top > 0 && len(s.Endpoints) > opts.Top {
+		s.Endpoints = s.Endpoints[:opts.Top]
+	}
+	if opts.JSON {
+		return writeInspectJSON(opts.IO.Out, opts.Path, r.Size(), s)
+	}
+	return writeInspectText(opts.IO.Out, opts.Path, r.Size(), s)
+}
+
+type inspectWindowJSON struct {
+	WindowS int64   `json:"window_s"`
+	RPS     float64 `json:"rps"`
+	StartS  int64   `json:"start_s"`
+	Start   string  `json:"start"`
+	Count   int64   `json:"count"`
+}
+
+type inspectJSON struct {
+	Schema      int               `json:"schema"`
+	Tape        string            `json:"tape"`
+	SizeBytes   int64             `json:"size_bytes"`
+	Indexed     bool              `json:"indexed"`
+	Requests    int64             `json:"requests"`
+	Responses   int64             `json:"responses"`
+	Connections int64             `json:"connections"`
+	DurationS   float64           `json:"duration_s"`
+	Start       string            `json:"start,omitempty"`
+	End         string            `json:"end,omitempty"`
+	Bytes       map[string]int64  `json:"bytes"`
+	Peak        inspectWindowJSON `json:"peak"`
+	PeakWindow  inspectWindowJSON `json:"peak_window"`
+	Methods     map[string]int64  `json:"methods"`
+	Statuses    map[string]int64  `json:"statuses"`
+	Endpoints   []inspectEndpoint `json:"endpoints"`
+	Flags       map[string]int64  `json:"flags"`
+	Capture     map[string]int64  `json:"capture"`
+	Discarded   map[string]int64  `json:"discarded"`
+	Damage      []string          `json:"damage"`
+	Meta        tape.Meta         `json:"meta"`
+}
+
+type inspectEndpoint struct {
+	Method string `json:"method"`
+	Route  string `json:"route"`
+	Count  int64  `json:"count"`
+}
+
+// windowJSON expresses w relative to the second holding the first request.
+func windowJSON(w tape.Window, first int64) inspectWindowJSON {
+	return inspectWindowJSON{
+		WindowS: w.Seconds,
+		RPS:     round3(w.Rate()),
+		StartS:  w.Start - floorSec(first),
+		Start:   time.Unix(w.Start, 0).UTC().Format(time.RFC3339),
+		Count:   w.Count,
+	}
+}
+
+func floorSec(ns int64) int64 {
+	s := ns / 1e9
+	if ns%1e9 < 0 {
+		s--
+	}
+	return s
+}
+
+func flagCounts(s *tape.Summary) map[string]int64 {
+	return map[string]int64{
+		"no_response":         s.NoResponse,
+		"response_incomplete": s.RespIncomplete,
+		"gap":                 s.Gaps,
+		"redacted":            s.Redacted,
+		"body_truncated":      s.BodyTruncated,
+		"upgraded":            s.Upgraded,
+	}
+}
+
+func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) error {
+	out := inspectJSON{
+		Schema:      1,
+		Tape:        path,
+		SizeBytes:   size,
+		Indexed:     s.Indexed,
+		Requests:    s.Requests,
+		Responses:   s.Responses,
+		Connections: s.Connections,
+		DurationS:   round3(float64(s.Duration()) / 1e9),
+		Bytes:       map[string]int64{"requests": s.ReqBytes, "responses": s.RespBytes},
+		Peak:        windowJSON(s.Peak, s.First),
+		PeakWindow:  windowJSON(s.PeakWindow, s.First),
+		Methods:     s.Methods,
+		Statuses:    s.Statuses,
+		Endpoints:   []inspectEndpoint{},
+		Flags:       flagCounts(s),
+		Capture:     map[string]int64{},
+		Discarded:   map[string]int64{},
+		Damage:      []string{},
+		Meta:        s.Meta,
+	}
+	if s.Requests > 0 {
+		out.Start = time.Unix(0, s.First).UTC().Format(time.RFC3339Nano)
+		out.End = time.Unix(0, s.End).UTC().Format(time.RFC3339Nano)
+	}
+	for _, e := range s.Endpoints {
+		out.Endpoints = append(out.Endpoints, inspectEndpoint{Method: e.Method, Route: e.Route, Count: e.Count})
+	}
+	if s.Stats != nil {
+		maps.Copy(out.Capture, s.Stats.Counters)
+		maps.Copy(out.Discarded, s.Stats.Discarded)
+	}
+	for _, d := range s.Damage {
+		out.Damage = append(out.Damage, d.Error())
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// counts renders a map as "k1 v1  k2 v2", largest first.
+func counts(m map[string]int64) string {
+	keys := slices.Collect(maps.Keys(m))
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) error {
+	var b strings.Builder
+	state := "indexed"
+	if !s.Indexed {
+		state = "no index: not closed cleanly"
+	}
+	kv := &table{}
+	kv.add("tape", fmt.Sprintf("%s (%s, %s)", path, bytesIEC(size), state))
+	if s.Requests > 0 {
+		start, end := time.Unix(0, s.First).UTC(), time.Unix(0, s.End).UTC()
+		kv.add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
+			end.Format("2006-01-02 15:04:05.000 MST"), roundDuration(time.Duration(s.Duration()))))
+	}
+	m := s.Meta
+	src := m.Source.Kind
+	if len(m.Source.Files) > 0 {
+		src += " " + strings.Join(m.Source.Files, ", ")
+	}
+	if m.Source.Interface != "" {
+		src += " on " + m.Source.Interface
+	}
+	if len(m.Source.Ports) > 0 {
+		src += fmt.Sprintf(", ports %v", m.Source.Ports)
+	}
+	if src != "" {
+		kv.add("source", src)
+	}
+	red := "off"
+	if m.Redaction.Enabled {
+		red = "on"
+		if all := append(slices.Clone(m.Redaction.Headers), m.Redaction.Query...); len(all) > 0 {
+			red += " (" + strings.Join(all, ", ") + ")"
+		}
+	}
+	kv.add("redaction", red)
+	if m.HerdVersion != "" {
+		kv.add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
+	}
+	for _, n := range m.Notes {
+		kv.add("note", n)
+	}
+	kv.add("", "")
+	kv.add("requests", fmt.Sprintf("%d (complete responses %d, connections %d)", s.Requests, s.Responses, s.Connections))
+	kv.add("bytes", fmt.Sprintf("requests %s, responses %s", bytesIEC(s.ReqBytes), bytesIEC(s.RespBytes)))
+	kv.add("methods", counts(s.Methods))
+	kv.add("statuses", counts(s.Statuses))
+	if s.Requests > 0 {
+		kv.add("peak", fmt.Sprintf("%d req/s in the busiest second, at %s (+%ds)", s.Peak.Count,
+			time.Unix(s.Peak.Start, 0).UTC().Format("15:04:05"), s.Peak.Start-floorSec(s.First)))
+		kv.add("", fmt.Sprintf("%.1f req/s over the busiest %ds, from %s (+%ds)", s.PeakWindow.Rate(), s.PeakWindow.Seconds,
+			time.Unix(s.PeakWindow.Start, 0).UTC().Format("15:04:05"), s.PeakWindow.Start-floorSec(s.First)))
+	}
+	kv.add("flags", fmt.Sprintf("no response %d, response incomplete %d, gap %d, redacted %d, body truncated %d, upgraded %d",
+		s.NoResponse, s.RespIncomplete, s.Gaps, s.Redacted, s.BodyTruncated, s.Upgraded))
+	if s.Stats != nil {
+		kv.add("capture", counts(s.Stats.Counters))
+		kv.add("discarded", counts(s.Stats.Discarded))
+	} else {
+		kv.add("capture", "no counters on this tape")
+	}
+	b.WriteString(kv.String())
+	if len(s.Endpoints) > 0 {
+		b.WriteString("\ntop endpoints\n")
+		t := &table{right: map[int]bool{0: true, 1: true}}
+		t.add("count", "share", "method", "route")
+		for _, e := range s.Endpoints {
+			t.add(fmt.Sprint(e.Count), fmt.Sprintf("%.1f%%", 100*float64(e.Count)/float64(s.Requests)), e.Method, e.Route)
+		}
+		b.WriteString(t.String())
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

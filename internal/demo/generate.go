@@ -1,0 +1,3 @@
+package demo
+
+//go:generate go run ./gentape -o ../../testdata/sample.tape

@@ -1,0 +1,40 @@
+package tape
+
+import "time"
+
+// Meta describes a tape: what was captured and how. It is stored in the
+// META block at the start of the file.
+type Meta struct {
+	FormatVersion int       `json:"format_version"`
+	HerdVersion   string    `json:"herd_version"`
+	Created       time.Time `json:"created"`
+	Source        Source    `json:"source"`
+	Redaction     Redaction `json:"redaction"`
+	Notes         []string  `json:"notes,omitempty"`
+}
+
+// Source says where the exchanges came from.
+type Source struct {
+	Kind      string   `json:"kind"` // "pcap", "live" or "synthetic"
+	Files     []string `json:"files,omitempty"`
+	Interface string   `json:"interface,omitempty"`
+	Ports     []int    `json:"ports,omitempty"`
+	Filter    string   `json:"filter,omitempty"`
+	SamplePct float64  `json:"sample_pct,omitempty"`
+	MaxBody   int64    `json:"max_body,omitempty"`
+}
+
+// Redaction records which secrets were replaced at capture.
+type Redaction struct {
+	Enabled bool     `json:"enabled"`
+	Headers []string `json:"headers,omitempty"`
+	Query   []string `json:"query,omitempty"`
+}
+
+// Stats are the capture's counters, stored in the STAT block when the tape
+// is closed cleanly. Discarded counts by reason what the capture saw and did
+// not record as an exchange.
+type Stats struct {
+	Counters  map[string]int64 `json:"counters,omitempty"`
+	Discarded map[string]int64 `json:"discarded,omitempty"`
+}
