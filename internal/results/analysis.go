@@ -1,0 +1,175 @@
+package results
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Analyze fills in the breaking point, the capacity, the generator summary
+// and the verdict from the steps, which must already be evaluated. Main
+// steps (not refinements) are in the order they ran, rising in scale.
+func Analyze(f *File) {
+	f.BreakingPoint = nil
+	f.Capacity = Capacity{}
+	var lastGood, firstBad *Step
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if st.Refinement || st.Generator.Limited {
+			continue
+		}
+		if !st.Passed {
+			firstBad = st
+			break
+		}
+		lastGood = st
+	}
+	// Capacity: the plateau of successful responses per second. Overloaded
+	// steps of a target that sheds load cleanly deliver about its capacity,
+	// so the highest achieved rate of any step is the estimate.
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if st.AchievedRPS > f.Capacity.RPS {
+			f.Capacity.RPS = st.AchievedRPS
+		}
+	}
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if !st.Generator.Limited && st.OfferedRPS > 1.05*f.Capacity.RPS && st.Sent > 0 {
+			f.Capacity.Reached = true
+		}
+	}
+	if f.Window.RPS > 0 {
+		f.Capacity.Scale = round3(f.Capacity.RPS / f.Window.RPS)
+	}
+	if firstBad != nil && !f.Aborted {
+		bp := &BreakingPoint{
+			Scale:         firstBad.Scale,
+			CapacityScale: f.Capacity.Scale,
+			CapacityRPS:   f.Capacity.RPS,
+			Reason:        strings.Join(firstBad.Violations, "; "),
+			Route:         firstBad.FailedRoute,
+		}
+		if lastGood != nil {
+			bp.LastGoodScale = lastGood.Scale
+		}
+		if lo, hi, ok := refinedBracket(f.Steps, bp.LastGoodScale, bp.Scale); ok {
+			mid := round3((lo + hi) / 2)
+			bp.RefinedScale = &mid
+		}
+		f.BreakingPoint = bp
+	}
+	f.Generator = Generator{Notes: []string{}}
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if st.Generator.Limited {
+			f.Generator.Limited = true
+		}
+		for _, n := range st.Generator.Notes {
+			f.Generator.Notes = append(f.Generator.Notes, fmt.Sprintf("%gx: %s", st.Scale, n))
+		}
+	}
+	f.Verdict = verdict(f, lastGood, firstBad)
+}
+
+// refinedBracket narrows [lo, hi] with the refinement steps: the highest
+// passing scale below hi and the lowest failing one above lo.
+func refinedBracket(steps []Step, lo, hi float64) (float64, float64, bool) {
+	any := false
+	for _, st := range steps {
+		if !st.Refinement || st.Generator.Limited {
+			continue
+		}
+		any = true
+		if st.Passed && st.Scale > lo && st.Scale < hi {
+			lo = st.Scale
+		}
+		if !st.Passed && st.Scale < hi && st.Scale > lo {
+			hi = st.Scale
+		}
+	}
+	return lo, hi, any
+}
+
+func verdict(f *File, lastGood, firstBad *Step) string {
+	x := func(k float64) string { return fmt.Sprintf("%gx", round3(k)) }
+	capacity := fmt.Sprintf("capacity %.1f req/s (%s the window's rate of %.1f req/s)", f.Capacity.RPS, x(f.Capacity.Scale), f.Window.RPS)
+	if !f.Capacity.Reached {
+		capacity = fmt.Sprintf("capacity at least %.1f req/s (%s; not reached)", f.Capacity.RPS, x(f.Capacity.Scale))
+	}
+	var limited *Step
+	for i := range f.Steps {
+		if f.Steps[i].Generator.Limited && !f.Steps[i].Refinement {
+			limited = &f.Steps[i]
+			break
+		}
+	}
+	switch {
+	case f.Kind == "replay" && len(f.Steps) == 1:
+		st := &f.Steps[0]
+		s := fmt.Sprintf("Replayed %d requests at %s: %.1f of %.1f req/s offered, p99 %s, %s errors",
+			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), fmtPct(st.ErrorRate))
+		switch {
+		case f.Aborted:
+			s += "; emergency stop: " + f.AbortReason
+		case f.Interrupted:
+			s += "; interrupted"
+		case !st.Passed:
+			s += "; SLOs failed: " + strings.Join(st.Violations, "; ")
+		}
+		if st.Generator.Limited {
+			s += "; herd was the limit (" + strings.Join(st.Generator.Notes, "; ") + ")"
+		}
+		return s + "."
+	case f.Aborted:
+		return fmt.Sprintf("Emergency stop during the step at %s: %s. No breaking point was searched further; %s.",
+			x(lastStepScale(f)), f.AbortReason, capacity)
+	case f.BreakingPoint != nil:
+		bp := f.BreakingPoint
+		s := fmt.Sprintf("The target breaks at %s the window's rate", x(bp.Scale))
+		if bp.Route != "" {
+			s += " on " + bp.Route
+		}
+		s += " because " + bp.Reason
+		if bp.LastGoodScale > 0 {
+			s += fmt.Sprintf("; it held %s", x(bp.LastGoodScale))
+		} else {
+			s += "; no step passed"
+		}
+		if bp.RefinedScale != nil {
+			s += fmt.Sprintf(", refined estimate %s", x(*bp.RefinedScale))
+		}
+		return s + "; " + capacity + "."
+	case limited != nil:
+		held := "no step passed before that"
+		if lastGood != nil {
+			held = "the target held " + x(lastGood.Scale)
+		}
+		return fmt.Sprintf("herd itself was the limit at %s (%s): %s, so its breaking point is above what herd generated here; %s.",
+			x(limited.Scale), strings.Join(limited.Generator.Notes, "; "), held, capacity)
+	case f.Interrupted:
+		return fmt.Sprintf("Interrupted at %s before any step failed; %s.", x(lastStepScale(f)), capacity)
+	case lastGood != nil:
+		return fmt.Sprintf("No step failed up to %s; %s.", x(lastGood.Scale), capacity)
+	}
+	return "No step completed."
+}
+
+func lastStepScale(f *File) float64 {
+	if len(f.Steps) == 0 {
+		return 0
+	}
+	return f.Steps[len(f.Steps)-1].Scale
+}
+
+// SortedRoutes returns routes by descending request count.
+func SortedRoutes(rs []Route) []Route {
+	out := append([]Route(nil), rs...)
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Sent != out[j].Sent {
+			return out[i].Sent > out[j].Sent
+		}
+		return out[i].Method+out[i].Route < out[j].Method+out[j].Route
+	})
+	return out
+}

@@ -1,0 +1,252 @@
+// Package results is the results file of herd replay and herd ramp (JSON,
+// schema 1, documented in docs/results-format.md), with what every producer
+// and consumer of it must agree on: latency histograms and their encoding,
+// percentiles, SLO expressions and their evaluation, the breaking point and
+// capacity analysis. replay writes it, report reads and merges it; neither
+// imports the other, both import this.
+package results
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Schema is the version of the results format written by this package.
+const Schema = 1
+
+// File is one results file: a replay (one step) or a ramp (several).
+type File struct {
+	Schema      int       `json:"schema"`
+	Kind        string    `json:"kind"` // "replay" or "ramp"
+	HerdVersion string    `json:"herd_version"`
+	Target      string    `json:"target"`
+	Tape        string    `json:"tape"`
+	StartedAt   time.Time `json:"started_at"`
+	Window      Window    `json:"window"`
+	Params      Params    `json:"params"`
+	Steps       []Step    `json:"steps"`
+
+	// BreakingPoint is nil when no step failed.
+	BreakingPoint *BreakingPoint `json:"breaking_point"`
+	Capacity      Capacity       `json:"capacity"`
+	Verdict       string         `json:"verdict"`
+	Generator     Generator      `json:"generator"`
+	Aborted       bool           `json:"aborted"`
+	AbortReason   string         `json:"abort_reason,omitempty"`
+	Interrupted   bool           `json:"interrupted"`
+	// TruthCapacityScale is set by herd demo: the analytic capacity of the
+	// demo service for this traffic, to compare with Capacity.Scale.
+	TruthCapacityScale *float64 `json:"truth_capacity_scale,omitempty"`
+}
+
+// Window is the part of the tape that was replayed.
+type Window struct {
+	Spec      string    `json:"spec"` // as given: "all", "peak:60s", "FROM-TO"
+	Start     time.Time `json:"start"`
+	DurationS float64   `json:"duration_s"`
+	Requests  int64     `json:"requests"`    // replayable requests in it, at 1x
+	RPS       float64   `json:"rps"`         // their rate: the 1x rate
+	Conns     int64     `json:"connections"` // recorded connections in it
+	Skipped   Counts    `json:"skipped"`     // recorded requests not replayed, by reason
+}
+
+// Params are the settings of the run.
+type Params struct {
+	ScaleMode    string   `json:"scale_mode"`
+	Pacing       string   `json:"pacing"`
+	TimeoutS     float64  `json:"timeout_s"`
+	SettleS      float64  `json:"settle_s"`
+	StepS        float64  `json:"step_duration_s"`
+	CooldownS    float64  `json:"cooldown_s,omitempty"`
+	SLOs         []string `json:"slos,omitempty"`
+	Saturation   float64  `json:"saturation,omitempty"`
+	MaxConns     int      `json:"max_conns"`
+	MaxInflight  int      `json:"max_inflight"`
+	Seed         uint64   `json:"seed"`
+	AbortOn      string   `json:"abort_on"`
+	ReadOnly     bool     `json:"read_only,omitempty"`
+	Require      *float64 `json:"require,omitempty"`
+	Shard        string   `json:"shard,omitempty"`
+	SetHeaders   []string `json:"set_headers,omitempty"` // names only: values may be secrets
+	KeepHost     bool     `json:"keep_host,omitempty"`
+	SendTrunc    bool     `json:"send_truncated,omitempty"`
+	GOMAXPROCS   int      `json:"gomaxprocs"`
+	DispatchLagS float64  `json:"generator_lag_bound_s"`
+}
+
+// Counts maps a reason or class to a number.
+type Counts map[string]int64
+
+// Step is one replay at one multiple.
+type Step struct {
+	Scale      float64   `json:"scale"`
+	Refinement bool      `json:"refinement,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	// DurationS is the measured period: the step minus its settle time.
+	DurationS float64 `json:"duration_s"`
+	SettleS   float64 `json:"settle_s"`
+
+	Planned      int64   `json:"planned"` // requests scheduled in the measured period
+	OfferedRPS   float64 `json:"offered_rps"`
+	AchievedRPS  float64 `json:"achieved_rps"` // successful responses completed per second
+	Sent         int64   `json:"sent"`
+	Completed    int64   `json:"completed"` // responses that are not errors
+	Errors       int64   `json:"errors"`
+	ErrorRate    float64 `json:"error_rate"`
+	Mismatches   int64   `json:"mismatches"` // completed with another status than recorded
+	MismatchRate float64 `json:"mismatch_rate"`
+	// Good is the number of successful responses completed inside the
+	// measured period, the numerator of AchievedRPS.
+	Good         int64  `json:"good"`
+	ErrorClasses Counts `json:"errors_by_class"`
+	NotSent      Counts `json:"not_sent"`
+
+	LatencyMS     Percentiles `json:"latency_ms"`
+	ServiceMS     Percentiles `json:"service_ms"`
+	TTFBMS        Percentiles `json:"ttfb_ms"`
+	ScheduleLagMS Percentiles `json:"schedule_lag_ms"`
+	DispatchLagMS Percentiles `json:"dispatch_lag_ms"`
+
+	Routes     []Route    `json:"routes"`
+	Timeline   []Second   `json:"timeline"`
+	Histograms Histograms `json:"histograms"`
+
+	Passed     bool     `json:"passed"`
+	Violations []string `json:"violations"`
+	// FailedRoute is the route whose SLO failed, when a per-route SLO did.
+	FailedRoute string    `json:"failed_route,omitempty"`
+	Generator   Generator `json:"generator"`
+	Aborted     bool      `json:"aborted,omitempty"`
+	AbortReason string    `json:"abort_reason,omitempty"`
+	Interrupted bool      `json:"interrupted,omitempty"`
+	CPU         float64   `json:"cpu_cores"` // mean cores herd used during the step
+}
+
+// Percentiles summarize a latency histogram, in milliseconds.
+type Percentiles struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P95  float64 `json:"p95"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// Route is the share of a step that one route template received.
+type Route struct {
+	Method     string      `json:"method"`
+	Route      string      `json:"route"`
+	Sent       int64       `json:"sent"`
+	Completed  int64       `json:"completed"`
+	Errors     int64       `json:"errors"`
+	Mismatches int64       `json:"mismatches"`
+	ErrorRate  float64     `json:"error_rate"`
+	LatencyMS  Percentiles `json:"latency_ms"`
+	Histogram  string      `json:"histogram"` // latency, encoded as Encode does
+}
+
+// Second is one second of a step's timeline, by scheduled time.
+type Second struct {
+	T          int64   `json:"t"` // seconds from the start of the step
+	Sent       int64   `json:"sent"`
+	Completed  int64   `json:"completed"`
+	Errors     int64   `json:"errors"`
+	Mismatches int64   `json:"mismatches"`
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	Histogram  string  `json:"histogram"` // latency at 2 significant digits
+}
+
+// Histograms of the measured period, encoded as Encode does.
+type Histograms struct {
+	Latency     string `json:"latency"`
+	Service     string `json:"service"`
+	TTFB        string `json:"ttfb"`
+	ScheduleLag string `json:"schedule_lag"`
+	DispatchLag string `json:"dispatch_lag"`
+}
+
+// Generator says whether herd itself was the limit.
+type Generator struct {
+	Limited bool     `json:"limited"`
+	Notes   []string `json:"notes"`
+}
+
+// BreakingPoint is where a ramp first failed.
+type BreakingPoint struct {
+	Scale         float64  `json:"scale"`
+	LastGoodScale float64  `json:"last_good_scale"` // 0 when the first step failed
+	RefinedScale  *float64 `json:"refined_scale,omitempty"`
+	CapacityScale float64  `json:"capacity_scale"`
+	CapacityRPS   float64  `json:"capacity_rps"`
+	Reason        string   `json:"reason"`
+	Route         string   `json:"route,omitempty"`
+}
+
+// Capacity is the highest rate of successful responses the target
+// sustained, in requests per second and as a multiple of the 1x rate.
+type Capacity struct {
+	RPS   float64 `json:"rps"`
+	Scale float64 `json:"scale"`
+	// Reached is true when a step offered more than the target delivered:
+	// the figure is the plateau. False means it is only a lower bound.
+	Reached bool `json:"reached"`
+}
+
+// Write encodes f as indented JSON.
+func (f *File) Write(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(f)
+}
+
+// WriteFile writes f to path atomically (a temporary file renamed).
+func (f *File) WriteFile(path string) error {
+	tmp := path + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write results: %w", err)
+	}
+	if err := f.Write(out); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write results %q: %w", path, err)
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write results %q: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Read decodes a results file and checks its schema.
+func Read(r io.Reader) (*File, error) {
+	var f File
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("decode results: %w", err)
+	}
+	if f.Schema != Schema {
+		return nil, fmt.Errorf("results schema %d, this herd reads %d", f.Schema, Schema)
+	}
+	return &f, nil
+}
+
+// ReadFile reads the results file at path.
+func ReadFile(path string) (*File, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	defer in.Close()
+	f, err := Read(in)
+	if err != nil {
+		return nil, fmt.Errorf("read results %q: %w", path, err)
+	}
+	return f, nil
+}

@@ -1,0 +1,207 @@
+package results
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SLO is one service-level objective a step must meet, such as "p99<500ms",
+// "errors<1%" or, for one route, "p99(/login)<300ms".
+type SLO struct {
+	Text   string
+	Metric string  // p50 p90 p95 p99 p999 max errors mismatches
+	Method string  // optional, for a route given as "POST /login"
+	Route  string  // empty: the whole step
+	Bound  float64 // milliseconds, or a fraction for errors and mismatches
+}
+
+// DefaultSLOs apply when none is given.
+var DefaultSLOs = []string{"p99<1s", "errors<1%"}
+
+var latencyMetrics = map[string]func(Percentiles) float64{
+	"p50":  func(p Percentiles) float64 { return p.P50 },
+	"p90":  func(p Percentiles) float64 { return p.P90 },
+	"p95":  func(p Percentiles) float64 { return p.P95 },
+	"p99":  func(p Percentiles) float64 { return p.P99 },
+	"p999": func(p Percentiles) float64 { return p.P999 },
+	"max":  func(p Percentiles) float64 { return p.Max },
+}
+
+// ParseSLO parses METRIC[(ROUTE)]<BOUND.
+func ParseSLO(text string) (SLO, error) {
+	s := SLO{Text: strings.TrimSpace(text)}
+	bad := func(why string) (SLO, error) {
+		return SLO{}, fmt.Errorf("SLO %q: %s (examples: p99<500ms, errors<1%%, p99(/login)<300ms)", text, why)
+	}
+	lhs, rhs, ok := strings.Cut(s.Text, "<")
+	if !ok {
+		return bad("no '<'")
+	}
+	rhs = strings.TrimPrefix(strings.TrimSpace(rhs), "=")
+	lhs = strings.TrimSpace(lhs)
+	if open := strings.IndexByte(lhs, '('); open >= 0 {
+		if !strings.HasSuffix(lhs, ")") {
+			return bad("unclosed '('")
+		}
+		r := strings.TrimSpace(lhs[open+1 : len(lhs)-1])
+		if m, p, ok := strings.Cut(r, " "); ok {
+			s.Method, r = strings.ToUpper(m), strings.TrimSpace(p)
+		}
+		if !strings.HasPrefix(r, "/") && r != "*" {
+			return bad("a route starts with '/'")
+		}
+		s.Route = r
+		lhs = strings.TrimSpace(lhs[:open])
+	}
+	s.Metric = strings.ToLower(lhs)
+	switch {
+	case latencyMetrics[s.Metric] != nil:
+		d, err := time.ParseDuration(strings.TrimSpace(rhs))
+		if err != nil || d <= 0 {
+			return bad("the bound must be a positive duration such as 500ms")
+		}
+		s.Bound = float64(d) / float64(time.Millisecond)
+	case s.Metric == "errors" || s.Metric == "mismatches":
+		p := strings.TrimSuffix(strings.TrimSpace(rhs), "%")
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 || v > 100 || math.IsNaN(v) {
+			return bad("the bound must be a percentage such as 1%")
+		}
+		s.Bound = v / 100
+	default:
+		return bad("unknown metric " + strconv.Quote(lhs))
+	}
+	return s, nil
+}
+
+// ParseSLOs parses a list, or the defaults when it is empty.
+func ParseSLOs(texts []string) ([]SLO, error) {
+	if len(texts) == 0 {
+		texts = DefaultSLOs
+	}
+	out := make([]SLO, 0, len(texts))
+	for _, t := range texts {
+		s, err := ParseSLO(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// minRouteSample is the fewest requests a route needs before its own
+// percentiles are held against an SLO or blamed for a failure.
+const minRouteSample = 20
+
+// check returns a violation message, or "" when the SLO holds for the
+// counts and latencies given.
+func (s SLO) check(lat Percentiles, sent, completed, errors, mismatches int64) string {
+	where := ""
+	if s.Route != "" {
+		where = " on " + strings.TrimSpace(s.Method+" "+s.Route)
+	}
+	if f := latencyMetrics[s.Metric]; f != nil {
+		if completed+errors == 0 {
+			return ""
+		}
+		if v := f(lat); v > s.Bound {
+			return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtMS(v), fmtMS(s.Bound), where)
+		}
+		return ""
+	}
+	n, d := errors, sent
+	if s.Metric == "mismatches" {
+		n, d = mismatches, completed
+	}
+	if d == 0 {
+		return ""
+	}
+	if r := float64(n) / float64(d); r >= s.Bound && n > 0 {
+		return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtPct(r), fmtPct(s.Bound), where)
+	}
+	return ""
+}
+
+func (s SLO) matches(r *Route) bool {
+	return r.Route == s.Route && (s.Method == "" || s.Method == r.Method)
+}
+
+func fmtMS(ms float64) string {
+	switch {
+	case ms >= 1000:
+		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + "s"
+	case ms >= 10:
+		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
+	}
+	return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
+}
+
+func fmtPct(f float64) string { return strconv.FormatFloat(f*100, 'g', 3, 64) + "%" }
+
+// Evaluate sets st.Passed, st.Violations and st.FailedRoute from the SLOs
+// and the saturation bound (achieved below saturation × offered fails).
+func Evaluate(st *Step, slos []SLO, saturation float64) {
+	st.Violations = []string{}
+	st.FailedRoute = ""
+	for _, s := range slos {
+		if s.Route == "" {
+			if v := s.check(st.LatencyMS, st.Sent, st.Completed, st.Errors, st.Mismatches); v != "" {
+				st.Violations = append(st.Violations, v)
+				if st.FailedRoute == "" {
+					st.FailedRoute = worstRoute(st, s)
+				}
+			}
+			continue
+		}
+		for i := range st.Routes {
+			r := &st.Routes[i]
+			if !s.matches(r) || r.Sent < minRouteSample {
+				continue
+			}
+			if v := s.check(r.LatencyMS, r.Sent, r.Completed, r.Errors, r.Mismatches); v != "" {
+				st.Violations = append(st.Violations, v)
+				if st.FailedRoute == "" {
+					st.FailedRoute = r.Route
+				}
+			}
+		}
+	}
+	if saturation > 0 && st.OfferedRPS > 0 && st.AchievedRPS < saturation*st.OfferedRPS {
+		st.Violations = append(st.Violations, fmt.Sprintf("achieved %.1f req/s < %.0f%% of offered %.1f req/s",
+			st.AchievedRPS, saturation*100, st.OfferedRPS))
+	}
+	st.Passed = len(st.Violations) == 0
+}
+
+// worstRoute names the route that did worst on the metric of a failed
+// whole-step SLO: the highest percentile, or the highest error or mismatch
+// rate, among routes with enough requests to judge.
+func worstRoute(st *Step, s SLO) string {
+	best, bestV := "", -1.0
+	routes := append([]Route(nil), st.Routes...)
+	sort.Slice(routes, func(i, j int) bool { return routes[i].Route < routes[j].Route })
+	for i := range routes {
+		r := &routes[i]
+		if r.Sent < minRouteSample {
+			continue
+		}
+		var v float64
+		switch {
+		case latencyMetrics[s.Metric] != nil:
+			v = latencyMetrics[s.Metric](r.LatencyMS)
+		case s.Metric == "errors":
+			v = Fraction(r.Errors, r.Sent)
+		default:
+			v = Fraction(r.Mismatches, r.Completed)
+		}
+		if v > bestV {
+			best, bestV = r.Route, v
+		}
+	}
+	return best
+}

@@ -1,0 +1,421 @@
+package replay
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/herd-replay/herd/internal/results"
+	"github.com/klauspost/compress/zstd"
+)
+
+// aggregator owns every histogram and counter of a run. Results arrive on
+// one channel, so it is the single owner hdrhistogram needs, with no locks.
+type aggregator struct {
+	e        *engine
+	settle   int64 // ns from time zero
+	end      int64
+	planned  int64
+	measured int64 // requests due in the measured period
+
+	sent, completed, errs, mismatches, good int64
+	classes                                 results.Counts
+	notSent                                 results.Counts
+
+	latency, service, ttfb, lag, dispatch *hdr.Histogram
+	routes                                []routeAgg
+	seconds                               []*secondAgg
+
+	abort       *abortWindow
+	abortReason string
+
+	// All results, including those of the settle period, for progress.
+	allSent, allDone, allErr int64
+	recent                   []recentBucket // last seconds by finish time, for progress
+
+	raw    *zstd.Encoder
+	rawErr error
+}
+
+type routeAgg struct {
+	sent, completed, errors, mismatches int64
+	hist                                *hdr.Histogram
+}
+
+type secondAgg struct {
+	sent, completed, errors, mismatches int64
+	hist                                *hdr.Histogram
+	encoded                             string
+	sum                                 results.Percentiles
+}
+
+type recentBucket struct {
+	sec        int64
+	sent, good int64
+	hist       *hdr.Histogram
+}
+
+func newAggregator(e *engine, planned, measured int64) *aggregator {
+	a := &aggregator{
+		e:        e,
+		settle:   int64(e.o.Settle),
+		end:      int64(e.s.Duration),
+		planned:  planned,
+		measured: measured,
+		classes:  results.Counts{},
+		notSent:  results.Counts{},
+		latency:  results.NewHist(),
+		service:  results.NewHist(),
+		ttfb:     results.NewHist(),
+		lag:      results.NewHist(),
+		dispatch: results.NewHist(),
+		routes:   make([]routeAgg, len(e.p.Routes)),
+		seconds:  make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
+		abort:    newAbortWindow(e.o.Abort),
+	}
+	if e.o.Raw != nil {
+		a.raw, a.rawErr = zstd.NewWriter(e.o.Raw, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	}
+	return a
+}
+
+func (a *aggregator) run() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	lastProgress := time.Now()
+	for {
+		select {
+		case r, ok := <-a.e.results:
+			if !ok {
+				a.finish()
+				return
+			}
+			a.add(r)
+		case <-tick.C:
+			now := nanotime() - a.e.t0
+			a.checkAbort(now)
+			a.finalizeSeconds(now)
+			if a.e.o.Progress != nil && time.Since(lastProgress) >= a.e.o.ProgressEvery {
+				a.e.o.Progress(a.progress(now, false))
+				lastProgress = time.Now()
+			}
+		}
+	}
+}
+
+func (a *aggregator) checkAbort(now int64) {
+	if a.abortReason != "" {
+		return
+	}
+	if why := a.abort.check(now); why != "" {
+		a.abortReason = why
+		a.e.halt(errAborted)
+	}
+}
+
+func (a *aggregator) add(r result) {
+	t0 := a.e.t0
+	due := r.due - t0
+	if r.notSent == "" {
+		a.allSent++
+		done := r.done - t0
+		failed := r.class != ""
+		a.allDone++
+		if failed {
+			a.allErr++
+		}
+		if !generatorClass(r.class) {
+			a.abort.add(done, failed)
+			if failed {
+				a.checkAbort(done) // only a failure can trip the rule
+			}
+		}
+		a.noteRecent(r)
+	}
+	a.writeRaw(r)
+	if due < a.settle || due >= a.end {
+		return
+	}
+	if r.notSent != "" {
+		a.notSent[r.notSent]++
+		return
+	}
+	a.sent++
+	rt := &a.routes[r.route]
+	rt.sent++
+	sec := a.second(due)
+	sec.sent++
+	latency := r.done - r.due
+	if r.class != "" {
+		a.errs++
+		a.classes[r.class]++
+		rt.errors++
+		sec.errors++
+	} else {
+		a.completed++
+		rt.completed++
+		sec.completed++
+		if r.mismatch {
+			a.mismatches++
+			rt.mismatches++
+			sec.mismatches++
+		}
+		if done := r.done - t0; done >= a.settle && done < a.end {
+			a.good++
+		}
+	}
+	// Latencies are those of requests that got a response, errors (5xx)
+	// included; a request with no response is an error, not a latency.
+	if r.status != 0 {
+		results.Record(a.latency, latency)
+		results.Record(a.service, r.done-r.sent)
+		results.Record(a.ttfb, r.first-r.sent)
+		if rt.hist == nil {
+			rt.hist = results.NewHist()
+		}
+		results.Record(rt.hist, latency)
+		if sec.hist != nil {
+			results.Record(sec.hist, latency)
+		}
+	}
+	results.Record(a.lag, r.sent-r.due)
+	results.Record(a.dispatch, r.sent-r.ready)
+}
+
+func (a *aggregator) second(due int64) *secondAgg {
+	i := due / int64(time.Second)
+	if a.seconds[i] == nil {
+		a.seconds[i] = &secondAgg{hist: results.NewTimelineHist()}
+	}
+	return a.seconds[i]
+}
+
+// finalizeSeconds encodes and frees the per-second histograms no request
+// can still reach: their requests were due so long ago that all have
+// finished or timed out. Memory stays bounded on long runs.
+func (a *aggregator) finalizeSeconds(now int64) {
+	horizon := now - int64(a.e.o.Timeout) - int64(2*time.Second)
+	for i, s := range a.seconds {
+		if int64(i+1)*int64(time.Second) > horizon {
+			break
+		}
+		if s != nil && s.hist != nil {
+			s.close()
+		}
+	}
+}
+
+func (s *secondAgg) close() {
+	s.sum = results.Summary(s.hist)
+	s.encoded = results.Encode(s.hist)
+	s.hist = nil
+}
+
+func (a *aggregator) noteRecent(r result) {
+	sec := (r.done - a.e.t0) / int64(time.Second)
+	if n := len(a.recent); n == 0 || a.recent[n-1].sec != sec {
+		a.recent = append(a.recent, recentBucket{sec: sec, hist: results.NewTimelineHist()})
+		if len(a.recent) > 6 {
+			a.recent = a.recent[1:]
+		}
+	}
+	b := &a.recent[len(a.recent)-1]
+	b.sent++
+	if r.class == "" {
+		b.good++
+	}
+	if r.status != 0 {
+		results.Record(b.hist, r.done-r.due)
+	}
+}
+
+func (a *aggregator) progress(now int64, done bool) Progress {
+	p := Progress{
+		Scale:     a.e.s.Scale,
+		Elapsed:   time.Duration(max(now, 0)),
+		Duration:  a.e.s.Duration,
+		Planned:   a.planned,
+		Sent:      a.allSent,
+		Completed: a.allDone - a.allErr,
+		Errors:    a.allErr,
+		InFlight:  a.e.inFlight.Load(),
+		Done:      done,
+	}
+	h := results.NewTimelineHist()
+	var sent, good int64
+	cur := now / int64(time.Second)
+	for _, b := range a.recent {
+		if b.sec >= cur-5 && b.sec < cur {
+			sent += b.sent
+			good += b.good
+			h.Merge(b.hist)
+		}
+	}
+	span := min(5.0, float64(max(cur, 1)))
+	p.OfferedRPS = float64(sent) / span
+	p.AchievedRPS = float64(good) / span
+	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
+	return p
+}
+
+type rawLine struct {
+	DueMS     float64 `json:"due_ms"`
+	VConn     int32   `json:"vconn"`
+	Req       int32   `json:"req"`
+	Method    string  `json:"method"`
+	Route     string  `json:"route"`
+	Status    int32   `json:"status,omitempty"`
+	Recorded  int32   `json:"recorded,omitempty"`
+	LatencyMS float64 `json:"latency_ms,omitempty"`
+	ServiceMS float64 `json:"service_ms,omitempty"`
+	TTFBMS    float64 `json:"ttfb_ms,omitempty"`
+	LagMS     float64 `json:"lag_ms,omitempty"`
+	Bytes     int64   `json:"bytes,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	NotSent   string  `json:"not_sent,omitempty"`
+}
+
+func (a *aggregator) writeRaw(r result) {
+	if a.raw == nil || a.rawErr != nil {
+		return
+	}
+	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
+	rk := a.e.p.Routes[r.route]
+	l := rawLine{DueMS: ms(r.due - a.e.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
+		Recorded: r.recorded, Error: r.class, NotSent: r.notSent}
+	if r.notSent == "" {
+		l.LagMS = ms(r.sent - r.due)
+		l.LatencyMS = ms(r.done - r.due)
+		if r.status != 0 {
+			l.Status, l.Bytes = r.status, r.bytes
+			l.ServiceMS, l.TTFBMS = ms(r.done-r.sent), ms(r.first-r.sent)
+		}
+	}
+	b, _ := json.Marshal(l)
+	b = append(b, '\n')
+	_, a.rawErr = a.raw.Write(b)
+}
+
+func (a *aggregator) finish() {
+	for _, s := range a.seconds {
+		if s != nil && s.hist != nil {
+			s.close()
+		}
+	}
+	if a.raw != nil {
+		if err := a.raw.Close(); err != nil && a.rawErr == nil {
+			a.rawErr = err
+		}
+	}
+	if a.e.o.Progress != nil {
+		a.e.o.Progress(a.progress(nanotime()-a.e.t0, true))
+	}
+}
+
+// step builds the step's results once the run is over.
+func (a *aggregator) step(cores float64) *results.Step {
+	o := a.e.o
+	dur := float64(a.end-a.settle) / 1e9
+	st := &results.Step{
+		Scale:         a.e.s.Scale,
+		StartedAt:     clockTime(a.e.t0).UTC(),
+		DurationS:     dur,
+		SettleS:       o.Settle.Seconds(),
+		Planned:       a.measured,
+		OfferedRPS:    results.Rate(a.measured, dur),
+		AchievedRPS:   results.Rate(a.good, dur),
+		Sent:          a.sent,
+		Completed:     a.completed,
+		Errors:        a.errs,
+		ErrorRate:     results.Fraction(a.errs, a.sent),
+		Mismatches:    a.mismatches,
+		MismatchRate:  results.Fraction(a.mismatches, a.completed),
+		Good:          a.good,
+		ErrorClasses:  a.classes,
+		NotSent:       a.notSent,
+		LatencyMS:     results.Summary(a.latency),
+		ServiceMS:     results.Summary(a.service),
+		TTFBMS:        results.Summary(a.ttfb),
+		ScheduleLagMS: results.Summary(a.lag),
+		DispatchLagMS: results.Summary(a.dispatch),
+		Histograms: results.Histograms{
+			Latency:     results.Encode(a.latency),
+			Service:     results.Encode(a.service),
+			TTFB:        results.Encode(a.ttfb),
+			ScheduleLag: results.Encode(a.lag),
+			DispatchLag: results.Encode(a.dispatch),
+		},
+		Violations: []string{},
+		Generator:  results.Generator{Notes: []string{}},
+		CPU:        round3(cores),
+	}
+	// Every request due in the measured period is either sent or counted
+	// with the reason it was not; those never dispatched were stopped.
+	var unsent int64
+	for _, n := range a.notSent {
+		unsent += n
+	}
+	if stopped := a.measured - a.sent - unsent; stopped > 0 {
+		st.NotSent["stopped"] = stopped
+	}
+	for i, k := range a.e.p.Routes {
+		r := &a.routes[i]
+		if r.sent == 0 {
+			continue
+		}
+		rr := results.Route{Method: k.Method, Route: k.Route, Sent: r.sent, Completed: r.completed, Errors: r.errors,
+			Mismatches: r.mismatches, ErrorRate: results.Fraction(r.errors, r.sent)}
+		if r.hist != nil {
+			rr.LatencyMS = results.Summary(r.hist)
+			rr.Histogram = results.Encode(r.hist)
+		}
+		st.Routes = append(st.Routes, rr)
+	}
+	st.Routes = results.SortedRoutes(st.Routes)
+	for i, s := range a.seconds {
+		if s == nil || int64(i)*int64(time.Second) < a.settle {
+			continue
+		}
+		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Sent: s.sent, Completed: s.completed,
+			Errors: s.errors, Mismatches: s.mismatches, P50MS: s.sum.P50, P99MS: s.sum.P99, MaxMS: s.sum.Max, Histogram: s.encoded})
+	}
+	a.generatorNotes(st, cores)
+	if a.rawErr != nil {
+		st.Generator.Notes = append(st.Generator.Notes, "raw log incomplete: "+a.rawErr.Error())
+	}
+	return st
+}
+
+// generatorNotes decides whether herd, not the target, was the limit.
+func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
+	g := &st.Generator
+	o := a.e.o
+	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
+		g.Limited = true
+		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %v > %v", p99.Round(10*time.Microsecond), o.LagBound))
+	}
+	if n := a.classes[ClassFDs]; n > 0 {
+		g.Limited = true
+		g.Notes = append(g.Notes, fmt.Sprintf("out of file descriptors: %d connections could not be opened (raise ulimit -n)", n))
+	}
+	if n := a.classes[ClassPorts]; n > 0 {
+		g.Limited = true
+		g.Notes = append(g.Notes, fmt.Sprintf("out of ephemeral ports: %d connections could not be opened", n))
+	}
+	if procs := float64(GOMAXPROCS()); cores >= 0.95*procs {
+		g.Limited = true
+		g.Notes = append(g.Notes, fmt.Sprintf("CPU saturated: herd used %.2f of %d cores", cores, int(procs)))
+	}
+	if n := a.notSent["max_conns"]; n > 0 {
+		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-conns %d connections were all in use", n, o.MaxConns))
+	}
+	if n := a.notSent["max_inflight"]; n > 0 {
+		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
+	}
+	if n := a.e.reconnect.Load(); n > 0 {
+		g.Notes = append(g.Notes, fmt.Sprintf("%d requests were resent on a new connection after the target closed an idle one", n))
+	}
+}
+
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

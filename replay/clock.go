@@ -1,0 +1,160 @@
+package replay
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+)
+
+// The replay clock is monotonic nanoseconds since clockEpoch. Go's
+// monotonic clock and the one the Linux dispatcher arms timers on are the
+// same (CLOCK_MONOTONIC), so a due time converts to a kernel deadline
+// exactly.
+var clockEpoch = time.Now()
+
+func nanotime() int64 { return int64(time.Since(clockEpoch)) }
+
+// dispatcher wakes goroutines at due times. Go's timers wake late by up to
+// a millisecond or more (the runtime polls with millisecond timeouts), which
+// alone would put every request half a millisecond behind schedule; on
+// Linux the dispatcher instead arms one timerfd, which the runtime's poller
+// wakes on with microsecond precision, for the earliest due time of a heap
+// of waiters.
+type dispatcher struct {
+	mu    sync.Mutex
+	q     waitHeap
+	armed int64 // due time the timer is armed for; 0 when disarmed
+	timer precisionTimer
+	done  chan struct{}
+}
+
+type waiter struct {
+	due int64
+	ch  chan struct{}
+}
+
+type waitHeap []*waiter
+
+func (h waitHeap) Len() int           { return len(h) }
+func (h waitHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *waitHeap) Push(x any)        { *h = append(*h, x.(*waiter)) }
+func (h *waitHeap) Pop() any {
+	old := *h
+	w := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return w
+}
+
+// precisionTimer fires once at an absolute time of the replay clock, and
+// can be re-armed from any goroutine.
+type precisionTimer interface {
+	arm(due int64)
+	wait() bool // blocks until the timer fires; false once closed
+	close()
+}
+
+func newDispatcher() *dispatcher {
+	d := &dispatcher{timer: newPrecisionTimer(), done: make(chan struct{})}
+	go d.run()
+	return d
+}
+
+// sleepUntil blocks until due (replay clock) or until ctx is done. ch is
+// the caller's own channel with a buffer of one, reused across calls.
+func (d *dispatcher) sleepUntil(ctx context.Context, due int64, ch chan struct{}) error {
+	if due <= nanotime() {
+		return ctx.Err()
+	}
+	w := &waiter{due: due, ch: ch}
+	d.mu.Lock()
+	heap.Push(&d.q, w)
+	if d.armed == 0 || due < d.armed {
+		d.armed = due
+		d.timer.arm(due)
+	}
+	d.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		d.remove(w)
+		return ctx.Err()
+	}
+}
+
+// remove takes a cancelled waiter out of the heap, and drains its channel
+// if the dispatcher signalled it meanwhile, so the channel can be reused.
+func (d *dispatcher) remove(w *waiter) {
+	d.mu.Lock()
+	for i, x := range d.q {
+		if x == w {
+			heap.Remove(&d.q, i)
+			d.mu.Unlock()
+			return
+		}
+	}
+	d.mu.Unlock()
+	select {
+	case <-w.ch:
+	default:
+	}
+}
+
+func (d *dispatcher) run() {
+	defer close(d.done)
+	for d.timer.wait() {
+		now := nanotime()
+		d.mu.Lock()
+		for len(d.q) > 0 && d.q[0].due <= now {
+			w := heap.Pop(&d.q).(*waiter)
+			w.ch <- struct{}{} // buffered, one waiter per channel: never blocks
+		}
+		d.armed = 0
+		if len(d.q) > 0 {
+			d.armed = d.q[0].due
+			d.timer.arm(d.armed)
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *dispatcher) close() {
+	d.timer.close()
+	<-d.done
+}
+
+// goTimer is the portable precisionTimer: Go's own timer.
+type goTimer struct {
+	t    *time.Timer
+	fire chan struct{}
+	stop chan struct{}
+	once sync.Once
+}
+
+func newGoTimer() *goTimer {
+	g := &goTimer{fire: make(chan struct{}, 1), stop: make(chan struct{})}
+	g.t = time.AfterFunc(time.Hour, func() {
+		select {
+		case g.fire <- struct{}{}:
+		default:
+		}
+	})
+	g.t.Stop()
+	return g
+}
+
+func (g *goTimer) arm(due int64) { g.t.Reset(time.Duration(due - nanotime())) }
+
+func (g *goTimer) wait() bool {
+	select {
+	case <-g.fire:
+		return true
+	case <-g.stop:
+		return false
+	}
+}
+
+func (g *goTimer) close() { g.once.Do(func() { g.t.Stop(); close(g.stop) }) }

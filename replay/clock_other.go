@@ -1,0 +1,5 @@
+//go:build !linux
+
+package replay
+
+func newPrecisionTimer() precisionTimer { return newGoTimer() }

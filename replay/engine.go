@@ -1,0 +1,438 @@
+package replay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-replay/herd/internal/results"
+)
+
+// Pacing decides what happens to a request that is due while its
+// connection still waits for the previous response.
+type Pacing int
+
+const (
+	// Session pacing waits for the response, as the recorded client did;
+	// the wait counts in the request's latency.
+	Session Pacing = iota
+	// Strict pacing sends every request at its due time, on a spare
+	// connection when its own is busy: the open model.
+	Strict
+)
+
+func (p Pacing) String() string {
+	if p == Strict {
+		return "strict"
+	}
+	return "session"
+}
+
+// ParsePacing parses session or strict.
+func ParsePacing(s string) (Pacing, error) {
+	switch s {
+	case "session", "":
+		return Session, nil
+	case "strict":
+		return Strict, nil
+	}
+	return 0, fmt.Errorf("pacing %q: use session or strict", s)
+}
+
+// Options configure one replay run (one step of a ramp).
+type Options struct {
+	Target      *url.URL
+	Schedule    Schedule
+	Pacing      Pacing
+	Settle      time.Duration // leading part of the run left out of the statistics
+	Timeout     time.Duration // per request, from its send; always on
+	MaxConns    int           // open connections to the target, at most
+	MaxInflight int           // requests awaiting a response, at most
+	Abort       AbortRule
+	// LagBound is the dispatch lag p99 beyond which herd itself, not the
+	// target, limited the run.
+	LagBound      time.Duration
+	TLS           *tls.Config // for https targets; nil uses defaults
+	Raw           io.Writer   // one JSON line per request, when not nil
+	Progress      func(Progress)
+	ProgressEvery time.Duration
+}
+
+// Defaults for Options fields left zero.
+const (
+	DefaultTimeout     = 10 * time.Second
+	DefaultMaxConns    = 10000
+	DefaultMaxInflight = 10000
+	DefaultLagBound    = 10 * time.Millisecond
+)
+
+// Progress is a snapshot of a running replay.
+type Progress struct {
+	Scale       float64
+	Elapsed     time.Duration
+	Duration    time.Duration
+	Planned     int64 // requests of the whole run
+	Sent        int64
+	Completed   int64
+	Errors      int64
+	InFlight    int64
+	OfferedRPS  float64 // over the last 5 s
+	AchievedRPS float64 // successful responses, over the last 5 s
+	P99         time.Duration
+	Done        bool
+}
+
+func (o *Options) defaults() error {
+	if o.Target == nil {
+		return errors.New("no target")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxInflight <= 0 {
+		o.MaxInflight = DefaultMaxInflight
+	}
+	if o.LagBound <= 0 {
+		o.LagBound = DefaultLagBound
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 250 * time.Millisecond
+	}
+	if o.Schedule.Scale <= 0 {
+		return fmt.Errorf("scale must be positive (got %g)", o.Schedule.Scale)
+	}
+	if o.Settle < 0 || o.Settle >= o.Schedule.Duration {
+		return fmt.Errorf("settle time %v must be shorter than the run (%v)", o.Settle, o.Schedule.Duration)
+	}
+	return nil
+}
+
+// result is what one request produced, or why it was not sent. Times are
+// on the replay clock relative to the run's time zero.
+type result struct {
+	due, ready, sent, first, done int64
+	bytes                         int64
+	status                        int32
+	recorded                      int32
+	route                         int32
+	vconn                         int32 // index of the replayed connection, for the raw log
+	req                           int32
+	class                         string // error class; "" for a usable response
+	notSent                       string // reason it was not sent
+	mismatch                      bool
+}
+
+type engine struct {
+	p      *Plan
+	o      Options
+	s      Schedule
+	disp   *dispatcher
+	cl     *client
+	t0     int64
+	stop   context.Context // cancelled to stop sending
+	halt   context.CancelCauseFunc
+	dialer context.Context // dials outlive stop: in-flight work finishes
+
+	connSlots chan struct{}
+	inflight  chan struct{}
+	spares    chan *conn
+	results   chan result
+	inFlight  atomic.Int64
+	reconnect atomic.Int64
+	vconns    sync.WaitGroup
+}
+
+var errAborted = errors.New("emergency stop")
+
+// Run replays the plan on the schedule in o and returns the step's
+// results. It stops sending when ctx is cancelled (the step is then marked
+// interrupted) or when the abort rule fires (marked aborted), waits for
+// the requests in flight, up to their timeout, and returns what was
+// measured either way.
+func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	cl, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		p:         p,
+		o:         o,
+		s:         o.Schedule,
+		cl:        cl,
+		connSlots: make(chan struct{}, o.MaxConns),
+		inflight:  make(chan struct{}, o.MaxInflight),
+		spares:    make(chan *conn, o.MaxConns),
+		results:   make(chan result, 1<<14),
+		dialer:    context.WithoutCancel(ctx),
+	}
+	e.stop, e.halt = context.WithCancelCause(ctx)
+	defer e.halt(nil)
+	e.disp = newDispatcher()
+	defer e.disp.close()
+
+	planned := e.s.CountDue(p, 0, e.s.Duration)
+	measured := e.s.CountDue(p, o.Settle, e.s.Duration)
+	agg := newAggregator(e, planned, measured)
+	cpu0 := cpuTime()
+	wall0 := time.Now()
+	// Time zero leaves the first goroutines a moment to start.
+	e.t0 = nanotime() + int64(20*time.Millisecond)
+	aggDone := make(chan struct{})
+	go func() {
+		defer close(aggDone)
+		agg.run()
+	}()
+
+	e.spawn()
+	e.vconns.Wait()
+	close(e.results)
+	<-aggDone
+	for {
+		select {
+		case c := <-e.spares:
+			c.close()
+			continue
+		default:
+		}
+		break
+	}
+	cores := 0.0
+	if wall := time.Since(wall0).Seconds(); wall > 0 {
+		cores = (cpuTime() - cpu0).Seconds() / wall
+	}
+	st := agg.step(cores)
+	switch cause := context.Cause(e.stop); {
+	case errors.Is(cause, errAborted):
+		st.Aborted, st.AbortReason = true, agg.abortReason
+	case ctx.Err() != nil:
+		st.Interrupted = true
+	}
+	return st, nil
+}
+
+func newClient(o Options) (*client, error) {
+	u := o.Target
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("target %q: the scheme must be http or https", u.String())
+	}
+	host := u.Hostname()
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	c := &client{addr: net.JoinHostPort(host, port)}
+	c.dialer.KeepAlive = 30 * time.Second
+	if u.Scheme == "https" {
+		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+		if o.TLS != nil {
+			c.tls = o.TLS.Clone()
+			if c.tls.ServerName == "" {
+				c.tls.ServerName = host
+			}
+		}
+	}
+	return c, nil
+}
+
+// spawn starts each replayed connection's goroutine shortly before its
+// first request is due. New connections keep arriving on schedule however
+// slow the target is: nothing here waits on a response.
+func (e *engine) spawn() {
+	const lead = int64(5 * time.Millisecond)
+	ch := make(chan struct{}, 1)
+	it := e.s.iter(e.p)
+	for i := int32(0); ; i++ {
+		vc, ok := it.Next()
+		if !ok {
+			return
+		}
+		if err := e.disp.sleepUntil(e.stop, e.t0+int64(vc.First)-lead, ch); err != nil {
+			return
+		}
+		e.vconns.Add(1)
+		go e.runVConn(vc, i)
+	}
+}
+
+func (e *engine) runVConn(vc VConn, index int32) {
+	defer e.vconns.Done()
+	reqs := e.p.Conns[vc.Conn].Reqs
+	ch := make(chan struct{}, 1)
+	var own *conn
+	var ownMu sync.Mutex // strict pacing: held while own is in use
+	var strict sync.WaitGroup
+	defer func() {
+		strict.Wait()
+		if own != nil {
+			e.release(own)
+		}
+	}()
+	var lastDone int64
+	for i := range reqs {
+		r := &reqs[i]
+		rel := e.s.Due(r.Offset, vc.Shift)
+		if rel >= e.s.Duration {
+			return
+		}
+		due := e.t0 + int64(rel)
+		if e.disp.sleepUntil(e.stop, due, ch) != nil {
+			return // stopped: the request is counted as not sent
+		}
+		id := reqID{vconn: index, req: int32(i)}
+		if e.o.Pacing == Session {
+			lastDone = e.exec(&own, r, id, due, max(due, lastDone))
+			continue
+		}
+		strict.Add(1)
+		if ownMu.TryLock() {
+			go func() {
+				defer strict.Done()
+				defer ownMu.Unlock()
+				e.exec(&own, r, id, due, due)
+			}()
+			continue
+		}
+		go func() {
+			defer strict.Done()
+			var spare *conn
+			select {
+			case spare = <-e.spares:
+			default:
+			}
+			e.exec(&spare, r, id, due, due)
+			if spare != nil {
+				select {
+				case e.spares <- spare:
+				default:
+					e.release(spare)
+				}
+			}
+		}()
+	}
+}
+
+type reqID struct{ vconn, req int32 }
+
+// acquire takes a slot from sem, waiting at most until the replay-clock
+// deadline.
+func (e *engine) acquire(sem chan struct{}, deadline int64) bool {
+	select {
+	case sem <- struct{}{}:
+		return true
+	default:
+	}
+	wait := time.Duration(deadline - nanotime())
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case sem <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// release closes a connection and frees its slot.
+func (e *engine) release(c *conn) {
+	c.close()
+	<-e.connSlots
+}
+
+// exec sends one request on *cn (dialing when it is nil) and reports the
+// result. It returns when the request is finished, on the replay clock.
+func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
+	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
+	giveUp := due + int64(e.o.Timeout)
+	if !e.acquire(e.inflight, giveUp) {
+		res.notSent = "max_inflight"
+		e.report(res)
+		return nanotime()
+	}
+	defer func() { <-e.inflight }()
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
+	if *cn == nil {
+		if !e.acquire(e.connSlots, giveUp) {
+			res.notSent = "max_conns"
+			e.report(res)
+			return nanotime()
+		}
+	}
+	res.sent = nanotime()
+	deadline := clockTime(res.sent + int64(e.o.Timeout))
+	for attempt := 0; ; attempt++ {
+		if *cn == nil {
+			c, class, err := e.cl.dial(e.dialer, deadline)
+			if err != nil {
+				<-e.connSlots
+				res.class, res.done = class, nanotime()
+				e.report(res)
+				return res.done
+			}
+			*cn = c
+		}
+		c := *cn
+		resp, got, err := c.roundTrip(r.Wire, r.Head, deadline)
+		if err != nil {
+			class := ioClass(err)
+			e.release(c)
+			*cn = nil
+			// A keep-alive connection the target closed while idle fails
+			// before any response byte: resend once on a fresh one, as
+			// every HTTP client does. The slot is taken again.
+			if attempt == 0 && !got && c.uses > 1 && (class == ClassReset || class == ClassClosed) && e.acquire(e.connSlots, giveUp) {
+				e.reconnect.Add(1)
+				continue
+			}
+			res.class, res.done = class, nanotime()
+			e.report(res)
+			return res.done
+		}
+		res.done = nanotime()
+		res.first, res.status, res.bytes = resp.firstByte, int32(resp.status), resp.bytes
+		if !resp.keepAlive {
+			e.release(c)
+			*cn = nil
+		}
+		switch {
+		case resp.status >= 500:
+			res.class = ClassHTTP5xx
+		case r.Status != 0 && resp.status != r.Status:
+			res.mismatch = true
+		}
+		e.report(res)
+		return res.done
+	}
+}
+
+func (e *engine) report(r result) {
+	// The aggregator never waits on the target, so this send blocks only
+	// if herd's own bookkeeping falls behind, which shows as dispatch lag.
+	e.results <- r
+}
+
+// clockTime converts a replay-clock time to a wall time for deadlines.
+func clockTime(t int64) time.Time { return clockEpoch.Add(time.Duration(t)) }
+
+// GOMAXPROCS is how many cores herd may use.
+func GOMAXPROCS() int { return runtime.GOMAXPROCS(0) }

@@ -1,0 +1,278 @@
+package replay
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runAgainst replays the standard test tape (conns × perConn requests)
+// against a server answering with handle.
+func runAgainst(t *testing.T, conns, perConn int, o Options, handle func(w *bufio.Writer, target string, n int) bool) (*server, *Plan, Options) {
+	t.Helper()
+	srv := newServer(t, handle)
+	path := testTape(t, conns, perConn, 10*time.Millisecond, 30*time.Millisecond)
+	p := loadPlan(t, path, srv.url(), "all")
+	o.Target = srv.url()
+	if o.Schedule.Scale == 0 {
+		o.Schedule = NewSchedule(Clone, 1, 1, p.Length, 0)
+	}
+	return srv, p, o
+}
+
+func TestFaults(t *testing.T) {
+	cases := []struct {
+		name    string
+		handle  func(w *bufio.Writer, target string, n int) bool
+		class   string
+		timeout time.Duration
+	}{
+		{"closed", func(w *bufio.Writer, _ string, _ int) bool { return false }, ClassClosed, 0},
+		{"reset", nil, ClassReset, 0},
+		{"garbage", func(w *bufio.Writer, _ string, _ int) bool {
+			w.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
+			return true
+		}, ClassMalformed, 0},
+		{"huge header", func(w *bufio.Writer, _ string, _ int) bool {
+			w.WriteString("HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 100<<10) + "\r\n\r\n")
+			return true
+		}, ClassMalformed, 0},
+		{"silent", func(w *bufio.Writer, _ string, _ int) bool {
+			time.Sleep(3 * time.Second)
+			return false
+		}, ClassTimeout, 300 * time.Millisecond},
+		{"500", func(w *bufio.Writer, _ string, _ int) bool {
+			w.WriteString("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+			return true
+		}, ClassHTTP5xx, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			handle := c.handle
+			if handle == nil { // the reset case
+				handle = func(w *bufio.Writer, _ string, _ int) bool { return false }
+			}
+			srv, p, o := runAgainst(t, 3, 2, Options{Timeout: c.timeout, Abort: AbortRule{Off: true}}, handle)
+			srv.reset.Store(c.handle == nil)
+			start := time.Now()
+			st, err := Run(context.Background(), p, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Sent != 6 || st.Errors != 6 || st.Completed != 0 || st.ErrorClasses[c.class] != 6 {
+				t.Fatalf("sent %d errors %d completed %d classes %v; want 6 errors of class %s", st.Sent, st.Errors, st.Completed, st.ErrorClasses, c.class)
+			}
+			if c.timeout > 0 && time.Since(start) > 3*time.Second {
+				t.Fatalf("timeout %v not honoured: the run took %v", c.timeout, time.Since(start))
+			}
+		})
+	}
+}
+
+func TestConnectionRefused(t *testing.T) {
+	srv, p, o := runAgainst(t, 2, 2, Options{Abort: AbortRule{Off: true}}, nil)
+	srv.ln.Close()
+	st, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sent != 4 || st.ErrorClasses[ClassConnectRefused] != 4 {
+		t.Fatalf("sent %d, classes %v", st.Sent, st.ErrorClasses)
+	}
+}
+
+// TestHugeBody streams a 1 GB body: herd reads and discards it, the
+// timeout cuts it off, and memory does not grow with it.
+func TestHugeBody(t *testing.T) {
+	chunk := strings.Repeat("x", 64<<10)
+	handle := func(w *bufio.Writer, _ string, _ int) bool {
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+		for sent := 0; sent < 1<<30; sent += len(chunk) {
+			if _, err := w.WriteString(chunk); err != nil {
+				return false
+			}
+		}
+		return false
+	}
+	_, p, o := runAgainst(t, 1, 1, Options{Timeout: 500 * time.Millisecond, Abort: AbortRule{Off: true}}, handle)
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	st, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if st.ErrorClasses[ClassTimeout] != 1 {
+		t.Fatalf("classes %v, want a timeout", st.ErrorClasses)
+	}
+	if grew := int64(after.TotalAlloc - before.TotalAlloc); grew > 64<<20 {
+		t.Fatalf("reading the body allocated %d MB", grew>>20)
+	}
+}
+
+// TestRedirectNotFollowed: a 302 to another host is a response like any
+// other; nothing else is contacted.
+func TestRedirectNotFollowed(t *testing.T) {
+	other := newServer(t, nil)
+	loc := other.url().String() + "/stolen"
+	srv, p, o := runAgainst(t, 2, 2, Options{}, func(w *bufio.Writer, _ string, _ int) bool {
+		fmt.Fprintf(w, "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n", loc)
+		return true
+	})
+	st, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(other.arrivals()) != 0 {
+		t.Fatalf("the redirect target got %d requests", len(other.arrivals()))
+	}
+	if len(srv.arrivals()) != 4 || st.Mismatches != 4 || st.Errors != 0 {
+		t.Fatalf("target got %d, mismatches %d, errors %d", len(srv.arrivals()), st.Mismatches, st.Errors)
+	}
+}
+
+// TestCoordinatedOmission: the server stalls a whole second once. Every
+// request due during the stall must show it in its latency (measured from
+// when it was due), while service time (from the actual send) does not
+// show it for the requests that queued behind the stall.
+func TestCoordinatedOmission(t *testing.T) {
+	stalled := false
+	start := time.Now()
+	handle := func(w *bufio.Writer, target string, n int) bool {
+		if !stalled && time.Since(start) > 1500*time.Millisecond {
+			stalled = true
+			time.Sleep(time.Second)
+		}
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		return true
+	}
+	// One connection, a request every 20 ms for 3 s.
+	srv := newServer(t, handle)
+	path := testTape(t, 1, 150, 0, 20*time.Millisecond)
+	p := loadPlan(t, path, srv.url(), "all")
+	start = time.Now()
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Completed != 150 {
+		t.Fatalf("completed %d", st.Completed)
+	}
+	// About 50 requests were due during the 1 s stall: more than 10% of
+	// all, so p90 latency shows hundreds of milliseconds.
+	if st.LatencyMS.P90 < 200 || st.LatencyMS.Max < 900 {
+		t.Errorf("latency p90 %.1f ms, max %.1f ms: the stall is hidden", st.LatencyMS.P90, st.LatencyMS.Max)
+	}
+	// Service time sees the stall once, for the request that hit it.
+	if st.ServiceMS.P90 > 50 {
+		t.Errorf("service time p90 %.1f ms: it should not include queueing", st.ServiceMS.P90)
+	}
+	if st.ScheduleLagMS.P90 < 200 {
+		t.Errorf("schedule lag p90 %.1f ms: requests queued behind the stall were late", st.ScheduleLagMS.P90)
+	}
+	if st.DispatchLagMS.P99 > 10 {
+		t.Errorf("dispatch lag p99 %.1f ms: waiting on the target is not herd's lag", st.DispatchLagMS.P99)
+	}
+	if st.Generator.Limited {
+		t.Errorf("generator limited: %v", st.Generator.Notes)
+	}
+}
+
+// TestEmergencyStop: a target that starts failing everything is stopped
+// within 2 s, in-flight requests finish, and the step is marked aborted.
+func TestEmergencyStop(t *testing.T) {
+	failFrom := time.Now().Add(time.Hour)
+	handle := func(w *bufio.Writer, _ string, _ int) bool {
+		if time.Now().After(failFrom) {
+			w.WriteString("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+			return true
+		}
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		return true
+	}
+	srv := newServer(t, handle)
+	path := testTape(t, 50, 100, 20*time.Millisecond, 100*time.Millisecond)
+	p := loadPlan(t, path, srv.url(), "all")
+	rule, _ := ParseAbort(DefaultAbort)
+	begin := time.Now()
+	failFrom = begin.Add(2 * time.Second)
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Abort: rule})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stoppedAfter := time.Since(failFrom)
+	if !st.Aborted || st.AbortReason == "" {
+		t.Fatalf("not aborted: %+v", st.NotSent)
+	}
+	if stoppedAfter > 2*time.Second {
+		t.Fatalf("stopped %v after the target started failing", stoppedAfter)
+	}
+	if st.NotSent["stopped"] == 0 || st.Sent+st.NotSent["stopped"] != st.Planned {
+		t.Fatalf("accounting: sent %d + stopped %d != planned %d", st.Sent, st.NotSent["stopped"], st.Planned)
+	}
+	if st.Sent != st.Completed+st.Errors {
+		t.Fatalf("sent %d != completed %d + errors %d", st.Sent, st.Completed, st.Errors)
+	}
+}
+
+// TestInterrupt: cancelling the context stops sending at once and returns
+// what was measured, marked interrupted.
+func TestInterrupt(t *testing.T) {
+	srv := newServer(t, nil)
+	path := testTape(t, 10, 100, 10*time.Millisecond, 50*time.Millisecond)
+	p := loadPlan(t, path, srv.url(), "all")
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	st, err := Run(ctx, p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(begin); el > 2*time.Second {
+		t.Fatalf("took %v after the cancel", el)
+	}
+	if !st.Interrupted || st.Sent == 0 || st.NotSent["stopped"] == 0 || st.Sent+st.NotSent["stopped"] != st.Planned {
+		t.Fatalf("interrupted %v sent %d stopped %d planned %d", st.Interrupted, st.Sent, st.NotSent["stopped"], st.Planned)
+	}
+}
+
+// TestStrictPacing: with a slow target, strict pacing sends every request
+// on time on spare connections; session pacing waits.
+func TestStrictPacing(t *testing.T) {
+	slow := func(w *bufio.Writer, _ string, _ int) bool {
+		time.Sleep(150 * time.Millisecond)
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		return true
+	}
+	for _, pacing := range []Pacing{Session, Strict} {
+		srv := newServer(t, slow)
+		path := testTape(t, 1, 20, 0, 30*time.Millisecond)
+		p := loadPlan(t, path, srv.url(), "all")
+		st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Pacing: pacing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Completed != 20 {
+			t.Fatalf("%v: completed %d", pacing, st.Completed)
+		}
+		srv.mu.Lock()
+		conns := srv.conns
+		srv.mu.Unlock()
+		switch pacing {
+		case Session:
+			if conns != 1 || st.ScheduleLagMS.P50 < 50 {
+				t.Errorf("session: %d connections, lag p50 %.1f ms", conns, st.ScheduleLagMS.P50)
+			}
+		case Strict:
+			if conns < 4 || st.ScheduleLagMS.P99 > 20 {
+				t.Errorf("strict: %d connections, lag p99 %.1f ms", conns, st.ScheduleLagMS.P99)
+			}
+		}
+	}
+}

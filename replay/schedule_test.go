@@ -1,0 +1,214 @@
+package replay
+
+import (
+	"testing"
+	"time"
+)
+
+func TestScheduleDue(t *testing.T) {
+	const W = 60 * time.Second
+	cases := []struct {
+		name   string
+		s      Schedule
+		conn   uint64
+		loop   int
+		copy   int
+		offset time.Duration
+		want   time.Duration
+	}{
+		{"clone copy 0 keeps the recorded time", NewSchedule(Clone, 3, 1, W, 0), 9, 0, 0, 1500 * time.Millisecond, 1500 * time.Millisecond},
+		{"clone second pass starts a window later", NewSchedule(Clone, 1, 1, W, 3*W), 9, 2, 0, time.Second, 2*W + time.Second},
+		{"compress divides offsets", NewSchedule(Compress, 4, 1, W, 0), 9, 0, 0, 40 * time.Second, 10 * time.Second},
+		{"compress loops every window/k", NewSchedule(Compress, 4, 1, W, 2*W), 9, 3, 0, 4 * time.Second, 3*W/4 + time.Second},
+		{"fractional compress", NewSchedule(Compress, 2.5, 1, W, 0), 9, 0, 0, 5 * time.Second, 2 * time.Second},
+	}
+	for _, c := range cases {
+		got := c.s.Due(c.offset, c.s.Shift(c.conn, c.loop, c.copy))
+		if got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestScheduleDuration(t *testing.T) {
+	const W = 10 * time.Second
+	cases := []struct {
+		s      Schedule
+		dur    time.Duration
+		passes int
+	}{
+		{NewSchedule(Clone, 1, 1, W, 0), W, 1},
+		{NewSchedule(Clone, 2, 1, W, 0), W + time.Second, 1}, // room for the copies' jitter
+		{NewSchedule(Compress, 4, 1, W, 0), W / 4, 1},
+		{NewSchedule(Clone, 2, 1, W, 25*time.Second), 25 * time.Second, 3},
+		{NewSchedule(Compress, 2, 1, W, 12*time.Second), 12 * time.Second, 3},
+	}
+	for i, c := range cases {
+		if c.s.Duration != c.dur || c.s.Passes != c.passes {
+			t.Errorf("case %d: duration %v passes %d, want %v and %d", i, c.s.Duration, c.s.Passes, c.dur, c.passes)
+		}
+	}
+}
+
+func TestCopiesAndJitter(t *testing.T) {
+	const W = 60 * time.Second
+	s := NewSchedule(Clone, 2.3, 42, W, 0)
+	extra := 0
+	const n = 20000
+	for conn := uint64(0); conn < n; conn++ {
+		c := s.Copies(conn, 0)
+		if c != 2 && c != 3 {
+			t.Fatalf("conn %d: %d copies at 2.3x", conn, c)
+		}
+		if c == 3 {
+			extra++
+		}
+		if c != s.Copies(conn, 0) {
+			t.Fatal("copies not reproducible")
+		}
+		if sh := s.Shift(conn, 0, 0); sh != 0 {
+			t.Fatalf("copy 0 shifted by %v", sh)
+		}
+		for cp := 1; cp < c; cp++ {
+			if sh := s.Shift(conn, 0, cp); sh < 0 || sh >= time.Second {
+				t.Fatalf("copy %d jitter %v outside [0, 1s)", cp, sh)
+			}
+		}
+	}
+	if frac := float64(extra) / n; frac < 0.28 || frac > 0.32 {
+		t.Errorf("third copy taken for %.3f of connections, want about 0.3", frac)
+	}
+	if other := NewSchedule(Clone, 2.3, 43, W, 0); other.Copies(1, 0) == s.Copies(1, 0) && other.Shift(1, 0, 1) == s.Shift(1, 0, 1) {
+		t.Error("the seed changes nothing")
+	}
+	if c := NewSchedule(Compress, 2.3, 1, W, 0).Copies(5, 0); c != 1 {
+		t.Errorf("compress mode makes %d copies", c)
+	}
+}
+
+// TestVConnOrder checks the lazy iterator yields every replayed connection
+// once, by first due time, across passes whose jitter overlaps.
+func TestVConnOrder(t *testing.T) {
+	p := &Plan{Length: 2 * time.Second}
+	for i := 0; i < 50; i++ {
+		p.Conns = append(p.Conns, Conn{ID: uint64(i), Reqs: []Req{{Offset: time.Duration(i) * 39 * time.Millisecond}}})
+	}
+	s := NewSchedule(Clone, 3.5, 9, p.Length, 7*time.Second)
+	var last time.Duration
+	n := 0
+	it := s.iter(p)
+	for vc, ok := it.Next(); ok; vc, ok = it.Next() {
+		if vc.First < last {
+			t.Fatalf("out of order: %v after %v", vc.First, last)
+		}
+		if vc.First >= s.Duration {
+			t.Fatalf("vconn due at %v after the end %v", vc.First, s.Duration)
+		}
+		last = vc.First
+		n++
+	}
+	if want := s.CountDue(p, 0, s.Duration); int64(n) != want {
+		t.Fatalf("%d vconns, %d requests due", n, want)
+	}
+	if n < 4*50*3 {
+		t.Fatalf("only %d vconns over 3.5 passes at 3.5x", n)
+	}
+}
+
+func TestParseWindow(t *testing.T) {
+	cases := []struct {
+		in   string
+		kind string
+		ok   bool
+	}{
+		{"all", "all", true},
+		{"", "all", true},
+		{"peak:60s", "peak", true},
+		{"peak:1m", "peak", true},
+		{"peak:1.5s", "", false},
+		{"peak:0s", "", false},
+		{"5m-6m", "range", true},
+		{"300-360", "range", true},
+		{"2026-11-16T11:55:00Z-2026-11-16T11:56:00Z", "range", true},
+		{"6m-5m", "", false},
+		{"yesterday", "", false},
+	}
+	for _, c := range cases {
+		w, err := ParseWindow(c.in)
+		if (err == nil) != c.ok || (c.ok && w.Kind != c.kind) {
+			t.Errorf("ParseWindow(%q) = %+v, %v", c.in, w, err)
+		}
+	}
+	w, _ := ParseWindow("2026-11-16T11:55:00Z-2026-11-16T11:56:00Z")
+	if !w.Abs || time.Duration(w.To-w.From) != time.Minute {
+		t.Errorf("absolute range: %+v", w)
+	}
+}
+
+func TestParseAbort(t *testing.T) {
+	r, err := ParseAbort("errors>50%/5s")
+	if err != nil || r.Fraction != 0.5 || r.Window != 5*time.Second {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if r, err := ParseAbort("off"); err != nil || !r.Off {
+		t.Fatalf("off: %+v %v", r, err)
+	}
+	for _, bad := range []string{"errors>150%/5s", "errors>50%", "p99>1s/5s", "errors>50%/1ms"} {
+		if _, err := ParseAbort(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestAbortWindow(t *testing.T) {
+	rule, _ := ParseAbort("errors>50%/5s")
+	w := newAbortWindow(rule)
+	sec := int64(time.Second)
+	// Ten healthy seconds at 100 requests a second.
+	for i := int64(0); i < 1000; i++ {
+		w.add(i*sec/100, false)
+	}
+	if why := w.check(10 * sec); why != "" {
+		t.Fatalf("healthy traffic tripped: %s", why)
+	}
+	// Then everything fails: the last second trips the rule within about
+	// half a second, long before failures outweigh the whole window.
+	tripped := int64(-1)
+	for i := int64(0); i < 300; i++ {
+		now := 10*sec + i*sec/100
+		w.add(now, true)
+		if w.check(now) != "" {
+			tripped = i * sec / 100
+			break
+		}
+	}
+	if tripped < 0 || tripped > sec {
+		t.Fatalf("total failure tripped after %v", time.Duration(tripped))
+	}
+	// A few failures in a quiet window do not.
+	q := newAbortWindow(rule)
+	for i := int64(0); i < minAbortSample-1; i++ {
+		q.add(i, true)
+	}
+	if why := q.check(sec); why != "" {
+		t.Fatalf("%d failures tripped: %s", minAbortSample-1, why)
+	}
+}
+
+func BenchmarkScheduleIter(b *testing.B) {
+	p := &Plan{Length: 60 * time.Second}
+	for i := 0; i < 2000; i++ {
+		reqs := make([]Req, 8)
+		for j := range reqs {
+			reqs[j].Offset = time.Duration(i)*29*time.Millisecond + time.Duration(j)*time.Second
+		}
+		p.Conns = append(p.Conns, Conn{ID: uint64(i), Reqs: reqs})
+	}
+	s := NewSchedule(Clone, 4.5, 1, p.Length, 5*time.Minute)
+	b.ReportAllocs()
+	for b.Loop() {
+		it := s.iter(p)
+		for _, ok := it.Next(); ok; _, ok = it.Next() {
+		}
+	}
+}
