@@ -1,7 +1,9 @@
 package replay
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,6 +46,7 @@ type routeAgg struct {
 }
 
 type secondAgg struct {
+	finished                            int64 // successful responses completed in this second
 	sent, completed, errors, mismatches int64
 	hist                                *hdr.Histogram
 	encoded                             string
@@ -132,6 +135,13 @@ func (a *aggregator) add(r result) {
 			}
 		}
 		a.noteRecent(r)
+		// Throughput is counted by completion time, whenever the request
+		// was due: under load, what completes early in the period was due
+		// before it, and must count.
+		if !failed && done >= a.settle && done < a.end {
+			a.good++
+			a.second(done).finished++
+		}
 	}
 	a.writeRaw(r)
 	if due < a.settle || due >= a.end {
@@ -160,9 +170,6 @@ func (a *aggregator) add(r result) {
 			a.mismatches++
 			rt.mismatches++
 			sec.mismatches++
-		}
-		if done := r.done - t0; done >= a.settle && done < a.end {
-			a.good++
 		}
 	}
 	// Latencies are those of requests that got a response, errors (5xx)
@@ -357,7 +364,11 @@ func (a *aggregator) step(cores float64) *results.Step {
 		unsent += n
 	}
 	if stopped := a.measured - a.sent - unsent; stopped > 0 {
-		st.NotSent["stopped"] = stopped
+		reason := "stopped"
+		if errors.Is(context.Cause(a.e.stop), errOverrun) {
+			reason = "overrun"
+		}
+		st.NotSent[reason] = stopped
 	}
 	for i, k := range a.e.p.Routes {
 		r := &a.routes[i]
@@ -377,7 +388,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		if s == nil || int64(i)*int64(time.Second) < a.settle {
 			continue
 		}
-		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Sent: s.sent, Completed: s.completed,
+		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Sent: s.sent, Completed: s.completed,
 			Errors: s.errors, Mismatches: s.mismatches, P50MS: s.sum.P50, P99MS: s.sum.P99, MaxMS: s.sum.Max, Histogram: s.encoded})
 	}
 	a.generatorNotes(st, cores)
@@ -394,6 +405,13 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
 		g.Limited = true
 		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %v > %v", p99.Round(10*time.Microsecond), o.LagBound))
+	}
+	if n := a.notSent["generator_behind"]; n > 0 {
+		g.Limited = true
+		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: herd was more than %v behind its schedule", n, behindLimit))
+	}
+	if n := a.notSent["overrun"]; n > 0 {
+		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: still queued one timeout after the end of the step", n))
 	}
 	if n := a.classes[ClassFDs]; n > 0 {
 		g.Limited = true

@@ -153,7 +153,16 @@ type engine struct {
 	vconns    sync.WaitGroup
 }
 
-var errAborted = errors.New("emergency stop")
+var (
+	errAborted = errors.New("emergency stop")
+	errOverrun = errors.New("run overran its end")
+)
+
+// behindLimit is how late herd may dispatch a request that was ready to
+// go. Past it, herd is hopelessly behind its schedule: the request is not
+// sent (counted as generator_behind) rather than sent so late that the
+// step overruns and the target sees a burst nobody recorded.
+const behindLimit = time.Second
 
 // Run replays the plan on the schedule in o and returns the step's
 // results. It stops sending when ctx is cancelled (the step is then marked
@@ -197,6 +206,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 		agg.run()
 	}()
 
+	// Nothing is sent after the end of the run plus one timeout, so a step
+	// ends on time even when herd or the target falls far behind.
+	stopAt := e.t0 + int64(e.s.Duration) + int64(o.Timeout)
+	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { e.halt(errOverrun) })
+	defer overrun.Stop()
 	e.spawn()
 	e.vconns.Wait()
 	close(e.results)
@@ -296,6 +310,10 @@ func (e *engine) runVConn(vc VConn, index int32) {
 			return // stopped: the request is counted as not sent
 		}
 		id := reqID{vconn: index, req: int32(i)}
+		if ready := max(due, lastDone); nanotime()-ready > int64(behindLimit) {
+			e.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
+			continue
+		}
 		if e.o.Pacing == Session {
 			lastDone = e.exec(&own, r, id, due, max(due, lastDone))
 			continue

@@ -90,10 +90,11 @@ func (s Schedule) Copies(conn uint64, loop int) int {
 	return n
 }
 
-// maxJitter bounds the start shift of extra copies: small against the
-// window, at most a second.
+// maxJitter bounds the start shift of extra copies: enough to keep clones
+// out of lockstep, small against the window (a single pass lasts the window
+// plus this, which dilutes its measured rate by as much).
 func (s Schedule) maxJitter() time.Duration {
-	return min(time.Second, s.Window/10)
+	return min(250*time.Millisecond, s.Window/20)
 }
 
 // Shift is when a copy of a connection's pass starts: copy 0 keeps the

@@ -38,7 +38,7 @@ func TestScheduleDuration(t *testing.T) {
 		passes int
 	}{
 		{NewSchedule(Clone, 1, 1, W, 0), W, 1},
-		{NewSchedule(Clone, 2, 1, W, 0), W + time.Second, 1}, // room for the copies' jitter
+		{NewSchedule(Clone, 2, 1, W, 0), W + 250*time.Millisecond, 1}, // room for the copies' jitter
 		{NewSchedule(Compress, 4, 1, W, 0), W / 4, 1},
 		{NewSchedule(Clone, 2, 1, W, 25*time.Second), 25 * time.Second, 3},
 		{NewSchedule(Compress, 2, 1, W, 12*time.Second), 12 * time.Second, 3},
@@ -70,8 +70,8 @@ func TestCopiesAndJitter(t *testing.T) {
 			t.Fatalf("copy 0 shifted by %v", sh)
 		}
 		for cp := 1; cp < c; cp++ {
-			if sh := s.Shift(conn, 0, cp); sh < 0 || sh >= time.Second {
-				t.Fatalf("copy %d jitter %v outside [0, 1s)", cp, sh)
+			if sh := s.Shift(conn, 0, cp); sh < 0 || sh >= 250*time.Millisecond {
+				t.Fatalf("copy %d jitter %v outside [0, 250ms)", cp, sh)
 			}
 		}
 	}

@@ -129,6 +129,9 @@ Exit codes: 0 success, 1 failure of the tool or its input, 2 usage error,
 		newVersionCmd(io),
 		newCompletionCmd(io, root),
 		newInspectCmd(io),
+		newReplayCmd(io),
+		newRampCmd(io),
+		newDemoCmd(io),
 	)
 	return root, ran
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"math"
-	"strings"
 	"time"
 )
 
@@ -38,45 +37,3 @@ func roundDuration(d time.Duration) time.Duration {
 
 // round3 rounds x to 3 decimals, for JSON numbers people read.
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
-
-// table renders rows as aligned columns; numeric columns are right-aligned.
-type table struct {
-	rows  [][]string
-	right map[int]bool
-}
-
-func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
-
-func (t *table) String() string {
-	var widths []int
-	for _, r := range t.rows {
-		for i, c := range r {
-			if i >= len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[i] = max(widths[i], len([]rune(c)))
-		}
-	}
-	var b strings.Builder
-	for _, r := range t.rows {
-		if strings.Join(r, "") == "" {
-			b.WriteString("\n")
-			continue
-		}
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			if t.right[i] {
-				b.WriteString(pad + c)
-			} else if i == len(r)-1 {
-				b.WriteString(c)
-			} else {
-				b.WriteString(c + pad)
-			}
-		}
-		b.WriteString("\n")
-	}
-	return b.String()
-}

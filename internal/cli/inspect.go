@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
 )
@@ -218,11 +219,11 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	if !s.Indexed {
 		state = "no index: not closed cleanly"
 	}
-	kv := &table{}
-	kv.add("tape", fmt.Sprintf("%s (%s, %s)", path, bytesIEC(size), state))
+	kv := &textfmt.Table{}
+	kv.Add("tape", fmt.Sprintf("%s (%s, %s)", path, bytesIEC(size), state))
 	if s.Requests > 0 {
 		start, end := time.Unix(0, s.First).UTC(), time.Unix(0, s.End).UTC()
-		kv.add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
+		kv.Add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
 			end.Format("2006-01-02 15:04:05.000 MST"), roundDuration(time.Duration(s.Duration()))))
 	}
 	m := s.Meta
@@ -237,7 +238,7 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 		src += fmt.Sprintf(", ports %v", m.Source.Ports)
 	}
 	if src != "" {
-		kv.add("source", src)
+		kv.Add("source", src)
 	}
 	red := "off"
 	if m.Redaction.Enabled {
@@ -246,39 +247,39 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 			red += " (" + strings.Join(all, ", ") + ")"
 		}
 	}
-	kv.add("redaction", red)
+	kv.Add("redaction", red)
 	if m.HerdVersion != "" {
-		kv.add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
+		kv.Add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
 	}
 	for _, n := range m.Notes {
-		kv.add("note", n)
+		kv.Add("note", n)
 	}
-	kv.add("", "")
-	kv.add("requests", fmt.Sprintf("%d (complete responses %d, connections %d)", s.Requests, s.Responses, s.Connections))
-	kv.add("bytes", fmt.Sprintf("requests %s, responses %s", bytesIEC(s.ReqBytes), bytesIEC(s.RespBytes)))
-	kv.add("methods", counts(s.Methods))
-	kv.add("statuses", counts(s.Statuses))
+	kv.Add("", "")
+	kv.Add("requests", fmt.Sprintf("%d (complete responses %d, connections %d)", s.Requests, s.Responses, s.Connections))
+	kv.Add("bytes", fmt.Sprintf("requests %s, responses %s", bytesIEC(s.ReqBytes), bytesIEC(s.RespBytes)))
+	kv.Add("methods", counts(s.Methods))
+	kv.Add("statuses", counts(s.Statuses))
 	if s.Requests > 0 {
-		kv.add("peak", fmt.Sprintf("%d req/s in the busiest second, at %s (+%ds)", s.Peak.Count,
+		kv.Add("peak", fmt.Sprintf("%d req/s in the busiest second, at %s (+%ds)", s.Peak.Count,
 			time.Unix(s.Peak.Start, 0).UTC().Format("15:04:05"), s.Peak.Start-floorSec(s.First)))
-		kv.add("", fmt.Sprintf("%.1f req/s over the busiest %ds, from %s (+%ds)", s.PeakWindow.Rate(), s.PeakWindow.Seconds,
+		kv.Add("", fmt.Sprintf("%.1f req/s over the busiest %ds, from %s (+%ds)", s.PeakWindow.Rate(), s.PeakWindow.Seconds,
 			time.Unix(s.PeakWindow.Start, 0).UTC().Format("15:04:05"), s.PeakWindow.Start-floorSec(s.First)))
 	}
-	kv.add("flags", fmt.Sprintf("no response %d, response incomplete %d, gap %d, redacted %d, body truncated %d, upgraded %d",
+	kv.Add("flags", fmt.Sprintf("no response %d, response incomplete %d, gap %d, redacted %d, body truncated %d, upgraded %d",
 		s.NoResponse, s.RespIncomplete, s.Gaps, s.Redacted, s.BodyTruncated, s.Upgraded))
 	if s.Stats != nil {
-		kv.add("capture", counts(s.Stats.Counters))
-		kv.add("discarded", counts(s.Stats.Discarded))
+		kv.Add("capture", counts(s.Stats.Counters))
+		kv.Add("discarded", counts(s.Stats.Discarded))
 	} else {
-		kv.add("capture", "no counters on this tape")
+		kv.Add("capture", "no counters on this tape")
 	}
 	b.WriteString(kv.String())
 	if len(s.Endpoints) > 0 {
 		b.WriteString("\ntop endpoints\n")
-		t := &table{right: map[int]bool{0: true, 1: true}}
-		t.add("count", "share", "method", "route")
+		t := &textfmt.Table{Right: map[int]bool{0: true, 1: true}}
+		t.Add("count", "share", "method", "route")
 		for _, e := range s.Endpoints {
-			t.add(fmt.Sprint(e.Count), fmt.Sprintf("%.1f%%", 100*float64(e.Count)/float64(s.Requests)), e.Method, e.Route)
+			t.Add(fmt.Sprint(e.Count), fmt.Sprintf("%.1f%%", 100*float64(e.Count)/float64(s.Requests)), e.Method, e.Route)
 		}
 		b.WriteString(t.String())
 	}

@@ -22,3 +22,5 @@ func newVersionCmd(io IO) *cobra.Command {
 		},
 	}
 }
+
+func versionString() string { return version.String() }

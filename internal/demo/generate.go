@@ -1,3 +1,16 @@
 package demo
 
-//go:generate go run ./gentape -o ../../testdata/sample.tape
+import (
+	_ "embed"
+)
+
+//go:generate go run ./gentape -preset sample -o ../../testdata/sample.tape
+//go:generate go run ./gentape -preset demo -o demo.tape
+
+// demoTape is the recording herd demo replays (DemoTraffic).
+//
+//go:embed demo.tape
+var demoTape []byte
+
+// Tape returns the bytes of the embedded demo tape.
+func Tape() []byte { return demoTape }

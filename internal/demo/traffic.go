@@ -29,7 +29,7 @@ type Route struct {
 // request, like the service behind the outage herd was built after; the fix
 // cut that to a few.
 var Routes = []Route{
-	{Method: "POST", Path: "/login", Queries: 24, Fixed: 3, ServiceTime: 45 * time.Millisecond},
+	{Method: "POST", Path: "/login", Queries: 30, Fixed: 3, ServiceTime: 45 * time.Millisecond},
 	{Method: "GET", Path: "/api/users/:id", Queries: 3, Fixed: 3, Weight: 0.25, ServiceTime: 8 * time.Millisecond},
 	{Method: "GET", Path: "/api/items/:id", Queries: 2, Fixed: 2, Weight: 0.35, ServiceTime: 6 * time.Millisecond},
 	{Method: "GET", Path: "/api/search", Queries: 5, Fixed: 5, Weight: 0.18, ServiceTime: 15 * time.Millisecond},
@@ -71,6 +71,21 @@ func SampleTraffic() TrafficOptions {
 		MeanLength:  6,
 		Server:      netip.MustParseAddrPort("10.1.0.10:8080"),
 	}
+}
+
+// DemoTraffic is the recording herd demo replays: ninety seconds around
+// the same kind of spike, at a higher rate, so that every step of the demo
+// ramp carries enough requests to measure.
+func DemoTraffic() TrafficOptions {
+	o := SampleTraffic()
+	o.Seed = 2
+	o.Start = time.Date(2026, 11, 16, 12, 0, 0, 0, time.UTC)
+	o.Duration = 90 * time.Second
+	o.SessionRate = 12
+	o.SpikeAt = 45 * time.Second
+	o.SpikeWidth = 40 * time.Second
+	o.SpikeFactor = 1.8
+	return o
 }
 
 // sessionRate is the session arrival rate at offset t: a daily curve

@@ -10,22 +10,42 @@ import (
 
 // TestSampleTapeIsGenerated keeps the committed sample tape honest: it must
 // be exactly what the generator writes (go generate ./internal/demo).
-func TestSampleTapeIsGenerated(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sample.tape")
-	if err := WriteTraffic(path, SampleTraffic(), "sample"); err != nil {
-		t.Fatal(err)
+func TestTapesAreGenerated(t *testing.T) {
+	for _, c := range []struct {
+		preset, committed string
+		opts              TrafficOptions
+	}{
+		{"sample", "../../testdata/sample.tape", SampleTraffic()},
+		{"demo", "demo.tape", DemoTraffic()},
+	} {
+		path := filepath.Join(t.TempDir(), c.preset+".tape")
+		if err := WriteTraffic(path, c.opts, c.preset); err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(c.committed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s differs from the generator's output: run go generate ./internal/demo", c.committed)
+		}
 	}
-	got, err := os.ReadFile(path)
+	if !bytes.Equal(Tape(), mustRead(t, "demo.tape")) {
+		t.Fatal("the embedded tape is not demo.tape")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile("../../testdata/sample.tape")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("testdata/sample.tape differs from the generator's output: run go generate ./internal/demo")
-	}
+	return b
 }
 
 func TestTrafficShape(t *testing.T) {

@@ -24,14 +24,13 @@ func Analyze(f *File) {
 		}
 		lastGood = st
 	}
-	// Capacity: the plateau of successful responses per second. Overloaded
-	// steps of a target that sheds load cleanly deliver about its capacity,
-	// so the highest achieved rate of any step is the estimate.
+	// Capacity: the plateau of successful responses per second. A step
+	// offered more than the target can serve completes about its capacity,
+	// so the highest achieved rate of any step is the estimate. (The best
+	// few seconds of a step would read high: how much work a second's
+	// requests carry varies with their mix.)
 	for i := range f.Steps {
-		st := &f.Steps[i]
-		if st.AchievedRPS > f.Capacity.RPS {
-			f.Capacity.RPS = st.AchievedRPS
-		}
+		f.Capacity.RPS = max(f.Capacity.RPS, f.Steps[i].AchievedRPS)
 	}
 	for i := range f.Steps {
 		st := &f.Steps[i]

@@ -82,9 +82,12 @@ type Counts map[string]int64
 
 // Step is one replay at one multiple.
 type Step struct {
-	Scale      float64   `json:"scale"`
-	Refinement bool      `json:"refinement,omitempty"`
-	StartedAt  time.Time `json:"started_at"`
+	Scale      float64 `json:"scale"`
+	Refinement bool    `json:"refinement,omitempty"`
+	// Retry marks a step run again because herd itself was the limit the
+	// first time.
+	Retry     bool      `json:"retry,omitempty"`
+	StartedAt time.Time `json:"started_at"`
 	// DurationS is the measured period: the step minus its settle time.
 	DurationS float64 `json:"duration_s"`
 	SettleS   float64 `json:"settle_s"`
@@ -149,9 +152,12 @@ type Route struct {
 	Histogram  string      `json:"histogram"` // latency, encoded as Encode does
 }
 
-// Second is one second of a step's timeline, by scheduled time.
+// Second is one second of a step's timeline. Its counts and latencies are
+// of the requests due in that second; Finished counts the successful
+// responses that completed in it, whenever they were due.
 type Second struct {
 	T          int64   `json:"t"` // seconds from the start of the step
+	Finished   int64   `json:"finished_ok"`
 	Sent       int64   `json:"sent"`
 	Completed  int64   `json:"completed"`
 	Errors     int64   `json:"errors"`

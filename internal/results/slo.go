@@ -179,12 +179,23 @@ func Evaluate(st *Step, slos []SLO, saturation float64) {
 }
 
 // worstRoute names the route that did worst on the metric of a failed
-// whole-step SLO: the highest percentile, or the highest error or mismatch
-// rate, among routes with enough requests to judge.
+// whole-step SLO, among routes with enough requests to judge, when one
+// stands out: its value at least 1.25 times the step's (and, for a
+// percentile, above the bound). A failure spread evenly over every route,
+// such as a saturated shared pool, names none.
 func worstRoute(st *Step, s SLO) string {
 	best, bestV := "", -1.0
 	routes := append([]Route(nil), st.Routes...)
 	sort.Slice(routes, func(i, j int) bool { return routes[i].Route < routes[j].Route })
+	var overall float64
+	switch s.Metric {
+	case "p50", "p90", "p95", "p99", "p999", "max":
+		overall = latencyMetrics[s.Metric](st.LatencyMS)
+	case "errors":
+		overall = Fraction(st.Errors, st.Sent)
+	case "mismatches":
+		overall = Fraction(st.Mismatches, st.Completed)
+	}
 	for i := range routes {
 		r := &routes[i]
 		if r.Sent < minRouteSample {
@@ -194,6 +205,9 @@ func worstRoute(st *Step, s SLO) string {
 		switch {
 		case latencyMetrics[s.Metric] != nil:
 			v = latencyMetrics[s.Metric](r.LatencyMS)
+			if v <= s.Bound {
+				continue
+			}
 		case s.Metric == "errors":
 			v = Fraction(r.Errors, r.Sent)
 		default:
@@ -202,6 +216,9 @@ func worstRoute(st *Step, s SLO) string {
 		if v > bestV {
 			best, bestV = r.Route, v
 		}
+	}
+	if bestV < 1.25*overall {
+		return ""
 	}
 	return best
 }

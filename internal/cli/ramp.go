@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/replay"
+	"github.com/herd-replay/herd/report"
+	"github.com/spf13/cobra"
+)
+
+type rampOptions struct {
+	IO           IO
+	Tape         string
+	From         float64
+	Step         float64
+	To           float64
+	StepDuration time.Duration
+	Settle       time.Duration
+	Cooldown     time.Duration
+	Saturation   float64
+	Refine       int
+	Require      float64
+	replayFlags
+}
+
+func newRampCmd(io IO) *cobra.Command {
+	opts := &rampOptions{IO: io, From: 1, Step: 0.5, To: 8}
+	cmd := &cobra.Command{
+		Use:   "ramp TAPE --target URL",
+		Short: "Replay at rising multiples until the target breaks: find its breaking point",
+		Long: `Replay the tape's busiest window at rising multiples of its rate (--from,
+--step, --to), one step of --step-duration each, and stop at the first step
+that fails: an SLO violated (--slo; default p99<1s and errors<1%), or
+achieved throughput below --saturation of offered. No step is ever run above
+a failed one. --refine N then bisects between the last passing and the first
+failing multiple, after a --cooldown before each step.
+
+The result names the breaking point (first failing multiple, last good one,
+refined estimate, the reason and the route that failed first) and the raw
+capacity: the plateau of successful responses per second, in req/s and as a
+multiple of the window's rate. A step where herd itself was the limit ends
+the ramp and is never called the target's breaking point. An emergency stop
+ends the ramp at once (exit 3). --require K makes the ramp a release gate:
+exit 3 unless every step up to K met its SLOs.`,
+		Example: `  # Where does staging break, replaying last week's peak minute?
+  herd ramp peak.tape --target http://staging:8080 --step-duration 60s --to 6x
+
+  # Release gate: fail the pipeline unless 2x the peak holds with p99 under 300 ms.
+  herd ramp peak.tape --target http://staging:8080 --from 1x --step 0.5x --to 2x \
+      --slo 'p99<300ms' --slo 'errors<0.5%' --require 2x --json ramp.json
+
+  # Narrow the breaking point down with three bisection steps.
+  herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s`,
+		Args: exactArgs(1, "a tape file"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Tape = args[0]
+			return runRamp(cmd.Context(), opts)
+		},
+	}
+	fs := cmd.Flags()
+	opts.addFlags(fs, "")
+	fs.Lookup("window").Usage += " (default: peak:STEP-DURATION, the busiest window of one step's length)"
+	fs.Var(scaleValue{&opts.From}, "from", "first multiple")
+	fs.Var(scaleValue{&opts.Step}, "step", "increment between steps")
+	fs.Var(scaleValue{&opts.To}, "to", "last multiple")
+	fs.DurationVar(&opts.StepDuration, "step-duration", time.Minute, "length of each step")
+	fs.DurationVar(&opts.Settle, "settle", 5*time.Second, "start of each step left out of its statistics")
+	fs.DurationVar(&opts.Cooldown, "cooldown", 10*time.Second, "pause before each refinement step, for the target to recover")
+	fs.Float64Var(&opts.Saturation, "saturation", 0.9, "a step fails when achieved throughput is below this fraction of offered")
+	fs.IntVar(&opts.Refine, "refine", 0, "bisection steps between the last passing and the first failing multiple")
+	fs.Var(scaleValue{&opts.Require}, "require", "exit 3 unless every step up to this multiple met its SLOs (a release gate)")
+	return cmd
+}
+
+func (o *rampOptions) rampOptions(s *setup) (replay.RampOptions, error) {
+	if o.StepDuration < time.Second {
+		return replay.RampOptions{}, usageErrorf("--step-duration must be at least 1s")
+	}
+	settle := o.Settle
+	if settle >= o.StepDuration {
+		return replay.RampOptions{}, usageErrorf("--settle %v must be shorter than --step-duration %v", o.Settle, o.StepDuration)
+	}
+	if o.Saturation < 0 || o.Saturation > 1 {
+		return replay.RampOptions{}, usageErrorf("--saturation is a fraction between 0 and 1")
+	}
+	if o.Refine < 0 || o.Refine > 10 {
+		return replay.RampOptions{}, usageErrorf("--refine takes 0 to 10 steps")
+	}
+	if o.To < o.From {
+		return replay.RampOptions{}, usageErrorf("--to %gx is below --from %gx", o.To, o.From)
+	}
+	return replay.RampOptions{
+		From: o.From, Step: o.Step, To: o.To, StepDuration: o.StepDuration, Settle: settle,
+		Cooldown: o.Cooldown, SLOs: s.slos, Saturation: o.Saturation, Refine: o.Refine,
+		Mode: s.mode, Seed: o.Seed,
+	}, nil
+}
+
+func runRamp(ctx context.Context, opts *rampOptions) error {
+	s, err := opts.validate()
+	if err != nil {
+		return err
+	}
+	ro, err := opts.rampOptions(s)
+	if err != nil {
+		return err
+	}
+	window := opts.Window
+	if window == "" {
+		window = fmt.Sprintf("peak:%ds", int(opts.StepDuration.Round(time.Second)/time.Second))
+	}
+	if err := opts.load(ctx, opts.IO, opts.Tape, s, window); err != nil {
+		return err
+	}
+	defer s.close()
+	f := opts.file("ramp", opts.Tape, s)
+	ro.Run = opts.options(s, replay.Schedule{}, 0)
+	if err := executeRamp(ctx, opts.IO, s, ro, f, opts.Require); err != nil {
+		return err
+	}
+	if err := opts.writeOutputs(opts.IO, f, func() error { return report.WriteText(opts.IO.Out, f) }); err != nil {
+		return err
+	}
+	return rampOutcome(f, opts.Require, opts.IO)
+}
+
+// executeRamp runs the ramp with progress on stderr and fills f.
+func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f *results.File, require float64) error {
+	f.Params.StepS = ro.StepDuration.Seconds()
+	f.Params.SettleS = ro.Settle.Seconds()
+	f.Params.CooldownS = ro.Cooldown.Seconds()
+	f.Params.Saturation = ro.Saturation
+	if require > 0 {
+		f.Params.Require = &require
+	}
+	total := len(ro.Scales())
+	view := newProgressView(io, 5*time.Second)
+	defer view.Close()
+	ro.Run.Progress = view.Update
+	ro.OnStep = func(i int, k float64, refinement bool) {
+		what := fmt.Sprintf("step %d/%d %gx", i+1, total, k)
+		if refinement {
+			what = fmt.Sprintf("refine %gx", k)
+		}
+		view.Step(what)
+	}
+	ro.OnStepDone = func(st *results.Step) {
+		outcome := "pass"
+		switch {
+		case st.Aborted:
+			outcome = "emergency stop: " + st.AbortReason
+		case st.Generator.Limited:
+			outcome = "generator-limited: " + strings.Join(st.Generator.Notes, "; ")
+		case !st.Passed:
+			outcome = "FAIL: " + strings.Join(st.Violations, "; ")
+		}
+		view.EndStep(fmt.Sprintf("%s (achieved %.1f of %.1f req/s, p99 %.1f ms)", outcome, st.AchievedRPS, st.OfferedRPS, st.LatencyMS.P99))
+	}
+	return replay.Ramp(ctx, s.plan, ro, f)
+}
+
+// rampOutcome maps a finished ramp to the exit code: interrupted (130),
+// emergency stop or an unmet --require (3).
+func rampOutcome(f *results.File, require float64, io IO) error {
+	switch {
+	case f.Interrupted:
+		return context.Canceled
+	case f.Aborted:
+		return &RequirementError{Msg: "emergency stop: " + f.AbortReason}
+	case require > 0:
+		if msg := requirementShortfall(f, require); msg != "" {
+			return &RequirementError{Msg: msg}
+		}
+		fmt.Fprintf(io.Err, "herd: requirement met: every step up to %gx met its SLOs\n", require)
+	}
+	return nil
+}
+
+// requirementShortfall explains why a ramp does not prove that the target
+// holds k times the window's rate, or returns "".
+func requirementShortfall(f *results.File, k float64) string {
+	reached := false
+	for _, st := range f.Steps {
+		if st.Scale > k+1e-9 {
+			continue
+		}
+		switch {
+		case st.Generator.Limited:
+			return fmt.Sprintf("requirement %gx not verified: herd itself was the limit at %gx", k, st.Scale)
+		case !st.Passed:
+			return fmt.Sprintf("requirement %gx not met: the step at %gx failed (%s)", k, st.Scale, strings.Join(st.Violations, "; "))
+		}
+		if st.Scale >= k-1e-9 {
+			reached = true
+		}
+	}
+	if !reached {
+		return fmt.Sprintf("requirement %gx not verified: no step reached it (use --to %gx)", k, k)
+	}
+	return ""
+}

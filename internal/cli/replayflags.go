@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/replay"
+	"github.com/herd-replay/herd/tape"
+	"github.com/spf13/pflag"
+)
+
+// replayFlags are the options herd replay and herd ramp share.
+type replayFlags struct {
+	Target        string
+	ScaleMode     string
+	Window        string
+	Pacing        string
+	Timeout       time.Duration
+	MaxConns      int
+	MaxInflight   int
+	Seed          uint64
+	SetHeaders    []string
+	KeepHost      bool
+	ReadOnly      bool
+	SendTruncated bool
+	AbortOn       string
+	SLOs          []string
+	JSON          string
+	Raw           string
+	Insecure      bool
+	LagBound      time.Duration
+}
+
+func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
+	fs.StringVar(&f.Target, "target", "", "base URL of the service to replay against: http://host:port (required)")
+	fs.StringVar(&f.ScaleMode, "scale-mode", "clone", "clone: replay each recorded connection k times; compress: play the window k times faster")
+	fs.StringVar(&f.Window, "window", window, "part of the tape to replay: all, peak:DUR (busiest DUR) or FROM-TO (5m-6m, or RFC 3339 times)")
+	fs.StringVar(&f.Pacing, "pacing", "session", "session: a request waits for its connection's previous response, as the client did; strict: every request leaves on time, on a spare connection if needed")
+	fs.DurationVar(&f.Timeout, "timeout", replay.DefaultTimeout, "per-request timeout, from the send; always on")
+	fs.IntVar(&f.MaxConns, "max-conns", replay.DefaultMaxConns, "open connections to the target, at most")
+	fs.IntVar(&f.MaxInflight, "max-inflight", replay.DefaultMaxInflight, "requests awaiting a response, at most")
+	fs.Uint64Var(&f.Seed, "seed", 1, "seed of the clone jitter and fractional copies: same seed, same schedule")
+	fs.StringArrayVar(&f.SetHeaders, "set-header", nil, "'Name: value' to send instead of the recorded header (repeatable); replaces redacted secrets")
+	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
+	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
+	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
+	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW, or off")
+	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default p99<1s, errors<1%)")
+	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
+	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
+	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
+	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
+}
+
+// setup is what both commands build from the flags.
+type setup struct {
+	target  *url.URL
+	plan    *replay.Plan
+	mode    replay.Mode
+	pacing  replay.Pacing
+	abort   replay.AbortRule
+	slos    []results.SLO
+	headers []tape.Field
+	tape    *tape.Reader
+	raw     *os.File // --raw output, when asked for
+}
+
+// close releases what load opened.
+func (s *setup) close() {
+	if s.tape != nil {
+		s.tape.Close()
+	}
+	if s.raw != nil {
+		s.raw.Close()
+	}
+}
+
+func (f *replayFlags) validate() (*setup, error) {
+	s := &setup{}
+	var err error
+	if f.Target == "" {
+		return nil, usageErrorf("--target is required: the base URL of the service, e.g. --target http://127.0.0.1:8080")
+	}
+	if s.target, err = parseTarget(f.Target); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	if s.mode, err = replay.ParseMode(f.ScaleMode); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	if s.pacing, err = replay.ParsePacing(f.Pacing); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	if s.abort, err = replay.ParseAbort(f.AbortOn); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	if s.slos, err = results.ParseSLOs(f.SLOs); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	if f.Timeout <= 0 {
+		return nil, usageErrorf("--timeout must be positive: it is always on")
+	}
+	if f.MaxConns <= 0 || f.MaxInflight <= 0 {
+		return nil, usageErrorf("--max-conns and --max-inflight must be positive")
+	}
+	for _, h := range f.SetHeaders {
+		name, value, ok := strings.Cut(h, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return nil, usageErrorf("--set-header %q: use 'Name: value'", h)
+		}
+		s.headers = append(s.headers, tape.Field{Name: name, Value: strings.TrimSpace(value)})
+	}
+	return s, nil
+}
+
+func parseTarget(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--target %q: use http://host:port or https://host:port", s)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("--target %q: give only scheme, host and port; requests keep their recorded paths", s)
+	}
+	u.Path = ""
+	return u, nil
+}
+
+// load opens the tape, plans the window and creates the --raw file; the
+// caller closes them with s.close.
+func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, window string) error {
+	w, err := replay.ParseWindow(window)
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	r, err := tape.Open(path)
+	if err != nil {
+		return err
+	}
+	s.tape = r
+	if !r.Indexed() {
+		fmt.Fprintf(io.Err, "herd: warning: %s has no index (not closed cleanly); reading it by scanning\n", path)
+	}
+	s.plan, err = replay.Load(ctx, r, replay.PlanOptions{
+		Window: w, Target: s.target, KeepHost: f.KeepHost, ReadOnly: f.ReadOnly,
+		SendTruncated: f.SendTruncated, SetHeaders: s.headers,
+	})
+	if err != nil {
+		return fmt.Errorf("tape %q: %w", path, err)
+	}
+	for _, d := range r.Damage() {
+		fmt.Fprintf(io.Err, "herd: warning: %v\n", d)
+	}
+	for name, n := range s.plan.Redacted {
+		fmt.Fprintf(io.Err, "herd: warning: %d requests carry a redacted %s value; the target will see the placeholder unless you pass --set-header '%s: ...'\n", n, name, name)
+	}
+	if limit, err := replay.RaiseFileLimit(); err == nil && limit > 0 && uint64(f.MaxConns)+64 > limit {
+		fmt.Fprintf(io.Err, "herd: warning: the open-file limit is %d, below --max-conns %d; raise it with ulimit -n\n", limit, f.MaxConns)
+	}
+	if f.Raw != "" {
+		if s.raw, err = os.OpenFile(f.Raw, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *replayFlags) options(s *setup, sched replay.Schedule, settle time.Duration) replay.Options {
+	o := replay.Options{
+		Target: s.target, Schedule: sched, Pacing: s.pacing, Settle: settle, Timeout: f.Timeout,
+		MaxConns: f.MaxConns, MaxInflight: f.MaxInflight, Abort: s.abort, LagBound: f.LagBound,
+	}
+	if f.Insecure {
+		o.TLS = &tls.Config{InsecureSkipVerify: true}
+	}
+	if s.raw != nil {
+		o.Raw = s.raw
+	}
+	return o
+}
+
+// file starts the results file of a run.
+func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
+	p := s.plan
+	names := make([]string, 0, len(s.headers))
+	for _, h := range s.headers {
+		names = append(names, h.Name)
+	}
+	slos := make([]string, 0, len(s.slos))
+	for _, x := range s.slos {
+		slos = append(slos, x.Text)
+	}
+	return &results.File{
+		Schema: results.Schema, Kind: kind, HerdVersion: versionString(), Target: s.target.String(), Tape: tapePath,
+		StartedAt: time.Now().UTC(),
+		Window: results.Window{
+			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
+			Requests: p.Requests, RPS: round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
+		},
+		Params: results.Params{
+			ScaleMode: s.mode.String(), Pacing: s.pacing.String(), TimeoutS: f.Timeout.Seconds(), SLOs: slos,
+			MaxConns: f.MaxConns, MaxInflight: f.MaxInflight, Seed: f.Seed, AbortOn: s.abort.Text,
+			ReadOnly: f.ReadOnly, SetHeaders: names, KeepHost: f.KeepHost, SendTrunc: f.SendTruncated,
+			GOMAXPROCS: replay.GOMAXPROCS(), DispatchLagS: f.LagBound.Seconds(),
+		},
+		Steps: []results.Step{},
+	}
+}
+
+// writeOutputs prints the text report on stdout and writes the JSON file.
+func (f *replayFlags) writeOutputs(io IO, res *results.File, text func() error) error {
+	if f.JSON == "-" {
+		return res.Write(io.Out)
+	}
+	if f.JSON != "" {
+		if err := res.WriteFile(f.JSON); err != nil {
+			return err
+		}
+	}
+	return text()
+}

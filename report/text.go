@@ -1,0 +1,157 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
+)
+
+// WriteText renders f as a compact text report that reads well in a
+// terminal and in a CI log.
+func WriteText(w io.Writer, f *results.File) error {
+	var b strings.Builder
+	win := f.Window
+	fmt.Fprintf(&b, "herd %s: %s -> %s\n", f.Kind, f.Tape, f.Target)
+	fmt.Fprintf(&b, "window   %s: %s, %s, %d requests on %d connections = %.1f req/s at 1x\n",
+		win.Spec, win.Start.UTC().Format("2006-01-02 15:04:05 MST"), fmtDur(win.DurationS), win.Requests, win.Conns, win.RPS)
+	if len(win.Skipped) > 0 {
+		fmt.Fprintf(&b, "         not replayed: %s\n", counts(win.Skipped))
+	}
+	p := f.Params
+	fmt.Fprintf(&b, "replay   %s scaling, %s pacing, timeout %s, max %d connections, seed %d, abort on %s\n",
+		p.ScaleMode, p.Pacing, fmtDur(p.TimeoutS), p.MaxConns, p.Seed, p.AbortOn)
+	if len(p.SLOs) > 0 {
+		sat := ""
+		if p.Saturation > 0 {
+			sat = fmt.Sprintf(", achieved >= %.0f%% of offered", p.Saturation*100)
+		}
+		fmt.Fprintf(&b, "SLOs     %s%s\n", strings.Join(p.SLOs, ", "), sat)
+	}
+	b.WriteString("\n")
+	if f.Kind == "ramp" || len(f.Steps) > 1 {
+		writeSteps(&b, f)
+	} else if len(f.Steps) == 1 {
+		writeStep(&b, &f.Steps[0])
+	}
+	if f.Generator.Limited || len(f.Generator.Notes) > 0 {
+		b.WriteString("\ngenerator\n")
+		for _, n := range f.Generator.Notes {
+			fmt.Fprintf(&b, "  %s\n", n)
+		}
+	}
+	if f.TruthCapacityScale != nil {
+		t := *f.TruthCapacityScale
+		fmt.Fprintf(&b, "\ntruth    analytic capacity %.2fx; measured %.2fx (%+.1f%%)\n", t, f.Capacity.Scale, 100*(f.Capacity.Scale-t)/t)
+	}
+	fmt.Fprintf(&b, "\n%s\n", f.Verdict)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeStep(b *strings.Builder, st *results.Step) {
+	fmt.Fprintf(b, "step     %gx for %s (+%s settle), %.2f cores used\n", st.Scale, fmtDur(st.DurationS), fmtDur(st.SettleS), st.CPU)
+	fmt.Fprintf(b, "requests planned %d, sent %d, completed %d, errors %d (%s), mismatches %d\n",
+		st.Planned, st.Sent, st.Completed, st.Errors, pct(st.ErrorRate), st.Mismatches)
+	if len(st.NotSent) > 0 {
+		fmt.Fprintf(b, "         not sent: %s\n", counts(st.NotSent))
+	}
+	if len(st.ErrorClasses) > 0 {
+		fmt.Fprintf(b, "         errors: %s\n", counts(st.ErrorClasses))
+	}
+	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
+	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", fmtPct(st.LatencyMS))
+	fmt.Fprintf(b, "service  %s   (from the actual send)\n", fmtPct(st.ServiceMS))
+	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
+		ms(st.ScheduleLagMS.P50), ms(st.ScheduleLagMS.P99), ms(st.ScheduleLagMS.Max), ms(st.DispatchLagMS.P99))
+	if len(st.Routes) > 0 {
+		b.WriteString("\n")
+		t := &textfmt.Table{Right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true}}
+		t.Add("method", "route", "sent", "errors", "mismatch", "p50", "p99", "max")
+		for _, r := range st.Routes {
+			t.Add(r.Method, r.Route, fmt.Sprint(r.Sent), fmt.Sprint(r.Errors), fmt.Sprint(r.Mismatches),
+				ms(r.LatencyMS.P50), ms(r.LatencyMS.P99), ms(r.LatencyMS.Max))
+		}
+		b.WriteString(t.String())
+	}
+	status := "SLOs met"
+	if !st.Passed {
+		status = "SLOs failed: " + strings.Join(st.Violations, "; ")
+	}
+	fmt.Fprintf(b, "\n%s\n", status)
+}
+
+func writeSteps(b *strings.Builder, f *results.File) {
+	t := &textfmt.Table{Right: map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}}
+	t.Add("scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		scale := fmt.Sprintf("%gx", st.Scale)
+		if st.Refinement {
+			scale = "~" + scale
+		}
+		if st.Retry {
+			scale += " (again)"
+		}
+		result := "pass"
+		switch {
+		case st.Aborted:
+			result = "ABORTED: " + st.AbortReason
+		case st.Interrupted:
+			result = "interrupted"
+		case st.Generator.Limited:
+			result = "generator-limited: " + strings.Join(st.Generator.Notes, "; ")
+		case !st.Passed:
+			result = "FAIL: " + strings.Join(st.Violations, "; ")
+			if st.FailedRoute != "" {
+				result += " (" + st.FailedRoute + ")"
+			}
+		}
+		t.Add(scale, fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
+			ms(st.LatencyMS.P50), ms(st.LatencyMS.P90), ms(st.LatencyMS.P99), pct(st.ErrorRate), pct(st.MismatchRate),
+			ms(st.ScheduleLagMS.P99), result)
+	}
+	b.WriteString(t.String())
+}
+
+func fmtPct(p results.Percentiles) string {
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.Max))
+}
+
+// ms renders milliseconds with about three significant digits.
+func ms(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.2fs", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0fms", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1fms", v)
+	}
+	return fmt.Sprintf("%.2fms", v)
+}
+
+func pct(f float64) string {
+	if f == 0 {
+		return "0%"
+	}
+	return fmt.Sprintf("%.2f%%", f*100)
+}
+
+func fmtDur(s float64) string {
+	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
+}
+
+func counts(m results.Counts) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
