@@ -250,7 +250,7 @@ func (dropStream) Accept(*layers.TCP, gopacket.CaptureInfo, reassembly.TCPFlowDi
 	return false
 }
 func (dropStream) ReassembledSG(reassembly.ScatterGather, reassembly.AssemblerContext) {}
-func (dropStream) ReassemblyComplete(reassembly.AssemblerContext) bool           { return true }
+func (dropStream) ReassemblyComplete(reassembly.AssemblerContext) bool                 { return true }
 
 // Run reads src to its end (or until ctx is done), writes an exchange to
 // sink for every complete request, and returns the counters. When ctx is

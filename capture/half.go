@@ -112,6 +112,11 @@ func (h *half) feed(s *segment) {
 	}
 	h.payload = true
 	h.lastTS = s.time(len(s.data) - 1)
+	if h.st == stIdle && !h.lineStart && len(h.buf) == 0 && s.sg != nil {
+		// Skipping junk, but a packet boundary is where a client usually
+		// starts a request: look for a start line here too.
+		h.lineStart = true
+	}
 	off := 0
 	for off < len(s.data) {
 		switch h.st {

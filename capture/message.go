@@ -14,12 +14,12 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 type discardReason uint8
 
 const (
-	keep            discardReason = iota
-	reqIncomplete                 // cut by a gap, the snap length, the end of the capture or a flush
-	reqLostInGap                  // a gap between two requests: a request was lost whole
-	reqMalformed                  // a head that does not parse, or a body that cannot be framed
-	reqTooLarge                   // a field beyond what a tape record holds
-	reqMemoryFlush                // cut because the connection was flushed to bound memory
+	keep           discardReason = iota
+	reqIncomplete                // cut by a gap, the snap length, the end of the capture or a flush
+	reqLostInGap                 // a gap between two requests: a request was lost whole
+	reqMalformed                 // a head that does not parse, or a body that cannot be framed
+	reqTooLarge                  // a field beyond what a tape record holds
+	reqMemoryFlush               // cut because the connection was flushed to bound memory
 )
 
 // message is one request or response being parsed, then waiting to be
