@@ -59,6 +59,9 @@ func newConn(e *engine, id uint64, netFlow gopacket.Flow, tcp *layers.TCP) *conn
 
 // Accept is called for every packet of the connection before reassembly.
 func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, ac reassembly.AssemblerContext) bool {
+	if c.closed {
+		return false
+	}
 	if ci.Timestamp.After(c.lastSeen) {
 		c.lastSeen = ci.Timestamp
 	}
@@ -128,7 +131,10 @@ func (c *conn) ReassemblyComplete(ac reassembly.AssemblerContext) bool {
 	}
 	delete(c.eng.live, c)
 	c.account()
-	return true
+	// Keep the connection in the assembler's pool: the last ACKs after
+	// the FINs belong to it (and must not open a new, empty connection).
+	// A new SYN on the 4-tuple replaces it; the idle timeout removes it.
+	return false
 }
 
 // account updates the engine's count of buffered bytes for this connection.
@@ -235,8 +241,13 @@ func (c *conn) addResponse(m *message) {
 
 // requestLost records a request that fell whole into a gap of the client
 // direction: its response, if seen, must not be paired with the next one.
-func (c *conn) requestLost(ts int64) {
-	m := &message{start: ts, end: ts, done: true, drop: reqLostInGap}
+func (c *conn) requestLost(ts int64) { c.requestCut(ts, reqLostInGap) }
+
+// requestCut queues a request that was cut before its start line was
+// complete, so that its response, if seen, is discarded with it rather
+// than paired with the next request.
+func (c *conn) requestCut(ts int64, why discardReason) {
+	m := &message{start: ts, end: ts, done: true, drop: why}
 	m.h.request = true
 	c.addRequest(m)
 	c.tryEmit()
@@ -258,9 +269,18 @@ func (c *conn) responseLost(ts int64) {
 	c.tryEmit()
 }
 
-// discard counts a request that was cut before it could be queued.
-func (c *conn) discard(r discardReason) {
-	c.eng.stats.discard(r)
+// brokenResponse assigns to the oldest unanswered request a response that
+// is not HTTP (a server answering with raw bytes). It stays open, counting
+// bytes, until the server's next start line.
+func (c *conn) brokenResponse(ts int64) *message {
+	if c.ans >= len(c.q) || c.q[c.ans].start > ts {
+		return nil
+	}
+	req := c.q[c.ans]
+	r := &message{start: ts, end: ts, req: req, flags: tape.RespIncomplete, why: incMalformed}
+	req.resp = r
+	c.ans++
+	return r
 }
 
 // bodyBytes hands body bytes to m, accounting what it stores.

@@ -91,6 +91,7 @@ type half struct {
 
 	held      []heldSeg
 	heldBytes int
+	junk      *message // server: a response that is not HTTP, still being skipped
 }
 
 // plausible reports whether prefix, at a line start, could begin a start
@@ -103,6 +104,29 @@ func (h *half) plausible(prefix []byte) bool {
 		return looksLikeStatusStart(prefix)
 	}
 	return looksLikeRequestStart(prefix) || looksLikeStatusStart(prefix)
+}
+
+// cutRequest reports whether the partial line in buf is a request cut
+// short (not junk). On a connection not yet known to carry HTTP it takes
+// a method in capitals, a space and the start of a target.
+func (h *half) cutRequest() bool {
+	if h.role == roleServer || !looksLikeRequestStart(h.buf) {
+		return false
+	}
+	if h.c.http {
+		return true
+	}
+	sp := bytes.IndexByte(h.buf, ' ')
+	if sp < 1 || sp+1 >= len(h.buf) {
+		return false
+	}
+	for _, c := range h.buf[:sp] {
+		if c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	t := h.buf[sp+1]
+	return t == '/' || t == '*' || (t >= 'a' && t <= 'z') || (t >= 'A' && t <= 'Z') || (t >= '0' && t <= '9')
 }
 
 // feed parses a run of contiguous bytes.
@@ -165,7 +189,36 @@ func (h *half) feed(s *segment) {
 }
 
 // skipped counts bytes that belong to no message.
-func (h *half) skipped(n int) { h.c.eng.stats.SkippedBytes += int64(n) }
+func (h *half) skipped(n int) {
+	h.c.eng.stats.SkippedBytes += int64(n)
+	if r := h.junk; r != nil {
+		r.bodyLen += int64(n)
+	}
+}
+
+// desync notes that the bytes at ts are not a start line. When the server
+// was at a real message boundary with a request waiting, those bytes are
+// its answer, and not HTTP: the request gets a response marked incomplete
+// rather than none, until the next start line.
+func (h *half) desync(ts int64) {
+	if h.synced && h.role == roleServer && h.junk == nil {
+		h.junk = h.c.brokenResponse(ts)
+	}
+	h.lineStart, h.synced = false, false
+}
+
+// endJunk closes the broken response collecting junk, if any.
+func (h *half) endJunk() {
+	if r := h.junk; r != nil {
+		r.end = max(r.end, h.lastTS)
+		r.done = true
+		h.junk = nil
+		if r.req != nil && h.c.holdFor == r.req {
+			h.c.release()
+		}
+		h.c.tryEmit()
+	}
+}
 
 // idle looks for the next start line from data[off].
 func (h *half) idle(s *segment, off int) int {
@@ -206,13 +259,13 @@ func (h *half) idle(s *segment, off int) int {
 		return off + 1
 	}
 	if !h.plausible(data[:min(len(data), 16)]) {
-		h.lineStart, h.synced = false, false
+		h.desync(s.time(off))
 		return off
 	}
 	nl := bytes.IndexByte(data, '\n')
 	if nl < 0 {
 		if len(data) > maxLine {
-			h.lineStart, h.synced = false, false
+			h.desync(s.time(off))
 			return off
 		}
 		h.buf = append(h.buf[:0], data...)
@@ -223,7 +276,7 @@ func (h *half) idle(s *segment, off int) int {
 		h.st, h.scan = stHead, 0
 		return off
 	}
-	h.lineStart, h.synced = false, false
+	h.desync(s.time(off))
 	return off
 }
 
@@ -231,6 +284,11 @@ func (h *half) idle(s *segment, off int) int {
 // half may send, begins a message.
 func (h *half) tryStart(line []byte, ts int64) bool {
 	line = trimCR(line)
+	if h.junk != nil && h.role == roleServer {
+		if _, _, ok := statusLine(line); ok {
+			h.endJunk()
+		}
+	}
 	if h.role != roleServer {
 		if _, _, _, ok := requestLine(line); ok {
 			h.c.setRole(h, roleClient)
@@ -522,10 +580,14 @@ func (h *half) gap(n int64, ts int64) {
 	st.GapBytes += n
 	switch h.st {
 	case stIdle:
+		if r := h.junk; r != nil {
+			r.flags |= tape.Gap
+			r.bodyLen += n
+		}
 		if len(h.buf) > 0 {
 			// A start line was cut.
-			if h.role != roleServer && looksLikeRequestStart(h.buf) {
-				h.c.discard(reqIncomplete)
+			if h.cutRequest() {
+				h.c.requestCut(h.candTS, reqIncomplete)
 			} else if h.role == roleServer && h.synced {
 				h.c.responseLost(h.candTS)
 			}
@@ -623,13 +685,14 @@ func (h *half) finish(why incomplete) {
 	if h.st == stHold {
 		h.c.release()
 	}
+	h.endJunk()
 	switch h.st {
 	case stIdle:
-		if len(h.buf) > 0 && h.role != roleServer && looksLikeRequestStart(h.buf) {
+		if len(h.buf) > 0 && h.cutRequest() {
 			if why == incFlush {
-				h.c.discard(reqMemoryFlush)
+				h.c.requestCut(h.candTS, reqMemoryFlush)
 			} else {
-				h.c.discard(reqIncomplete)
+				h.c.requestCut(h.candTS, reqIncomplete)
 			}
 		}
 	case stBodyClose:
