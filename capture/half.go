@@ -136,10 +136,21 @@ func (h *half) feed(s *segment) {
 	}
 	h.payload = true
 	h.lastTS = s.time(len(s.data) - 1)
-	if h.st == stIdle && !h.lineStart && len(h.buf) == 0 && s.sg != nil {
-		// Skipping junk, but a packet boundary is where a client usually
-		// starts a request: look for a start line here too.
-		h.lineStart = true
+	if h.st == stIdle && s.sg != nil {
+		// Skipping junk, or holding a partial line: a packet boundary is
+		// where a message usually starts, so look for a start line here
+		// too. A partial line held from before is given up if a whole
+		// start line begins here.
+		if len(h.buf) == 0 {
+			h.lineStart = true
+		} else if h.startsHere(s.data) {
+			if h.cutRequest() {
+				h.c.requestCut(h.candTS, reqIncomplete)
+			} else {
+				h.skipped(len(h.buf))
+			}
+			h.buf, h.lineStart = h.buf[:0], true
+		}
 	}
 	off := 0
 	for off < len(s.data) {
@@ -278,6 +289,27 @@ func (h *half) idle(s *segment, off int) int {
 	}
 	h.desync(s.time(off))
 	return off
+}
+
+// startsHere reports whether data begins with a whole start line this
+// half may send.
+func (h *half) startsHere(data []byte) bool {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return false
+	}
+	line := trimCR(data[:nl])
+	if h.role != roleServer {
+		if _, _, _, ok := requestLine(line); ok {
+			return true
+		}
+	}
+	if h.role != roleClient {
+		if _, _, ok := statusLine(line); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // tryStart checks a complete candidate start line and, when it is one this
