@@ -82,5 +82,6 @@ func (m *message) bodyGap(n int64) {
 		m.drop = reqIncomplete
 	} else {
 		m.flags |= tape.RespIncomplete
+		m.why = incGap
 	}
 }
