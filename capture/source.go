@@ -118,7 +118,7 @@ const readBufferSize = 1 << 20
 
 // fileSource reads one capture file.
 type fileSource struct {
-	f    *os.File
+	f    io.Closer
 	gz   *gzip.Reader
 	pcap *pcapgo.Reader
 	ng   *pcapgo.NgReader
@@ -132,7 +132,7 @@ func OpenFile(path string) (Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open capture: %w", err)
 	}
-	s, err := newFileSource(path, f)
+	s, err := newFileSource(path, f, f)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -140,9 +140,15 @@ func OpenFile(path string) (Source, error) {
 	return s, nil
 }
 
-func newFileSource(path string, f *os.File) (*fileSource, error) {
-	s := &fileSource{f: f}
-	br := bufio.NewReaderSize(f, readBufferSize)
+// NewReader reads a capture from r (standard input, a pipe from tcpdump -w
+// -); name is used in messages. Closing the Source does not close r.
+func NewReader(name string, r io.Reader) (Source, error) {
+	return newFileSource(name, r, io.NopCloser(nil))
+}
+
+func newFileSource(path string, r io.Reader, c io.Closer) (*fileSource, error) {
+	s := &fileSource{f: c}
+	br := bufio.NewReaderSize(r, readBufferSize)
 	head, _ := br.Peek(4)
 	format, gzipped := DetectFormat(head)
 	if gzipped {

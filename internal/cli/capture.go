@@ -75,6 +75,9 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 		Example: `  # From a tcpdump capture (tcpdump -i eth0 -w peak.pcap 'tcp port 8080')
   herd capture --pcap peak.pcap --port 8080 -o peak.tape
 
+  # Straight from tcpdump, through a pipe
+  tcpdump -i eth0 -w - 'tcp port 80' | herd capture --pcap - --port 80 -o peak.tape
+
   # Several rotated files, all ports, keep whole connections of 10%
   herd capture --pcap dump0.pcap dump1.pcap.gz --sample 10 -o sample.tape
 
@@ -94,7 +97,7 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&opts.Pcaps, "pcap", nil, "read these pcap/pcapng files (repeatable; more files may follow as arguments)")
+	f.StringSliceVar(&opts.Pcaps, "pcap", nil, "read these pcap/pcapng files, or - for standard input (repeatable; more files may follow as arguments)")
 	f.StringVarP(&opts.Interface, "interface", "i", "", "capture live on this interface (Linux)")
 	f.IntSliceVar(&opts.Ports, "port", nil, "server port (repeatable); required with -i")
 	f.StringVarP(&opts.Output, "output", "o", "", "tape file to write (required)")
@@ -159,6 +162,11 @@ func (o *captureOptions) check() (captureConfig, error) {
 		return c, usageErrorf("--pcap and -i exclude each other: capture from files or from an interface")
 	case o.Output == "":
 		return c, usageErrorf("-o OUT.tape is required")
+	}
+	for _, p := range o.Pcaps {
+		if p == "-" && len(o.Pcaps) > 1 {
+			return c, usageErrorf("--pcap - (standard input) cannot be combined with other files")
+		}
 	}
 	c.live = o.Interface != ""
 	if c.live && len(o.Ports) == 0 {
@@ -254,11 +262,15 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		meta.Source.Kind = "pcap"
 		for _, p := range o.Pcaps {
 			meta.Source.Files = append(meta.Source.Files, filepath.Base(p))
-			if st, err := os.Stat(p); err == nil {
+			if st, err := os.Stat(p); err == nil && p != "-" {
 				total += st.Size()
 			}
 		}
-		src, err = capture.OpenFiles(o.Pcaps)
+		if len(o.Pcaps) == 1 && o.Pcaps[0] == "-" {
+			src, err = capture.NewReader("standard input", o.IO.In)
+		} else {
+			src, err = capture.OpenFiles(o.Pcaps)
+		}
 	}
 	if err != nil {
 		return err

@@ -82,22 +82,23 @@ type Segment struct {
 
 // Write writes s, framed for the file's link type.
 func (w *Writer) Write(s Segment) error {
-	w.buf = w.frame(w.buf[:0], s)
+	w.buf = AppendFrame(w.buf[:0], w.link, s)
 	return w.Raw(w.buf)
 }
 
-func (w *Writer) frame(b []byte, s Segment) []byte {
+// AppendFrame appends segment s, framed for link, to b.
+func AppendFrame(b []byte, link Link, s Segment) []byte {
 	v6 := s.Src.Addr().Is6() && !s.Src.Addr().Is4In6()
 	ethType := uint16(0x0800)
 	if v6 {
 		ethType = 0x86dd
 	}
-	switch w.link.Type {
+	switch link.Type {
 	case layers.LinkTypeEthernet:
 		b = append(b, 0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01)
-		for i, id := range w.link.VLANs {
+		for i, id := range link.VLANs {
 			tpid := uint16(0x8100)
-			if i == 0 && len(w.link.VLANs) > 1 {
+			if i == 0 && len(link.VLANs) > 1 {
 				tpid = 0x88a8
 			}
 			b = binary.BigEndian.AppendUint16(b, tpid)
@@ -120,9 +121,9 @@ func (w *Writer) frame(b []byte, s Segment) []byte {
 	case layers.LinkTypeNull, layers.LinkTypeLoop:
 		af := uint32(2)
 		if v6 {
-			af = w.link.NullAF
+			af = link.NullAF
 		}
-		if w.link.Type == layers.LinkTypeNull {
+		if link.Type == layers.LinkTypeNull {
 			b = binary.LittleEndian.AppendUint32(b, af)
 		} else {
 			b = binary.BigEndian.AppendUint32(b, af)
