@@ -129,7 +129,7 @@ func TestPcapNGInterfaces(t *testing.T) {
 		body = append(body, 0, 0)
 		body = binary.LittleEndian.AppendUint32(body, 65535)
 		body = append(body, 9, 0, 1, 0, resol, 0, 0, 0) // if_tsresol
-		return append(body, 0, 0, 0, 0)                  // opt_endofopt
+		return append(body, 0, 0, 0, 0)                 // opt_endofopt
 	}
 	b = ngBlock(b, 1, idb(layers.LinkTypeEthernet, 6)) // interface 0: microseconds
 	b = ngBlock(b, 1, idb(layers.LinkTypeRaw, 9))      // interface 1: nanoseconds
