@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -67,3 +68,5 @@ func captureFile(t testing.TB, path string, opts Options) ([]tape.Exchange, Stat
 	}
 	return sink.ex, st
 }
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
