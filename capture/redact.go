@@ -60,7 +60,7 @@ func (r Redaction) Meta() tape.Redaction {
 // redactor replaces secret values with a keyed hash of them.
 type redactor struct {
 	on      bool
-	headers map[string]bool // lower-case names
+	names   []string // header names, compared case-insensitively
 	res     []*regexp.Regexp
 	query   map[string]bool
 	mac     hash.Hash
@@ -81,15 +81,12 @@ func newRedactor(r Redaction) (*redactor, error) {
 	}
 	rd := &redactor{
 		on:      true,
-		headers: make(map[string]bool),
 		res:     r.Headers,
 		query:   make(map[string]bool),
 		mac:     hmac.New(sha256.New, key),
 		cache:   make(map[string]string),
 	}
-	for _, h := range DefaultRedactedHeaders {
-		rd.headers[strings.ToLower(h)] = true
-	}
+	rd.names = append(rd.names, DefaultRedactedHeaders...)
 	for _, q := range r.Query {
 		rd.query[q] = true
 	}
@@ -113,14 +110,13 @@ func (rd *redactor) marker(v string) string {
 	return m
 }
 
-// secretHeader reports whether the header name is redacted.
+// secretHeader reports whether the header name is redacted. It runs for
+// every header of every exchange, so it does not allocate.
 func (rd *redactor) secretHeader(name string) bool {
-	if rd.headers[name] {
-		return true
-	}
-	lower := strings.ToLower(name)
-	if rd.headers[lower] {
-		return true
+	for _, h := range rd.names {
+		if len(h) == len(name) && strings.EqualFold(h, name) {
+			return true
+		}
 	}
 	for _, re := range rd.res {
 		if re.MatchString(name) {
