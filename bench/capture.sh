@@ -29,8 +29,10 @@ for in in "${inputs[@]}"; do
 	size=$(stat -c %s "$in")
 	rows=()
 	for _ in $(seq "$RUNS"); do
+		start=$EPOCHREALTIME
 		GOMAXPROCS=1 /usr/bin/time -v "$tmp/herd" capture --pcap "$in" -o "$tmp/out.tape" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
-		wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$tmp/err")
+		end=$EPOCHREALTIME
+		wall=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')
 		rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/err")
 		pkts=$(sed -n 's/.* from \([0-9]*\) packets.*/\1/p' "$tmp/err")
 		rows+=("$wall $rss $pkts")
@@ -39,7 +41,7 @@ for in in "${inputs[@]}"; do
 	med=$(printf '%s\n' "${rows[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
 	read -r wall rss pkts <<<"$med"
 	awk -v name="$(basename "$in")" -v size="$size" -v wall="$wall" -v rss="$rss" -v pkts="$pkts" 'BEGIN {
-		printf "%-36s %10.1f %10.0f %12.0f %10.1f %8.2f\n", name, size/1e6, size/1e6/wall, pkts/wall, rss/1024, wall }'
+		printf "%-36s %10.1f %10.0f %12.0f %10.1f %8.3f\n", name, size/1e6, size/1e6/wall, pkts/wall, rss/1024, wall }'
 done
 echo "(wall time of the whole process, start-up included: small inputs read slower than the engine runs;"
 echo " go test ./capture -run XXX -bench Capture measures the engine alone)"
