@@ -390,14 +390,20 @@ func (h *half) readHead(s *segment, off int) int {
 // headTooLarge gives up on a head longer than maxHead.
 func (h *half) headTooLarge(s *segment, off int) {
 	h.skipped(len(h.buf) + len(s.data) - off)
-	h.buf = h.buf[:0]
+	h.giveUp(reqTooLarge)
+}
+
+// giveUp abandons h.msg as unparseable: a request is discarded for why, a
+// response is marked incomplete (malformed).
+func (h *half) giveUp(why discardReason) {
 	m := h.msg
 	if m.request() {
-		m.drop = reqTooLarge
+		m.drop = why
 	} else {
 		m.flags |= tape.RespIncomplete
 		m.why = incMalformed
 	}
+	h.buf = h.buf[:0]
 	h.abandon()
 }
 
@@ -421,13 +427,7 @@ func (h *half) headDone(raw []byte, s *segment, endOff int) {
 	hd, ok := parseHead(raw, m.request())
 	m.end = s.time(endOff)
 	if !ok {
-		if m.request() {
-			m.drop = reqMalformed
-		} else {
-			m.flags |= tape.RespIncomplete
-			m.why = incMalformed
-		}
-		h.abandon()
+		h.giveUp(reqMalformed)
 		return
 	}
 	m.h = hd
@@ -518,79 +518,74 @@ func (h *half) complete(s *segment, endOff int) {
 
 // malformed gives up on a body whose framing broke.
 func (h *half) malformed(s *segment, off int) {
-	m := h.msg
-	m.end = s.time(off)
-	if m.request() {
-		m.drop = reqMalformed
-	} else {
-		m.flags |= tape.RespIncomplete
-		m.why = incMalformed
-	}
-	h.buf = h.buf[:0]
-	h.abandon()
+	h.msg.end = s.time(off)
+	h.giveUp(reqMalformed)
 }
 
-// chunkSize reads a chunk-size line.
-func (h *half) chunkSize(s *segment, off int) int {
+// readLine returns the line starting at data[off] (without its '\n'),
+// joined to any part of it held from earlier segments, and the offset after
+// it. A line that goes on past the segment is held, up to limit bytes (past
+// that the message is malformed), and done is false. The caller empties
+// h.buf once it is through with the line.
+func (h *half) readLine(s *segment, off, limit int) (line []byte, next int, done bool) {
 	data := s.data[off:]
 	nl := bytes.IndexByte(data, '\n')
 	if nl < 0 {
-		if len(h.buf)+len(data) > maxLine {
+		if len(h.buf)+len(data) > limit {
+			// Resynchronise from here: the rest may hold a start line.
 			h.malformed(s, off)
-			return len(s.data)
+			return nil, off, false
 		}
 		h.buf = append(h.buf, data...)
-		return len(s.data)
+		return nil, len(s.data), false
 	}
-	line := data[:nl]
+	line = data[:nl]
 	if len(h.buf) > 0 {
 		h.buf = append(h.buf, line...)
 		line = h.buf
 	}
+	return line, off + nl + 1, true
+}
+
+// chunkSize reads a chunk-size line.
+func (h *half) chunkSize(s *segment, off int) int {
+	line, next, done := h.readLine(s, off, maxLine)
+	if !done {
+		return next
+	}
 	size, ok := parseChunkSize(line)
 	h.buf = h.buf[:0]
 	if !ok {
-		h.malformed(s, off+nl)
-		return off + nl + 1
+		h.malformed(s, next-1)
+		return next
 	}
 	if size == 0 {
 		h.st, h.trailer = stTrailer, 0
 	} else {
 		h.st, h.remaining = stChunkData, size
 	}
-	return off + nl + 1
+	return next
 }
 
 // trailerLine reads one line of the trailer section; the empty line ends
 // the message. Trailer fields are not stored.
 func (h *half) trailerLine(s *segment, off int) int {
-	data := s.data[off:]
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		if h.trailer+len(h.buf)+len(data) > maxTrailer {
-			h.malformed(s, off)
-			return len(s.data)
-		}
-		h.buf = append(h.buf, data...)
-		return len(s.data)
-	}
-	line := data[:nl]
-	if len(h.buf) > 0 {
-		h.buf = append(h.buf, line...)
-		line = h.buf
+	line, next, done := h.readLine(s, off, maxTrailer-h.trailer)
+	if !done {
+		return next
 	}
 	n := len(line)
 	empty := len(trimCR(line)) == 0
 	h.buf = h.buf[:0]
 	if empty {
-		h.complete(s, off+nl)
-		return off + nl + 1
+		h.complete(s, next-1)
+		return next
 	}
 	h.trailer += n
 	if h.trailer > maxTrailer {
-		h.malformed(s, off+nl)
+		h.malformed(s, next-1)
 	}
-	return off + nl + 1
+	return next
 }
 
 // hold keeps client bytes sent after an Upgrade or CONNECT request until

@@ -59,13 +59,13 @@ func (r Redaction) Meta() tape.Redaction {
 
 // redactor replaces secret values with a keyed hash of them.
 type redactor struct {
-	on      bool
-	names   []string // header names, compared case-insensitively
-	res     []*regexp.Regexp
-	query   map[string]bool
-	mac     hash.Hash
-	sum     []byte
-	cache   map[string]string // recent value → marker, so a session's cookie is hashed once
+	on    bool
+	names []string // header names, compared case-insensitively
+	res   []*regexp.Regexp
+	query map[string]bool
+	mac   hash.Hash
+	sum   []byte
+	cache map[string]string // recent value → marker, so a session's cookie is hashed once
 }
 
 func newRedactor(r Redaction) (*redactor, error) {
@@ -80,11 +80,11 @@ func newRedactor(r Redaction) (*redactor, error) {
 		}
 	}
 	rd := &redactor{
-		on:      true,
-		res:     r.Headers,
-		query:   make(map[string]bool),
-		mac:     hmac.New(sha256.New, key),
-		cache:   make(map[string]string),
+		on:    true,
+		res:   r.Headers,
+		query: make(map[string]bool),
+		mac:   hmac.New(sha256.New, key),
+		cache: make(map[string]string),
 	}
 	rd.names = append(rd.names, DefaultRedactedHeaders...)
 	for _, q := range r.Query {

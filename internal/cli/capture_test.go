@@ -211,6 +211,17 @@ func fakeLive(t *testing.T, ctx context.Context, pcap string, every time.Duratio
 	}
 }
 
+// fakeLiveOptions sets up a live capture of the pipelining edge case,
+// replayed a packet every `every`.
+func fakeLiveOptions(t *testing.T, ctx context.Context, errb *bytes.Buffer, tty bool, every time.Duration) *captureOptions {
+	return &captureOptions{
+		IO:        IO{Out: io.Discard, Err: errb, ErrTTY: tty},
+		Interface: "fake0", Ports: []int{80}, Output: filepath.Join(t.TempDir(), "live.tape"),
+		MaxBody: "1MiB", StatusEvery: time.Second,
+		openLive: fakeLive(t, ctx, filepath.Join(edgeDir, "pipelining.pcap"), every),
+	}
+}
+
 // TestCaptureLiveStatusAndDuration runs the live path on a replayed file:
 // status lines every interval when stderr is not a terminal, and a clean
 // stop with the tape closed at --duration.
@@ -218,13 +229,9 @@ func TestCaptureLiveStatusAndDuration(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var errb bytes.Buffer
-	out := filepath.Join(t.TempDir(), "live.tape")
-	opts := &captureOptions{
-		IO:        IO{Out: io.Discard, Err: &errb},
-		Interface: "fake0", Ports: []int{80}, Output: out, Duration: 600 * time.Millisecond,
-		MaxBody: "1MiB", StatusEvery: 100 * time.Millisecond,
-		openLive: fakeLive(t, ctx, filepath.Join(edgeDir, "pipelining.pcap"), 5*time.Millisecond),
-	}
+	opts := fakeLiveOptions(t, ctx, &errb, false, 5*time.Millisecond)
+	opts.Duration, opts.StatusEvery = 600*time.Millisecond, 100*time.Millisecond
+	out := opts.Output
 	if err := runCapture(ctx, opts); err != nil {
 		t.Fatalf("runCapture: %v\n%s", err, errb.String())
 	}
@@ -255,12 +262,9 @@ func TestCaptureLiveMaxSizeAndTTY(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var errb bytes.Buffer
-	out := filepath.Join(t.TempDir(), "live.tape")
-	opts := &captureOptions{
-		IO:        IO{Out: io.Discard, Err: &errb, ErrTTY: true},
-		Interface: "fake0", Ports: []int{80}, Output: out, MaxSize: "1", MaxBody: "1MiB",
-		StatusEvery: time.Second, openLive: fakeLive(t, ctx, filepath.Join(edgeDir, "pipelining.pcap"), time.Millisecond),
-	}
+	opts := fakeLiveOptions(t, ctx, &errb, true, time.Millisecond)
+	opts.MaxSize = "1"
+	out := opts.Output
 	done := make(chan error, 1)
 	go func() { done <- runCapture(ctx, opts) }()
 	select {
