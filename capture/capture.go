@@ -458,16 +458,27 @@ func (e *engine) emit(c *conn, m *message) {
 			x.RespBodyLen, x.RespBodyHash = r.bodyLen, r.crc
 		}
 	}
-	st := &e.stats
-	if e.red.exchange(x) {
+	redacted := e.red.exchange(x)
+	if redacted {
 		x.Flags |= tape.Redacted
-		st.Redacted++
 	}
+	st := &e.stats
 	if len(x.Target) > tape.MaxTarget {
 		// Only a redaction marker longer than the value it replaced can
 		// get here.
 		st.RequestTooLarge++
 		return
+	}
+	// Write first, count after: a sink that rotates files takes the
+	// counters of the file it closes before this exchange is counted.
+	if err := e.sink.Write(x); err != nil {
+		e.err = fmt.Errorf("write exchange: %w", err)
+		return
+	}
+	c.seq++
+	st.Exchanges++
+	if redacted {
+		st.Redacted++
 	}
 	switch {
 	case x.Flags&tape.NoResponse != 0:
@@ -485,10 +496,5 @@ func (e *engine) emit(c *conn, m *message) {
 	}
 	if x.Flags&tape.ReqBodyTruncated != 0 {
 		st.BodiesTruncated++
-	}
-	c.seq++
-	st.Exchanges++
-	if err := e.sink.Write(x); err != nil {
-		e.err = fmt.Errorf("write exchange: %w", err)
 	}
 }
