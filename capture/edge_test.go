@@ -208,6 +208,29 @@ var edgeCases = []edgeCase{
 		},
 	},
 	{
+		name: "split-start-lines", link: ethernet,
+		write: func(w *pcapgen.Writer) error {
+			// Pipelined messages whose start lines are split after their
+			// first byte: "G" + "ET /two", "H" + "TTP/1.1 201".
+			c := w.NewConn("10.0.0.1:40018", "10.0.0.2:80", 1000, 5000)
+			c.Handshake()
+			c.Send(true, []byte("GET /one HTTP/1.1\r\nHost: a\r\n\r\nG"))
+			c.Send(true, []byte("ET /two HTTP/1.1\r\nHost: a\r\n\r\n"))
+			c.Send(false, []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nH"))
+			c.Send(false, []byte("TTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"))
+			return c.Close()
+		},
+		check: func(t *testing.T, ex []tape.Exchange, st Stats) {
+			wantCount(t, ex, 2)
+			if ex[1].Method != "GET" || ex[1].Target != "/two" || ex[0].Status != 200 || ex[1].Status != 201 {
+				t.Errorf("got %s %s -> %d, %s %s -> %d", ex[0].Method, ex[0].Target, ex[0].Status, ex[1].Method, ex[1].Target, ex[1].Status)
+			}
+			if st.RequestIncomplete != 0 || st.SkippedBytes != 0 {
+				t.Errorf("request_incomplete %d, skipped %d", st.RequestIncomplete, st.SkippedBytes)
+			}
+		},
+	},
+	{
 		name: "nosyn-orphan", link: ethernet,
 		write: func(w *pcapgen.Writer) error {
 			// Starts mid-connection: the tail of a response body, then a

@@ -143,7 +143,7 @@ func (h *half) feed(s *segment) {
 		// start line begins here.
 		if len(h.buf) == 0 {
 			h.lineStart = true
-		} else if h.startsHere(s.data) {
+		} else if !h.continuesHere(s.data) && h.startsHere(s.data) {
 			if h.cutRequest() {
 				h.c.requestCut(h.candTS, reqIncomplete)
 			} else {
@@ -291,6 +291,17 @@ func (h *half) idle(s *segment, off int) int {
 	return off
 }
 
+// continuesHere reports whether the partial line held in buf, completed by
+// the first line of data, is a start line: a request line split across two
+// segments ("G" then "ET / HTTP/1.1").
+func (h *half) continuesHere(data []byte) bool {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 || len(h.buf)+nl > maxLine {
+		return false
+	}
+	return h.isStart(append(h.buf[:len(h.buf):len(h.buf)], data[:nl]...))
+}
+
 // startsHere reports whether data begins with a whole start line this
 // half may send.
 func (h *half) startsHere(data []byte) bool {
@@ -298,7 +309,12 @@ func (h *half) startsHere(data []byte) bool {
 	if nl < 0 {
 		return false
 	}
-	line := trimCR(data[:nl])
+	return h.isStart(data[:nl])
+}
+
+// isStart reports whether line is a start line this half may send.
+func (h *half) isStart(line []byte) bool {
+	line = trimCR(line)
 	if h.role != roleServer {
 		if _, _, _, ok := requestLine(line); ok {
 			return true
