@@ -94,7 +94,7 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 	dir, _, end, skip := sg.Info()
 	h := &c.h[dirIndex(dir)]
 	length, _ := sg.Lengths()
-	seg := segment{sg: sg}
+	seg := segment{sg: sg, packet: true}
 	if skip > 0 {
 		ts := h.lastTS
 		if length > 0 {

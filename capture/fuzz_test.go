@@ -59,6 +59,7 @@ func FuzzHTTPStream(f *testing.F) {
 	req := []byte("POST /a?b=c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;e\r\nhello\r\n0\r\nT: 1\r\n\r\nGET / HTTP/1.0\r\n\r\n")
 	resp := []byte("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcHTTP/1.0 200 OK\r\n\r\nclose")
 	f.Add(fuzzFrame(0, req), fuzzFrame(1, resp))
+	f.Add(fuzzFrame(8, []byte("GET /a HTTP/1.1\r\n\r\nG")), fuzzFrame(8, []byte("ET /b HTTP/1.1\r\n\r\n")))
 	f.Add(fuzzFrame(0, []byte("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x00")), fuzzFrame(1, []byte("HTTP/1.1 101 Switching\r\n\r\n\x81\x00")))
 	f.Add(fuzzFrame(0, []byte("CONNECT h:443 HTTP/1.1\r\n\r\n\x16\x03")), fuzzFrame(5, []byte("HTTP/1.1 407 No\r\nContent-Length: 0\r\n\r\n")))
 	f.Add(fuzzFrame(2, []byte("HEAD / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\nContent-Length: 99999999999999\r\n\r\n")), fuzzFrame(1, []byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")))
@@ -87,8 +88,9 @@ func FuzzHTTPStream(f *testing.F) {
 }
 
 // fuzzFrame encodes one segment for FuzzHTTPStream: a control byte (bit 0:
-// direction, bit 1: a gap before it, bit 2: the end of that direction),
-// a length byte, then the data.
+// direction, bit 1: a gap before it, bit 2: the end of that direction,
+// bit 3: a packet boundary; bits 3-7 also size the gap), a length byte,
+// then the data.
 func fuzzFrame(ctl byte, data []byte) []byte {
 	var out []byte
 	for len(data) > 0 {
@@ -110,7 +112,7 @@ func feedFrames(c *conn, in []byte, ts *int64) {
 		if ctl&2 != 0 {
 			h.gap(int64(ctl>>3)+1, *ts)
 		}
-		h.feed(&segment{data: in[:n], ts: *ts})
+		h.feed(&segment{data: in[:n], ts: *ts, packet: ctl&8 != 0})
 		in = in[n:]
 		if ctl&4 != 0 {
 			h.end(nil)

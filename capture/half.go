@@ -50,6 +50,9 @@ type segment struct {
 	sg   reassembly.ScatterGather // nil for bytes replayed from a hold
 	base int                      // offset of data[0] within sg
 	ts   int64                    // the time of every byte when sg is nil
+	// packet: data begins at a packet boundary of the capture (not bytes
+	// replayed from a hold), where a message is likely to start.
+	packet bool
 }
 
 // time returns the capture time of data[off], Unix ns.
@@ -136,7 +139,7 @@ func (h *half) feed(s *segment) {
 	}
 	h.payload = true
 	h.lastTS = s.time(len(s.data) - 1)
-	if h.st == stIdle && s.sg != nil {
+	if h.st == stIdle && s.packet {
 		// Skipping junk, or holding a partial line: a packet boundary is
 		// where a message usually starts, so look for a start line here
 		// too. A partial line held from before is given up if a whole
