@@ -63,12 +63,11 @@ func TestCaptureKill9(t *testing.T) {
 		}
 	}()
 
-	// Send requests until a chunk has reached the file (the writer cuts
-	// one at least every second), bounded in time.
+	// Send requests until a chunk of exchanges has reached the file (the
+	// writer cuts one at least every second), bounded in time.
 	partial := out + tape.PartialSuffix
 	client := &http.Client{Timeout: 2 * time.Second}
-	var headerSize int64
-	sent := 0
+	sent, before := 0, 0
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
 		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/r/%d", port, sent))
 		if err == nil {
@@ -76,18 +75,15 @@ func TestCaptureKill9(t *testing.T) {
 			resp.Body.Close()
 			sent++
 		}
-		st, err := os.Stat(partial)
-		if err != nil {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if headerSize == 0 {
-			headerSize = st.Size()
-		}
-		if st.Size() > headerSize && sent > 20 {
-			break
+		if sent%10 == 0 {
+			if before = countExchanges(partial); before > 0 && sent >= 20 {
+				break
+			}
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	if before == 0 {
+		t.Fatalf("no exchange reached %s before the kill (sent %d requests)", partial, sent)
 	}
 	if err := cmd.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
@@ -118,8 +114,25 @@ func TestCaptureKill9(t *testing.T) {
 		}
 		n++
 	}
-	if n == 0 || n > sent {
-		t.Errorf("read %d exchanges from the killed capture, sent %d requests", n, sent)
+	if n < before || n > sent {
+		t.Errorf("read %d exchanges from the killed capture; %d were there before the kill, %d requests sent", n, before, sent)
 	}
 	t.Logf("sent %d requests, %d exchanges readable after kill -9", sent, n)
+}
+
+// countExchanges reads what a tape being written holds so far (0 when it
+// cannot be opened yet).
+func countExchanges(path string) int {
+	r, err := tape.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer r.Close()
+	n := 0
+	for {
+		if _, err := r.Next(context.Background()); err != nil {
+			return n
+		}
+		n++
+	}
 }
