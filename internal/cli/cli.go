@@ -109,7 +109,10 @@ at which the service breaks before its users do.
 
 Exit codes: 0 success, 1 failure of the tool or its input, 2 usage error,
 3 the run completed but a requirement was not met, 130 interrupted.`,
-		Example: `  # What does a tape hold, and where is its peak?
+		Example: `  # Record the HTTP traffic of a tcpdump capture into a tape
+  herd capture --pcap peak.pcap --port 8080 -o peak.tape
+
+  # What does a tape hold, and where is its peak?
   herd inspect testdata/sample.tape
   herd inspect peak.tape --json`,
 		SilenceUsage:  true,
@@ -129,6 +132,7 @@ Exit codes: 0 success, 1 failure of the tool or its input, 2 usage error,
 		newVersionCmd(io),
 		newCompletionCmd(io, root),
 		newInspectCmd(io),
+		newCaptureCmd(io),
 		newReplayCmd(io),
 		newRampCmd(io),
 		newDemoCmd(io),

@@ -1,0 +1,73 @@
+package capture
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/gopacket/gopacket/layers"
+	"github.com/herd-replay/herd/internal/pcapgen"
+	"golang.org/x/net/bpf"
+)
+
+type filterCase struct {
+	name  string
+	frame []byte
+	keep  bool
+}
+
+// TestPortFilter runs the kernel filter in x/net/bpf's interpreter over
+// frames it must keep and frames it must drop.
+func TestPortFilter(t *testing.T) {
+	seg := func(src, dst string) pcapgen.Segment {
+		return pcapgen.Segment{Src: netip.MustParseAddrPort(src), Dst: netip.MustParseAddrPort(dst), Flags: pcapgen.ACK, Payload: []byte("GET / HTTP/1.1\r\n\r\n")}
+	}
+	udp := pcapgen.AppendFrame(nil, pcapgen.Link{Type: layers.LinkTypeEthernet}, seg("10.0.0.1:5000", "10.0.0.2:80"))
+	udp[14+9] = 17 // IPv4 protocol: UDP
+	for _, link := range []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw} {
+		prog, err := PortFilter([]int{80, 8080}, link, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm, err := bpf.NewVM(disassemble(t, prog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := pcapgen.Link{Type: link}
+		cases := []filterCase{
+			{"ipv4 to 80", pcapgen.AppendFrame(nil, l, seg("10.0.0.1:5000", "10.0.0.2:80")), true},
+			{"ipv4 from 8080", pcapgen.AppendFrame(nil, l, seg("10.0.0.2:8080", "10.0.0.1:5000")), true},
+			{"ipv4 other port", pcapgen.AppendFrame(nil, l, seg("10.0.0.1:5000", "10.0.0.2:81")), false},
+			{"ipv6 to 80", pcapgen.AppendFrame(nil, l, seg("[2001:db8::1]:5000", "[2001:db8::2]:80")), true},
+			{"ipv6 other port", pcapgen.AppendFrame(nil, l, seg("[2001:db8::1]:5000", "[2001:db8::2]:443")), false},
+		}
+		if link == layers.LinkTypeEthernet {
+			cases = append(cases,
+				filterCase{"udp to 80", udp, false},
+				filterCase{"vlan tagged (filtered in user space)", pcapgen.AppendFrame(nil, pcapgen.Link{Type: link, VLANs: []uint16{7}}, seg("10.0.0.1:5000", "10.0.0.2:81")), true})
+		}
+		for _, c := range cases {
+			n, err := vm.Run(c.frame)
+			if err != nil {
+				t.Fatalf("%v %s: %v", link, c.name, err)
+			}
+			if (n > 0) != c.keep {
+				t.Errorf("%v %s: filter returned %d, keep %v", link, c.name, n, c.keep)
+			}
+		}
+	}
+	if _, err := PortFilter(nil, layers.LinkTypeEthernet, false); err == nil {
+		t.Error("a filter without ports was accepted")
+	}
+	if prog, err := PortFilter([]int{80}, layers.LinkTypeEthernet, true); err != nil || len(prog) == 0 {
+		t.Errorf("loopback filter: %v", err)
+	}
+}
+
+func disassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
+	t.Helper()
+	ins, ok := bpf.Disassemble(raw)
+	if !ok {
+		t.Fatal("filter does not disassemble")
+	}
+	return ins
+}

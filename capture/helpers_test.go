@@ -1,0 +1,72 @@
+package capture
+
+import (
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/herd-replay/herd/tape"
+)
+
+// moduleRoot finds the directory holding go.mod above the test's directory.
+func moduleRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+	t.Fatal("go.mod not found above the test directory")
+	return ""
+}
+
+// sharedPcaps returns ../shared/testdata/pcaps beside the checkout. It is
+// missing outside CI: the test skips then, and fails under CI=true.
+func sharedPcaps(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(moduleRoot(t), "..", "shared", "testdata", "pcaps")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("shared captures missing under CI: %v", err)
+		}
+		t.Skipf("shared captures not present (%v); CI always has them", err)
+	}
+	return dir
+}
+
+// memSink collects exchanges, copying them (the engine reuses its own).
+type memSink struct{ ex []tape.Exchange }
+
+func (m *memSink) Write(e *tape.Exchange) error {
+	c := *e
+	c.ReqHeader = append([]tape.Field(nil), e.ReqHeader...)
+	c.RespHeader = append([]tape.Field(nil), e.RespHeader...)
+	c.ReqBody = append([]byte(nil), e.ReqBody...)
+	m.ex = append(m.ex, c)
+	return nil
+}
+
+// captureFile runs a capture of path into memory.
+func captureFile(t testing.TB, path string, opts Options) ([]tape.Exchange, Stats) {
+	t.Helper()
+	src, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var sink memSink
+	st, err := Run(context.Background(), src, opts, &sink, nil)
+	if err != nil {
+		t.Fatalf("capture %s: %v", filepath.Base(path), err)
+	}
+	return sink.ex, st
+}
+
+func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
