@@ -24,6 +24,35 @@ type PlanOptions struct {
 	SendTruncated bool         // send requests whose body was cut at capture
 	SetHeaders    []tape.Field // replace (or add) these headers
 	MaxRoutes     int          // routes measured separately; the rest are "(other)" (default 50)
+	// Shard keeps only the recorded connections whose hash falls in shard
+	// Index of Count, so that Count herd processes replay the window
+	// together, each its share. Count 0 keeps them all.
+	Shard Shard
+}
+
+// Shard is one of Count disjoint shares of the recorded connections.
+type Shard struct{ Index, Count int }
+
+// ParseShard parses i/N, with 0 <= i < N.
+func ParseShard(s string) (Shard, error) {
+	var sh Shard
+	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
+		return Shard{}, fmt.Errorf("shard %q: use i/N with 0 <= i < N, such as 0/4", s)
+	}
+	return sh, nil
+}
+
+func (s Shard) String() string {
+	if s.Count == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", s.Index, s.Count)
+}
+
+// has reports whether the recorded connection belongs to the shard. The
+// hash is fixed (not seeded), so every shard of a run agrees.
+func (s Shard) has(conn uint64) bool {
+	return s.Count <= 1 || mix(conn, 0x7368617264)%uint64(s.Count) == uint64(s.Index)
 }
 
 // Plan is the window of a tape, ready to replay: per recorded connection,
@@ -99,6 +128,9 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	conns := make(map[uint64][]pending)
 	for id, exs := range byConn {
+		if !o.Shard.has(id) {
+			continue
+		}
 		sort.Slice(exs, func(i, j int) bool {
 			if exs[i].Seq != exs[j].Seq {
 				return exs[i].Seq < exs[j].Seq

@@ -78,3 +78,33 @@ func TestSkipReasons(t *testing.T) {
 		}
 	}
 }
+
+func TestShards(t *testing.T) {
+	if _, err := ParseShard("4/4"); err == nil {
+		t.Error("4/4 accepted")
+	}
+	sh, err := ParseShard("1/3")
+	if err != nil || sh.Index != 1 || sh.Count != 3 {
+		t.Fatalf("%+v %v", sh, err)
+	}
+	// Every connection is in exactly one of the shards, and they are about
+	// even.
+	counts := make([]int, 3)
+	for conn := uint64(0); conn < 3000; conn++ {
+		in := 0
+		for i := 0; i < 3; i++ {
+			if (Shard{Index: i, Count: 3}).has(conn) {
+				in++
+				counts[i]++
+			}
+		}
+		if in != 1 {
+			t.Fatalf("connection %d is in %d shards", conn, in)
+		}
+	}
+	for i, n := range counts {
+		if n < 900 || n > 1100 {
+			t.Errorf("shard %d holds %d of 3000", i, n)
+		}
+	}
+}

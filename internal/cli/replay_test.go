@@ -182,3 +182,26 @@ func TestRampRequire(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayShards: two shards together send exactly what one unsharded
+// run sends, on disjoint connections.
+func TestReplayShards(t *testing.T) {
+	sent := func(extra ...string) int64 {
+		srv, n := okServer(t, 0)
+		out := filepath.Join(t.TempDir(), "r.json")
+		args := append([]string{"replay", sampleTape, "--target", srv.URL, "--window", "peak:5s", "--scale", "2", "--json", out}, extra...)
+		if _, stderr, code := run(t, args...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s", extra, code, stderr)
+		}
+		m := contract(t, out)
+		st := m["steps"].([]any)[0].(map[string]any)
+		if got := int64(st["sent"].(float64)); got != n.Load() {
+			t.Fatalf("sent %d, server got %d", got, n.Load())
+		}
+		return n.Load()
+	}
+	whole, a, b := sent(), sent("--shard", "0/2"), sent("--shard", "1/2")
+	if a == 0 || b == 0 || a+b != whole {
+		t.Fatalf("shards sent %d + %d, the whole run %d", a, b, whole)
+	}
+}

@@ -35,6 +35,8 @@ type replayFlags struct {
 	Raw           string
 	Insecure      bool
 	LagBound      time.Duration
+	Shard         string
+	StartAt       string
 }
 
 func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
@@ -56,6 +58,8 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
+	fs.StringVar(&f.Shard, "shard", "", "i/N: replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
+	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
 }
 
 // setup is what both commands build from the flags.
@@ -67,6 +71,8 @@ type setup struct {
 	abort   replay.AbortRule
 	slos    []results.SLO
 	headers []tape.Field
+	shard   replay.Shard
+	startAt time.Time
 	tape    *tape.Reader
 	raw     *os.File // --raw output, when asked for
 }
@@ -108,6 +114,16 @@ func (f *replayFlags) validate() (*setup, error) {
 	if f.MaxConns <= 0 || f.MaxInflight <= 0 {
 		return nil, usageErrorf("--max-conns and --max-inflight must be positive")
 	}
+	if f.Shard != "" {
+		if s.shard, err = replay.ParseShard(f.Shard); err != nil {
+			return nil, &UsageError{Err: err}
+		}
+	}
+	if f.StartAt != "" {
+		if s.startAt, err = time.Parse(time.RFC3339Nano, f.StartAt); err != nil {
+			return nil, usageErrorf("--start-at %q: use an RFC 3339 time such as 2026-11-22T15:00:00Z", f.StartAt)
+		}
+	}
 	for _, h := range f.SetHeaders {
 		name, value, ok := strings.Cut(h, ":")
 		name = strings.TrimSpace(name)
@@ -148,7 +164,7 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 	}
 	s.plan, err = replay.Load(ctx, r, replay.PlanOptions{
 		Window: w, Target: s.target, KeepHost: f.KeepHost, ReadOnly: f.ReadOnly,
-		SendTruncated: f.SendTruncated, SetHeaders: s.headers,
+		SendTruncated: f.SendTruncated, SetHeaders: s.headers, Shard: s.shard,
 	})
 	if err != nil {
 		return fmt.Errorf("tape %q: %w", path, err)
@@ -167,7 +183,24 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 			return err
 		}
 	}
-	return nil
+	return waitUntil(ctx, io, s.startAt)
+}
+
+// waitUntil sleeps until t (when set), saying so on stderr.
+func waitUntil(ctx context.Context, io IO, t time.Time) error {
+	d := time.Until(t)
+	if t.IsZero() || d <= 0 {
+		return nil
+	}
+	fmt.Fprintf(io.Err, "herd: waiting %v, until %s (--start-at)\n", d.Round(time.Second), t.UTC().Format(time.RFC3339))
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (f *replayFlags) options(s *setup, sched replay.Schedule, settle time.Duration) replay.Options {
@@ -206,7 +239,7 @@ func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
 			ScaleMode: s.mode.String(), Pacing: s.pacing.String(), TimeoutS: f.Timeout.Seconds(), SLOs: slos,
 			MaxConns: f.MaxConns, MaxInflight: f.MaxInflight, Seed: f.Seed, AbortOn: s.abort.Text,
 			ReadOnly: f.ReadOnly, SetHeaders: names, KeepHost: f.KeepHost, SendTrunc: f.SendTruncated,
-			GOMAXPROCS: replay.GOMAXPROCS(), DispatchLagS: f.LagBound.Seconds(),
+			GOMAXPROCS: replay.GOMAXPROCS(), DispatchLagS: f.LagBound.Seconds(), Shard: s.shard.String(),
 		},
 		Steps: []results.Step{},
 	}
