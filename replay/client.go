@@ -240,7 +240,9 @@ func readHead(br *bufio.Reader) (head, error) {
 }
 
 func hasToken(v []byte, token string) bool {
-	for _, t := range bytes.Split(v, []byte(",")) {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
 		if bytes.EqualFold(bytes.TrimSpace(t), []byte(token)) {
 			return true
 		}

@@ -3,6 +3,7 @@ package replay
 import (
 	"container/heap"
 	"context"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -22,12 +23,20 @@ func nanotime() int64 { return int64(time.Since(clockEpoch)) }
 // wakes on with microsecond precision, for the earliest due time of a heap
 // of waiters.
 type dispatcher struct {
-	mu    sync.Mutex
-	q     waitHeap
-	armed int64 // due time the timer is armed for; 0 when disarmed
-	timer precisionTimer
-	done  chan struct{}
+	mu       sync.Mutex
+	q        waitHeap
+	armed    int64 // time the timer is armed for; 0 when disarmed
+	sleeping bool  // the dispatcher waits on the timer, not spinning
+	timer    precisionTimer
+	done     chan struct{}
 }
+
+// spinWindow: a due time this close is waited for by yielding, not by the
+// timer. Under load the next due time is usually this close, and each
+// timer re-arm is a syscall that reprograms a hardware timer (costly, in a
+// virtual machine especially): measured at 15% of herd's CPU at 20k
+// requests a second before this.
+const spinWindow = int64(50 * time.Microsecond)
 
 type waiter struct {
 	due int64
@@ -71,9 +80,11 @@ func (d *dispatcher) sleepUntil(ctx context.Context, due int64, ch chan struct{}
 	w := &waiter{due: due, ch: ch}
 	d.mu.Lock()
 	heap.Push(&d.q, w)
-	if d.armed == 0 || due < d.armed {
-		d.armed = due
-		d.timer.arm(due)
+	// A spinning dispatcher sees the new waiter on its next turn; a
+	// sleeping one must wake in time for it.
+	if wake := due - spinWindow; d.sleeping && (d.armed == 0 || wake < d.armed) {
+		d.armed = max(wake, 1)
+		d.timer.arm(d.armed)
 	}
 	d.mu.Unlock()
 	select {
@@ -105,19 +116,34 @@ func (d *dispatcher) remove(w *waiter) {
 
 func (d *dispatcher) run() {
 	defer close(d.done)
-	for d.timer.wait() {
+	for {
 		now := nanotime()
 		d.mu.Lock()
 		for len(d.q) > 0 && d.q[0].due <= now {
 			w := heap.Pop(&d.q).(*waiter)
 			w.ch <- struct{}{} // buffered, one waiter per channel: never blocks
 		}
-		d.armed = 0
-		if len(d.q) > 0 {
-			d.armed = d.q[0].due
+		if len(d.q) > 0 && d.q[0].due-now <= spinWindow {
+			d.mu.Unlock()
+			runtime.Gosched() // lets the goroutines just woken run
+			continue
+		}
+		switch {
+		case len(d.q) == 0:
+			d.armed = 0 // a waiter arms the timer when it comes
+		case d.armed == 0 || d.armed != d.q[0].due-spinWindow:
+			d.armed = d.q[0].due - spinWindow
 			d.timer.arm(d.armed)
 		}
+		d.sleeping = true
 		d.mu.Unlock()
+		ok := d.timer.wait()
+		d.mu.Lock()
+		d.sleeping = false
+		d.mu.Unlock()
+		if !ok {
+			return
+		}
 	}
 }
 
