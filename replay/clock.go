@@ -65,8 +65,10 @@ type precisionTimer interface {
 	close()
 }
 
-func newDispatcher() *dispatcher {
-	d := &dispatcher{timer: newPrecisionTimer(), done: make(chan struct{})}
+func newDispatcher() *dispatcher { return newDispatcherWith(newPrecisionTimer()) }
+
+func newDispatcherWith(t precisionTimer) *dispatcher {
+	d := &dispatcher{timer: t, done: make(chan struct{})}
 	go d.run()
 	return d
 }
@@ -139,7 +141,11 @@ func (d *dispatcher) run() {
 		d.mu.Unlock()
 		ok := d.timer.wait()
 		d.mu.Lock()
-		d.sleeping = false
+		// The timer has fired: nothing is armed now, even if a waiter armed
+		// it again meanwhile (its expiry may be the one just read). Waking
+		// a hair before the target, as the clocks' offset allows, must
+		// re-arm rather than wait on a timer that already fired.
+		d.sleeping, d.armed = false, 0
 		d.mu.Unlock()
 		if !ok {
 			return

@@ -141,10 +141,13 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 	view := newProgressView(io, 5*time.Second)
 	defer view.Close()
 	ro.Run.Progress = view.Update
+	done := 0
+	view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, ro.To))
 	ro.OnStep = func(i int, k float64, refinement bool) {
 		what := fmt.Sprintf("step %d/%d %gx", i+1, total, k)
 		if refinement {
 			what = fmt.Sprintf("refine %gx", k)
+			total = max(total, i+1+1)
 		}
 		view.Step(what)
 	}
@@ -159,6 +162,8 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 			outcome = "FAIL: " + strings.Join(st.Violations, "; ")
 		}
 		view.EndStep(fmt.Sprintf("%s (achieved %.1f of %.1f req/s, p99 %.1f ms)", outcome, st.AchievedRPS, st.OfferedRPS, st.LatencyMS.P99))
+		done++
+		view.Overall(done, total, fmt.Sprintf("last: %gx %s", st.Scale, strings.SplitN(outcome, ":", 2)[0]))
 	}
 	return replay.Ramp(ctx, s.plan, ro, f)
 }
