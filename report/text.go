@@ -91,13 +91,7 @@ func writeSteps(b *strings.Builder, f *results.File) {
 	t.Add("scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		scale := fmt.Sprintf("%gx", st.Scale)
-		if st.Refinement {
-			scale = "~" + scale
-		}
-		if st.Retry {
-			scale += " (again)"
-		}
+		scale := st.Label()
 		result := "pass"
 		switch {
 		case st.Aborted:
