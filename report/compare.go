@@ -460,7 +460,7 @@ func (c *Comparison) scopeResult(scope string) string {
 		}
 		switch {
 		case ch.Failed:
-			failed = append(failed, ch.Name+" "+ch.Change)
+			failed = append(failed, strings.TrimSpace(ch.Name+" "+ch.Change))
 		case ch.Skipped != "":
 			skipped = append(skipped, ch.Skipped)
 		}
@@ -532,8 +532,7 @@ func (c *Comparison) WriteJUnit(w io.Writer) error {
 		{"base.verdict", c.Base.Verdict}, {"candidate.verdict", c.Candidate.Verdict},
 	}}
 	for _, ch := range c.Checks {
-		tc := testcase{Name: ch.Name, Classname: "herd.compare." + ch.Scope, Time: "0",
-			SystemOut: fmt.Sprintf("base %s, candidate %s, change %s, limit %s", ch.Base, ch.Candidate, ch.Change, ch.Limit)}
+		tc := testcase{Name: ch.Name, Classname: "herd.compare." + ch.Scope, Time: "0", SystemOut: ch.summary()}
 		switch {
 		case ch.Failed:
 			tc.Failure = &failure{Message: ch.Detail, Type: "regression", Text: tc.SystemOut}
@@ -556,6 +555,17 @@ func (c *Comparison) WriteJUnit(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// summary is the check's figures in one line.
+func (ch Check) summary() string {
+	var parts []string
+	for _, p := range [][2]string{{"base", ch.Base}, {"candidate", ch.Candidate}, {"change", ch.Change}, {"limit", ch.Limit}} {
+		if p[1] != "" {
+			parts = append(parts, p[0]+" "+p[1])
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func capacityText(f *results.File) string {

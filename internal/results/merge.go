@@ -72,7 +72,7 @@ func Summarize(st *Step) error {
 //
 // Files that are not parts of one plan are refused: a different kind,
 // target, tape, window, plan setting or list of steps, or the same shard
-// twice.
+// (or, without shards, the same run) twice.
 func Merge(files ...*File) (*File, error) {
 	if len(files) == 0 {
 		return nil, errors.New("merge: no results")
@@ -82,7 +82,7 @@ func Merge(files ...*File) (*File, error) {
 			return nil, &IncompatibleError{Index: i + 1, Err: err}
 		}
 	}
-	if err := distinctShards(files); err != nil {
+	if err := distinctRuns(files); err != nil {
 		return nil, err
 	}
 	first := files[0]
@@ -217,9 +217,10 @@ func stepList(steps []Step) string {
 	return "[" + strings.Join(names, " ") + "]"
 }
 
-// distinctShards refuses the same shard twice, and shards of different
-// splits (1/4 with 2/3).
-func distinctShards(files []*File) error {
+// distinctRuns refuses the same results twice (the same shard, or the
+// same start to the nanosecond), and shards of different splits (1/4 with
+// 2/3).
+func distinctRuns(files []*File) error {
 	seen := map[string]bool{}
 	total := ""
 	for _, f := range files {
@@ -237,6 +238,18 @@ func distinctShards(files []*File) error {
 			}
 			total = n
 		}
+	}
+	// Without shards, the start tells two runs apart.
+	started := map[time.Time]int{}
+	for i, f := range files {
+		if f.Params.Shard != "" || f.StartedAt.IsZero() {
+			continue
+		}
+		if j, ok := started[f.StartedAt]; ok {
+			return fmt.Errorf("results %d and %d are the same run twice (started at %s): merge each shard's results once",
+				j+1, i+1, f.StartedAt.Format(time.RFC3339Nano))
+		}
+		started[f.StartedAt] = i
 	}
 	return nil
 }

@@ -265,6 +265,10 @@ func TestMergeRefuses(t *testing.T) {
 			t.Errorf("%s: got %v, want an error with %q", c.name, err, c.want)
 		}
 	}
+	// Without shards, one start time is one run.
+	if _, err := Merge(build(reqs, ""), build(reqs, "")); err == nil || !strings.Contains(err.Error(), "the same run twice") {
+		t.Errorf("the same run twice: got %v", err)
+	}
 	// A histogram of another geometry cannot be merged without loss.
 	a, b := build(reqs, "1/2"), build(reqs, "2/2")
 	h := hdr.New(1, 1000, 2)
