@@ -502,9 +502,9 @@ func breakingRules(f *results.File) []chart.Rule {
 	if bp == nil {
 		return nil
 	}
-	rs := []chart.Rule{{Vertical: true, V: bp.Scale, Label: fmt.Sprintf("breaks %gx", bp.Scale), Color: colBad}}
+	rs := []chart.Rule{{Vertical: true, V: bp.Scale, Label: fmt.Sprintf("breaks at %gx", bp.Scale), Color: colBad}}
 	if bp.RefinedScale != nil && *bp.RefinedScale != bp.Scale {
-		rs = append(rs, chart.Rule{Vertical: true, V: *bp.RefinedScale, Label: fmt.Sprintf("~%gx", *bp.RefinedScale), Color: colBad, Dash: true})
+		rs = append(rs, chart.Rule{Vertical: true, V: *bp.RefinedScale, Label: fmt.Sprintf("refined ~%gx", *bp.RefinedScale), Color: colBad, Dash: true})
 	}
 	return rs
 }

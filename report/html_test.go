@@ -99,9 +99,9 @@ func TestHTMLRamp(t *testing.T) {
 		chart string
 		texts []string
 	}{
-		{"Offered and achieved throughput by scale", []string{"scale (multiple of the window's rate)", "requests per second", "offered", "achieved (successful)", "capacity 369.6 req/s", "breaks 4x", "~3.125x"}},
-		{"Latency percentiles by scale", []string{"latency (ms, log scale)", "p50", "p90", "p99", "p99.9", "SLO p99<1s", "breaks 4x"}},
-		{"Error rate by scale", []string{"% of requests", "errors", "SLO errors<1%", "breaks 4x"}},
+		{"Offered and achieved throughput by scale", []string{"scale (multiple of the window's rate)", "requests per second", "offered", "achieved (successful)", "capacity 369.6 req/s", "breaks at 4x", "refined ~3.125x"}},
+		{"Latency percentiles by scale", []string{"latency (ms, log scale)", "p50", "p90", "p99", "p99.9", "SLO p99<1s", "breaks at 4x"}},
+		{"Error rate by scale", []string{"% of requests", "errors", "SLO errors<1%", "breaks at 4x"}},
 		{"Latency by percentile distribution", []string{"percentile", "90%", "99%", "99.9%", "1x", "4x", "~3.25x"}},
 		{"Latency over time", []string{"seconds since the first step started", "latency (ms, log scale)", "SLO p99<1s", "~3.5x"}},
 		{"Requests over time", []string{"requests per second", "successful (by completion second)"}},

@@ -124,9 +124,12 @@ func (c *Chart) SVG() string {
 	yTicks := ys.ticks()
 	left := 14.0 + fontSize + 8 + maxWidth(yTicks) + 6 // axis label, gap, tick labels, tick
 	legendRows := c.legendRows(w - left - 12)
-	top := 12.0 + float64(len(legendRows))*18
-	p := plot{x0: left, x1: w - 14, y0: top, y1: h - 22 - fontSize - 10}
+	p := plot{x0: left, x1: w - 14, y1: h - 22 - fontSize - 10}
 	xs.lo, xs.hi = p.x0, p.x1
+	// Labels of vertical rules go in rows above the plot, clear of the
+	// data and of each other.
+	labels, rows := c.ruleLabels(xs, p.x1)
+	p.y0 = 12 + float64(len(legendRows))*18 + float64(rows)*15 + 2
 	ys.lo, ys.hi = p.y1, p.y0
 	clip := esc(c.ID) + "-plot"
 	// The clip leaves room for a whole marker on the edge of the plot.
@@ -186,13 +189,13 @@ func (c *Chart) SVG() string {
 		}
 		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"%s/>`, d, color(s.Color), dash)
 	}
-	vertical := 0
-	for _, r := range c.Rules {
-		c.rule(&b, r, xs, ys, p, vertical)
-		if r.Vertical {
-			vertical++
-		}
+	b.WriteString(`</g>`)
+	// Rules stay inside the plot but their labels may stand above it: not
+	// clipped. Markers come last, on top of everything.
+	for i, r := range c.Rules {
+		c.rule(&b, r, xs, ys, p, labels[i])
 	}
+	fmt.Fprintf(&b, `<g clip-path="url(#%s)">`, clip)
 	for _, s := range c.Series {
 		if !s.Markers {
 			continue
@@ -231,10 +234,56 @@ func (c *Chart) hasData() bool {
 	return false
 }
 
-// rule draws a reference line with its label on a white halo, so it reads
-// over the lines it crosses. The labels of vertical rules go down a line
-// each (nth), so that close rules do not print over each other.
-func (c *Chart) rule(b *strings.Builder, r Rule, xs, ys *scale, p plot, nth int) {
+// ruleLabel places the label of a vertical rule: its anchor point, and
+// the row above the plot it takes (0 nearest the plot).
+type ruleLabel struct {
+	x      float64
+	anchor string
+	row    int
+}
+
+// ruleLabels places the labels of the vertical rules: right of their line,
+// or left of it at the right edge, in the first row where they do not
+// overlap another. It returns a label per rule (zero for horizontal ones)
+// and the number of rows used.
+func (c *Chart) ruleLabels(xs *scale, right float64) ([]ruleLabel, int) {
+	const maxRows = 3
+	out := make([]ruleLabel, len(c.Rules))
+	var taken [maxRows][][2]float64
+	rows := 0
+	for i, r := range c.Rules {
+		if !r.Vertical || !xs.within(r.V) {
+			continue
+		}
+		x, tw := xs.at(r.V), textWidth(r.Label)
+		l := ruleLabel{x: x - 3, anchor: "end"}
+		from, to := x-3-tw, x-3
+		if x+3+tw <= right+8 {
+			l = ruleLabel{x: x + 3, anchor: "start"}
+			from, to = x+3, x+3+tw
+		}
+		for l.row = 0; l.row < maxRows-1; l.row++ {
+			free := true
+			for _, e := range taken[l.row] {
+				if from < e[1]+8 && to > e[0]-8 {
+					free = false
+				}
+			}
+			if free {
+				break
+			}
+		}
+		taken[l.row] = append(taken[l.row], [2]float64{from, to})
+		rows = max(rows, l.row+1)
+		out[i] = l
+	}
+	return out, rows
+}
+
+// rule draws a reference line with its label, on a white halo so that it
+// reads over the lines it crosses. A vertical rule's label sits above the
+// plot, where ruleLabels put it.
+func (c *Chart) rule(b *strings.Builder, r Rule, xs, ys *scale, p plot, l ruleLabel) {
 	col := color(r.Color)
 	dash := ""
 	if r.Dash {
@@ -246,12 +295,9 @@ func (c *Chart) rule(b *strings.Builder, r Rule, xs, ys *scale, p plot, nth int)
 			return
 		}
 		x := xs.at(r.V)
-		fmt.Fprintf(b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="%s" stroke-width="1.5"%s/>`, f1(x), f1(x), f1(p.y0), f1(p.y1), col, dash)
-		anchor, dx := "start", 4.0
-		if x+textWidth(r.Label)+4 > p.x1 {
-			anchor, dx = "end", -4
-		}
-		fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="%s" fill="%s" font-weight="600" %s>%s</text>`, f1(x+dx), f1(p.y0+26+16*float64(nth%3)), anchor, col, halo, esc(r.Label))
+		fmt.Fprintf(b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="%s" stroke-width="1.5"%s/>`, f1(x), f1(x), f1(p.y0-2-float64(l.row)*15), f1(p.y1), col, dash)
+		fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="%s" fill="%s" font-weight="600" %s>%s</text>`,
+			f1(l.x), f1(p.y0-5-float64(l.row)*15), l.anchor, col, halo, esc(r.Label))
 		return
 	}
 	if !ys.within(r.V) {
