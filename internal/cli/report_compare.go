@@ -66,7 +66,7 @@ case (regressions as failures) for CI test reports.`,
   herd report compare base.json cand.json --max-regression p50=5% --max-regression p99=10% \
       --max-regression errors=0.1% --max-capacity-drop 20%
 
-  # Only capacity and the breaking point:
+  # Only capacity, the breaking point and each step's SLO outcome:
   herd report compare base.json cand.json --max-regression none`,
 		Args: exactArgs(2, "a base and a candidate results file"),
 		RunE: func(cmd *cobra.Command, args []string) error {

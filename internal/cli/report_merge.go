@@ -22,8 +22,8 @@ func newReportMergeCmd(io IO) *cobra.Command {
 		Use:   "merge A.json B.json... -o MERGED.json",
 		Short: "Merge the results of shards of one run into the results of the whole",
 		Long: `Merge results files of one plan run as several shards (herd replay or herd
-ramp with --shard i/N on several machines, steps aligned with --start-at)
-into one results file, exactly: counts add, HDR histograms merge without
+ramp run at once on several machines, each with the same tape, window and
+settings) into one results file, exactly: counts add, HDR histograms merge without
 loss, and every statistic (rates, percentiles, error rates, the per-second
 timeline, per route) is recomputed from the merged data. Each step is
 evaluated again against the run's SLOs, and the breaking point, capacity
