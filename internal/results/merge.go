@@ -118,9 +118,15 @@ func Merge(files ...*File) (*File, error) {
 	}
 	out.Window.RPS = Rate(out.Window.Requests, out.Window.DurationS)
 	out.Params.Shard = strings.Join(shards, ",")
-	slos, err := ParseSLOs(first.Params.SLOs)
-	if err != nil {
-		return nil, fmt.Errorf("merge: %w", err)
+	// The SLOs the run was held to are in the file (herd records the
+	// defaults it applied); a file without any is evaluated against none,
+	// not against today's defaults.
+	var slos []SLO
+	if len(first.Params.SLOs) > 0 {
+		var err error
+		if slos, err = ParseSLOs(first.Params.SLOs); err != nil {
+			return nil, fmt.Errorf("merge: %w", err)
+		}
 	}
 	out.Steps = make([]Step, len(first.Steps))
 	for i := range first.Steps {
