@@ -200,6 +200,11 @@ func cards(f *results.File) []card {
 			cs = append(cs, card{Label: "Refined estimate", Value: fmt.Sprintf("%gx", *bp.RefinedScale), Note: "bisected between passing and failing steps"})
 		}
 	}
+	if f.BreakingPoint == nil {
+		if held := highestPassed(f); held > 0 {
+			cs = append(cs, card{Label: "Last good", Value: fmt.Sprintf("%gx", held), Note: "highest step that met every SLO", Class: "good"})
+		}
+	}
 	capNote := fmt.Sprintf("%gx the window's %.1f req/s", f.Capacity.Scale, f.Window.RPS)
 	capValue := fmt.Sprintf("%.1f req/s", f.Capacity.RPS)
 	if !f.Capacity.Reached {
@@ -396,7 +401,7 @@ func distributionChart(f *results.File, wide bool) (figure, error) {
 		}
 		for i := range f.Steps {
 			st := &f.Steps[i]
-			if err := add(st.Label(), st.Histograms.Latency, heat(st.Scale, lo, hi), st.Refinement); err != nil {
+			if err := add(st.Label(), st.Histograms.Latency, heat(st.Scale, lo, hi), st.Refinement || st.Retry); err != nil {
 				return figure{}, fmt.Errorf("step %d (%s): %w", i+1, st.Label(), err)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herd-replay/herd/internal/results"
 	"golang.org/x/net/html"
 )
 
@@ -274,5 +275,35 @@ func TestHTMLSparse(t *testing.T) {
 	f.Verdict = "No step completed."
 	if out := render(t, f, "html"); !strings.Contains(out, "No step completed") {
 		t.Errorf("a file without steps: %s", out)
+	}
+}
+
+// TestHTMLGeneratorLimited: when herd itself was the limit, the page says
+// so first, in amber, lists the notes and draws those steps hollow.
+func TestHTMLGeneratorLimited(t *testing.T) {
+	f := fixture(t, "demo-fixed-ramp")
+	// The ramp ends where herd is the limit: at 3x.
+	f.Steps = f.Steps[:3]
+	f.Steps[2].Generator = results.Generator{Limited: true, Notes: []string{"CPU saturated: herd used 1.98 of 2 cores"}}
+	results.Analyze(f)
+	doc := parseHTML(t, render(t, f, "html"))
+	verdict := byID(doc, "verdict")
+	if !strings.Contains(attr(verdict, "class"), "limited") || !strings.Contains(text(verdict), "herd was the limit at 3x") {
+		t.Errorf("verdict %q (class %q)", text(verdict), attr(verdict, "class"))
+	}
+	if notes := text(byID(doc, "generator")); !strings.Contains(notes, "3x: CPU saturated") {
+		t.Errorf("generator notes: %q", notes)
+	}
+	if numbers := text(byID(doc, "numbers")); !strings.Contains(numbers, "Last good2x") || !strings.Contains(numbers, "≥ ") {
+		t.Errorf("numbers: %q", numbers)
+	}
+	hollow := 0
+	for _, c := range elements(doc, "circle") {
+		if attr(c, "fill") == "#fff" {
+			hollow++
+		}
+	}
+	if hollow != 7 { // achieved, four percentiles, errors and mismatches
+		t.Errorf("%d hollow points, want the 3x step's 7", hollow)
 	}
 }
