@@ -36,6 +36,7 @@ func WriteText(w io.Writer, f *results.File) error {
 	b.WriteString("\n")
 	if f.Kind == "ramp" || len(f.Steps) > 1 {
 		writeSteps(&b, f)
+		writeDegraded(&b, f)
 	} else if len(f.Steps) == 1 {
 		writeStep(&b, &f.Steps[0])
 	}
@@ -91,13 +92,7 @@ func writeSteps(b *strings.Builder, f *results.File) {
 	t.Add("scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		scale := fmt.Sprintf("%gx", st.Scale)
-		if st.Refinement {
-			scale = "~" + scale
-		}
-		if st.Retry {
-			scale += " (again)"
-		}
+		scale := st.Label()
 		result := "pass"
 		switch {
 		case st.Aborted:
@@ -117,6 +112,33 @@ func writeSteps(b *strings.Builder, f *results.File) {
 			ms(st.ScheduleLagMS.P99), result)
 	}
 	b.WriteString(t.String())
+}
+
+// writeDegraded lists the routes that broke an SLO, in the order they did:
+// where a ramp's failure started.
+func writeDegraded(b *strings.Builder, f *results.File) {
+	if len(f.Params.SLOs) == 0 {
+		return
+	}
+	slos, err := results.ParseSLOs(f.Params.SLOs)
+	if err != nil {
+		return
+	}
+	t := &textfmt.Table{}
+	for _, d := range degradation(stepsByScale(f), slos) {
+		if d.Step != nil {
+			t.Add(d.Step.Label(), d.Method, d.Route, strings.Join(d.Why, "; "))
+		}
+	}
+	if len(t.Rows) == 0 {
+		return
+	}
+	b.WriteString("\nroutes   in the order they first broke an SLO\n")
+	for _, line := range strings.SplitAfter(t.String(), "\n") {
+		if line != "" {
+			b.WriteString("         " + line)
+		}
+	}
 }
 
 func fmtPct(p results.Percentiles) string {

@@ -136,6 +136,7 @@ Exit codes: 0 success, 1 failure of the tool or its input, 2 usage error,
 		newReplayCmd(io),
 		newRampCmd(io),
 		newDemoCmd(io),
+		newReportCmd(io),
 	)
 	return root, ran
 }

@@ -32,6 +32,7 @@ type replayFlags struct {
 	AbortOn       string
 	SLOs          []string
 	JSON          string
+	HTML          string
 	Raw           string
 	Insecure      bool
 	LagBound      time.Duration
@@ -55,6 +56,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW, or off")
 	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default p99<1s, errors<1%)")
 	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
+	fs.StringVar(&f.HTML, "html", "", "write the HTML report (self-contained, with charts) to this file; - for stdout")
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
@@ -107,6 +109,9 @@ func (f *replayFlags) validate() (*setup, error) {
 	}
 	if s.slos, err = results.ParseSLOs(f.SLOs); err != nil {
 		return nil, &UsageError{Err: err}
+	}
+	if f.JSON == "-" && f.HTML == "-" {
+		return nil, usageErrorf("--json - and --html - both want standard output: write one of them to a file")
 	}
 	if f.Timeout <= 0 {
 		return nil, usageErrorf("--timeout must be positive: it is always on")
@@ -245,15 +250,25 @@ func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
 	}
 }
 
-// writeOutputs prints the text report on stdout and writes the JSON file.
+// writeOutputs writes the JSON file, then the HTML report (the results
+// first: they are what a failed render must not cost), and prints the text
+// report on stdout, unless --json - or --html - takes stdout instead.
 func (f *replayFlags) writeOutputs(io IO, res *results.File, text func() error) error {
-	if f.JSON == "-" {
-		return res.Write(io.Out)
-	}
-	if f.JSON != "" {
+	if f.JSON != "" && f.JSON != "-" {
 		if err := res.WriteFile(f.JSON); err != nil {
 			return err
 		}
+	}
+	if f.HTML != "" {
+		if err := writeHTMLFile(io, f.HTML, res); err != nil {
+			return err
+		}
+	}
+	switch {
+	case f.JSON == "-":
+		return res.Write(io.Out)
+	case f.HTML == "-":
+		return nil
 	}
 	return text()
 }

@@ -1,6 +1,9 @@
 package results
 
 import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -48,16 +51,67 @@ func Encode(h *hdr.Histogram) string {
 	return string(b)
 }
 
-// Decode reverses Encode. An empty string is an empty histogram.
+// maxEncoded bounds an encoded histogram, as a results file is untrusted
+// input. herd's largest possible one, every one of the 23,552 buckets of
+// the 3-digit geometry holding a 9-byte count, is under 300 KB of base64.
+const maxEncoded = 1 << 20
+
+// Decode reverses Encode. An empty string is an empty histogram. Only
+// herd's geometries are accepted (1 µs to 1 h at 3 or 2 significant
+// digits): a histogram of another shape cannot be merged with herd's
+// without loss, and a crafted header could ask for a huge one.
 func Decode(s string) (*hdr.Histogram, error) {
 	if s == "" {
 		return NewHist(), nil
+	}
+	if len(s) > maxEncoded {
+		return nil, fmt.Errorf("decode histogram: %d bytes, more than the %d a herd histogram can take", len(s), maxEncoded)
+	}
+	if err := checkHeader(s); err != nil {
+		return nil, fmt.Errorf("decode histogram: %w", err)
 	}
 	h, err := hdr.Decode([]byte(s))
 	if err != nil {
 		return nil, fmt.Errorf("decode histogram: %w", err)
 	}
+	if lo, hi, d := h.LowestTrackableValue(), h.HighestTrackableValue(), h.SignificantFigures(); lo != HistLowest || hi != HistHighest || (d != HistDigits && d != TimelineDigits) {
+		return nil, fmt.Errorf("decode histogram: range %d..%d µs at %d significant digits; herd writes %d..%d µs at %d or %d",
+			lo, hi, d, HistLowest, HistHighest, HistDigits, TimelineDigits)
+	}
 	return h, nil
+}
+
+// checkHeader reads the outer header of a V2 compressed histogram (cookie
+// and compressed length, 8 bytes of the base64 text's first 12) so that a
+// string that is not one fails before anything is inflated.
+func checkHeader(s string) error {
+	if len(s) < 12 {
+		return errors.New("too short")
+	}
+	b, err := base64.StdEncoding.DecodeString(s[:12])
+	if err != nil {
+		return fmt.Errorf("not base64: %w", err)
+	}
+	if cookie := int32(binary.BigEndian.Uint32(b)) &^ 0xf0; cookie != hdr.V2CompressedEncodingCookieBase {
+		return fmt.Errorf("cookie %#x is not a V2 compressed histogram", uint32(cookie))
+	}
+	return nil
+}
+
+// DecodeInto merges the histogram encoded in s into dst, which must not
+// lose any of it: dst has herd's range and at least the digits of s.
+func DecodeInto(dst *hdr.Histogram, s string) error {
+	h, err := Decode(s)
+	if err != nil {
+		return err
+	}
+	if h.SignificantFigures() > dst.SignificantFigures() && h.TotalCount() > 0 {
+		return fmt.Errorf("merge histogram: %d significant digits into %d would lose precision", h.SignificantFigures(), dst.SignificantFigures())
+	}
+	if dropped := dst.Merge(h); dropped != 0 {
+		return fmt.Errorf("merge histogram: %d values dropped", dropped)
+	}
+	return nil
 }
 
 // Summary reads the percentiles of h, in milliseconds.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -126,6 +127,19 @@ type Step struct {
 	AbortReason string    `json:"abort_reason,omitempty"`
 	Interrupted bool      `json:"interrupted,omitempty"`
 	CPU         float64   `json:"cpu_cores"` // mean cores herd used during the step
+}
+
+// Label names a step in reports: 2x, ~2.5x for a refinement step, 3x
+// (again) for a step run again.
+func (st *Step) Label() string {
+	s := strconv.FormatFloat(st.Scale, 'g', -1, 64) + "x"
+	if st.Refinement {
+		s = "~" + s
+	}
+	if st.Retry {
+		s += " (again)"
+	}
+	return s
 }
 
 // Percentiles summarize a latency histogram, in milliseconds.

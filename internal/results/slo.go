@@ -94,9 +94,9 @@ func ParseSLOs(texts []string) ([]SLO, error) {
 	return out, nil
 }
 
-// minRouteSample is the fewest requests a route needs before its own
+// MinRouteSample is the fewest requests a route needs before its own
 // percentiles are held against an SLO or blamed for a failure.
-const minRouteSample = 20
+const MinRouteSample = 20
 
 // check returns a violation message, or "" when the SLO holds for the
 // counts and latencies given.
@@ -160,7 +160,7 @@ func Evaluate(st *Step, slos []SLO, saturation float64) {
 		}
 		for i := range st.Routes {
 			r := &st.Routes[i]
-			if !s.matches(r) || r.Sent < minRouteSample {
+			if !s.matches(r) || r.Sent < MinRouteSample {
 				continue
 			}
 			if v := s.check(r.LatencyMS, r.Sent, r.Completed, r.Errors, r.Mismatches); v != "" {
@@ -176,6 +176,27 @@ func Evaluate(st *Step, slos []SLO, saturation float64) {
 			st.AchievedRPS, saturation*100, st.OfferedRPS))
 	}
 	st.Passed = len(st.Violations) == 0
+}
+
+// RouteViolations holds one route of a step to the SLOs that bear on it:
+// the whole-step objectives on latency, errors and mismatches, applied to
+// the route's own figures, and the route's own objectives. A route with
+// too few requests to judge (fewer than Evaluate needs) has none. Reports
+// use it to show which route degraded first.
+func RouteViolations(r *Route, slos []SLO) []string {
+	if r.Sent < MinRouteSample {
+		return nil
+	}
+	var out []string
+	for _, s := range slos {
+		if s.Route != "" && !s.matches(r) {
+			continue
+		}
+		if v := s.check(r.LatencyMS, r.Sent, r.Completed, r.Errors, r.Mismatches); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // worstRoute names the route that did worst on the metric of a failed
@@ -198,7 +219,7 @@ func worstRoute(st *Step, s SLO) string {
 	}
 	for i := range routes {
 		r := &routes[i]
-		if r.Sent < minRouteSample {
+		if r.Sent < MinRouteSample {
 			continue
 		}
 		var v float64

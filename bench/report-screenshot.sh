@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Render a results file as the HTML report and photograph it in headless
+# Chromium, to look at the report as a person would before shipping a
+# change to it. Nothing is fetched: the page is self-contained and
+# Chromium runs with its background networking off.
+#
+#   bash bench/report-screenshot.sh                              # testdata/results/demo-ramp.json
+#   bash bench/report-screenshot.sh run.json out.png             # any results file
+#   WIDTH=900 HEIGHT=4000 bash bench/report-screenshot.sh run.json narrow.png
+#
+# Needs chromium (Debian: apt-get install chromium).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
+in=${1:-testdata/results/demo-ramp.json}
+out=${2:-report.png}
+WIDTH=${WIDTH:-1400}
+HEIGHT=${HEIGHT:-3000}
+browser=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$browser" ] || { echo "report-screenshot: chromium is needed (apt-get install chromium)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go run ./cmd/herd report "$in" --format html -o "$tmp/report.html"
+case $out in /*) ;; *) out="$PWD/$out" ;; esac
+"$browser" --headless --no-sandbox --disable-gpu --disable-background-networking \
+	--disable-component-update --disable-sync --no-first-run --hide-scrollbars \
+	--user-data-dir="$tmp/profile" --window-size="$WIDTH,$HEIGHT" \
+	--screenshot="$out" "file://$tmp/report.html" 2>"$tmp/chromium.log" ||
+	{ cat "$tmp/chromium.log" >&2; exit 1; }
+echo "report-screenshot: $in -> $out (${WIDTH}x${HEIGHT})"

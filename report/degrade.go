@@ -1,0 +1,59 @@
+package report
+
+import (
+	"sort"
+
+	"github.com/herd-replay/herd/internal/results"
+)
+
+// degraded is a route and the step at which it first broke an SLO that
+// bears on it (results.RouteViolations).
+type degraded struct {
+	Method, Route string
+	// Step is nil for a route that never broke one.
+	Step *results.Step
+	Why  []string
+	// Sent counts the route's requests over all the steps.
+	Sent int64
+}
+
+// degradation lists the routes of steps (one per scale, rising, as
+// stepsByScale gives them) in the order they first broke an SLO; routes
+// that never did come last, the busiest first. A step where herd itself
+// was the limit says nothing of the target and does not count.
+func degradation(steps []*results.Step, slos []results.SLO) []degraded {
+	type key struct{ method, route string }
+	index := map[key]int{}
+	var out []degraded
+	for _, st := range steps {
+		for i := range st.Routes {
+			r := &st.Routes[i]
+			k := key{r.Method, r.Route}
+			j, ok := index[k]
+			if !ok {
+				j = len(out)
+				index[k] = j
+				out = append(out, degraded{Method: r.Method, Route: r.Route})
+			}
+			d := &out[j]
+			d.Sent += r.Sent
+			if d.Step != nil || st.Generator.Limited {
+				continue
+			}
+			if v := results.RouteViolations(r, slos); len(v) > 0 {
+				d.Step, d.Why = st, v
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		switch {
+		case a.Step != nil && b.Step != nil && a.Step.Scale != b.Step.Scale:
+			return a.Step.Scale < b.Step.Scale
+		case (a.Step == nil) != (b.Step == nil):
+			return a.Step != nil
+		}
+		return a.Sent > b.Sent
+	})
+	return out
+}

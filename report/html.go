@@ -1,0 +1,675 @@
+package report
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/herd-replay/herd/internal/chart"
+	"github.com/herd-replay/herd/internal/results"
+)
+
+//go:embed html.tmpl
+var htmlSource string
+
+var htmlTemplate = template.Must(template.New("report").Parse(htmlSource))
+
+// WriteHTML renders f as one self-contained HTML page: the verdict and the
+// numbers behind it, SVG charts (throughput, latency and errors by scale,
+// latency and throughput over time, the HDR percentile distribution), the
+// steps, the routes in the order they degraded, and the run's parameters.
+// The page needs no network: no script, no stylesheet, font or image from
+// anywhere; charts are inline SVG, tooltips are SVG titles.
+func WriteHTML(w io.Writer, f *results.File) error {
+	p, err := newPage(f)
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := htmlTemplate.Execute(&b, p); err != nil {
+		return fmt.Errorf("render html: %w", err)
+	}
+	_, err = io.WriteString(w, b.String())
+	return err
+}
+
+// page is what the template shows.
+type page struct {
+	Title, Kind, Target, Tape, Started, Version string
+	Status, Headline, Verdict                   string
+	Cards                                       []card
+	Notes                                       []string
+	Charts                                      []figure
+	Steps                                       []stepRow
+	RouteScales                                 []string
+	Routes                                      []routeRow
+	SingleStep                                  bool
+	Params                                      [][2]string
+	Schema                                      int
+}
+
+type card struct{ Label, Value, Note, Class string }
+
+type figure struct {
+	Title, Caption string
+	SVG            template.HTML
+	Wide           bool
+}
+
+type stepRow struct {
+	Label, Offered, Achieved, P50, P90, P99, P999, Max, Errors, Mismatches, Lag, Result, Class string
+}
+
+type routeRow struct {
+	Method, Route, First, Why, Class string
+	Named                            bool
+	Cells                            []routeCell
+	// Single-step columns.
+	Sent, Errors, Mismatches, P50, P90, P99, Max string
+}
+
+type routeCell struct{ Value, Tip, Class string }
+
+// Colours of the percentiles, the same in every chart.
+var pctColors = map[string]string{"p50": "#60a5fa", "p90": "#2563eb", "p99": "#7c3aed", "p999": "#db2777", "max": "#9f1239"}
+
+const (
+	colBad  = "#dc2626"
+	colGood = "#16a34a"
+	colGrey = "#6b7280"
+)
+
+func newPage(f *results.File) (*page, error) {
+	p := &page{
+		Kind: f.Kind, Target: f.Target, Tape: f.Tape, Version: f.HerdVersion, Schema: f.Schema,
+		Verdict: f.Verdict, SingleStep: len(f.Steps) == 1,
+	}
+	if !f.StartedAt.IsZero() {
+		p.Started = f.StartedAt.UTC().Format("2006-01-02 15:04:05 MST")
+	}
+	p.Title = fmt.Sprintf("herd %s: %s", f.Kind, f.Target)
+	var slos []results.SLO
+	if len(f.Params.SLOs) > 0 {
+		// A file whose SLOs do not parse is still shown, without them.
+		slos, _ = results.ParseSLOs(f.Params.SLOs)
+	}
+	p.Status, p.Headline = headline(f)
+	p.Cards = cards(f)
+	p.Notes = f.Generator.Notes
+	p.Params = params(f)
+	for i := range f.Steps {
+		p.Steps = append(p.Steps, newStepRow(&f.Steps[i]))
+	}
+	byScale := stepsByScale(f)
+	if len(byScale) >= 2 {
+		p.Charts = append(p.Charts,
+			throughputChart(f, byScale),
+			latencyChart(f, byScale, slos),
+			errorChart(f, byScale, slos),
+		)
+	}
+	// Alone on its row, the distribution takes the whole width.
+	hdrFig, err := distributionChart(f, len(p.Charts)%2 == 0)
+	if err != nil {
+		return nil, err
+	}
+	p.Charts = append(p.Charts, hdrFig, timelineLatencyChart(f, slos), timelineRequestsChart(f))
+	if p.SingleStep {
+		p.Routes = singleRoutes(&f.Steps[0], slos)
+	} else {
+		for _, st := range byScale {
+			p.RouteScales = append(p.RouteScales, st.Label())
+		}
+		p.Routes = routeRows(f, byScale, slos)
+	}
+	return p, nil
+}
+
+// headline is the one-line answer in large type, and the status that
+// colours it.
+func headline(f *results.File) (status, text string) {
+	last := func() *results.Step { return &f.Steps[len(f.Steps)-1] }
+	switch {
+	case len(f.Steps) == 0:
+		return "stopped", "No step completed"
+	case f.Aborted:
+		return "fail", "Emergency stop at " + last().Label()
+	case f.Kind == "replay" && len(f.Steps) == 1:
+		st := &f.Steps[0]
+		switch {
+		case f.Interrupted:
+			return "stopped", "Interrupted at " + st.Label()
+		case st.Generator.Limited:
+			return "limited", "herd was the limit at " + st.Label()
+		case !st.Passed:
+			return "fail", "SLOs failed at " + st.Label()
+		}
+		return "pass", "SLOs met at " + st.Label()
+	case f.BreakingPoint != nil:
+		bp := f.BreakingPoint
+		s := fmt.Sprintf("Breaks at %gx", bp.Scale)
+		if bp.LastGoodScale > 0 {
+			s += fmt.Sprintf(", holds %gx", bp.LastGoodScale)
+		}
+		return "fail", s
+	case f.Generator.Limited:
+		for i := range f.Steps {
+			if f.Steps[i].Generator.Limited {
+				return "limited", "herd was the limit at " + f.Steps[i].Label()
+			}
+		}
+	case f.Interrupted:
+		return "stopped", "Interrupted at " + last().Label()
+	}
+	return "pass", "Holds " + last().Label() + ": no step failed"
+}
+
+func cards(f *results.File) []card {
+	var cs []card
+	if len(f.Steps) == 1 && f.Kind == "replay" {
+		st := &f.Steps[0]
+		errClass := ""
+		if st.Errors > 0 {
+			errClass = "bad"
+		}
+		return []card{
+			{Label: "Scale", Value: st.Label(), Note: fmt.Sprintf("of %.1f req/s, the window's rate", f.Window.RPS)},
+			{Label: "Throughput", Value: fmt.Sprintf("%.1f req/s", st.AchievedRPS), Note: fmt.Sprintf("of %.1f req/s offered", st.OfferedRPS)},
+			{Label: "Latency p50", Value: ms(st.LatencyMS.P50), Note: "from each request's due time"},
+			{Label: "Latency p99", Value: ms(st.LatencyMS.P99), Note: "p99.9 " + ms(st.LatencyMS.P999) + ", max " + ms(st.LatencyMS.Max)},
+			{Label: "Errors", Value: pct(st.ErrorRate), Note: fmt.Sprintf("%d of %d sent", st.Errors, st.Sent), Class: errClass},
+			{Label: "Mismatches", Value: pct(st.MismatchRate), Note: fmt.Sprintf("%d statuses differ from the recording", st.Mismatches)},
+		}
+	}
+	if bp := f.BreakingPoint; bp != nil {
+		why := bp.Reason
+		if bp.Route != "" {
+			why = "on " + bp.Route + ": " + why
+		}
+		cs = append(cs, card{Label: "Breaking point", Value: fmt.Sprintf("%gx", bp.Scale), Note: why, Class: "bad"})
+		if bp.LastGoodScale > 0 {
+			cs = append(cs, card{Label: "Last good", Value: fmt.Sprintf("%gx", bp.LastGoodScale), Note: "highest step that met every SLO", Class: "good"})
+		} else {
+			cs = append(cs, card{Label: "Last good", Value: "none", Note: "the first step failed", Class: "bad"})
+		}
+		if bp.RefinedScale != nil {
+			cs = append(cs, card{Label: "Refined estimate", Value: fmt.Sprintf("%gx", *bp.RefinedScale), Note: "bisected between passing and failing steps"})
+		}
+	}
+	if f.BreakingPoint == nil {
+		if held := highestPassed(f); held > 0 {
+			cs = append(cs, card{Label: "Last good", Value: fmt.Sprintf("%gx", held), Note: "highest step that met every SLO", Class: "good"})
+		}
+	}
+	capNote := fmt.Sprintf("%gx the window's %.1f req/s", f.Capacity.Scale, f.Window.RPS)
+	capValue := fmt.Sprintf("%.1f req/s", f.Capacity.RPS)
+	if !f.Capacity.Reached {
+		capValue = "≥ " + capValue
+		capNote += "; not reached, a lower bound"
+	}
+	cs = append(cs, card{Label: "Capacity", Value: capValue, Note: capNote})
+	cs = append(cs, card{Label: "1x rate", Value: fmt.Sprintf("%.1f req/s", f.Window.RPS),
+		Note: fmt.Sprintf("%s: %d requests on %d connections", f.Window.Spec, f.Window.Requests, f.Window.Conns)})
+	if t := f.TruthCapacityScale; t != nil && *t > 0 {
+		cs = append(cs, card{Label: "Analytic capacity", Value: fmt.Sprintf("%.2fx", *t),
+			Note: fmt.Sprintf("measured %.2fx (%+.1f%%)", f.Capacity.Scale, 100*(f.Capacity.Scale-*t) / *t)})
+	}
+	return cs
+}
+
+func newStepRow(st *results.Step) stepRow {
+	r := stepRow{
+		Label: st.Label(), Offered: fmt.Sprintf("%.1f", st.OfferedRPS), Achieved: fmt.Sprintf("%.1f", st.AchievedRPS),
+		P50: ms(st.LatencyMS.P50), P90: ms(st.LatencyMS.P90), P99: ms(st.LatencyMS.P99), P999: ms(st.LatencyMS.P999),
+		Max: ms(st.LatencyMS.Max), Errors: pct(st.ErrorRate), Mismatches: pct(st.MismatchRate), Lag: ms(st.ScheduleLagMS.P99),
+		Result: "pass",
+	}
+	switch {
+	case st.Aborted:
+		r.Result, r.Class = "emergency stop: "+st.AbortReason, "bad"
+	case st.Interrupted:
+		r.Result, r.Class = "interrupted", "muted"
+	case st.Generator.Limited:
+		r.Result, r.Class = "herd was the limit: "+strings.Join(st.Generator.Notes, "; "), "limited"
+	case !st.Passed:
+		r.Result, r.Class = "FAIL: "+strings.Join(st.Violations, "; "), "bad"
+		if st.FailedRoute != "" {
+			r.Result += " (" + st.FailedRoute + ")"
+		}
+	}
+	return r
+}
+
+// stepsByScale is one step per scale, in rising order: the last one run at
+// that scale (a step run again replaces the one herd could not drive).
+func stepsByScale(f *results.File) []*results.Step {
+	idx := map[float64]int{}
+	var out []*results.Step
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if j, ok := idx[st.Scale]; ok {
+			out[j] = st
+			continue
+		}
+		idx[st.Scale] = len(out)
+		out = append(out, st)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Scale < out[j].Scale })
+	return out
+}
+
+func throughputChart(f *results.File, steps []*results.Step) figure {
+	offered := chart.Series{Name: "offered", Color: colGrey, Dash: true, Markers: true}
+	achieved := chart.Series{Name: "achieved (successful)", Color: "#2563eb", Markers: true}
+	for _, st := range steps {
+		offered.Points = append(offered.Points, chart.Point{X: st.Scale, Y: st.OfferedRPS,
+			Tip: fmt.Sprintf("%s: offered %.1f req/s", st.Label(), st.OfferedRPS)})
+		achieved.Points = append(achieved.Points, chart.Point{X: st.Scale, Y: st.AchievedRPS, Hollow: st.Generator.Limited,
+			Tip: fmt.Sprintf("%s: achieved %.1f of %.1f req/s%s", st.Label(), st.AchievedRPS, st.OfferedRPS, limitedTip(st))})
+	}
+	c := &chart.Chart{
+		ID: "throughput", Label: "Offered and achieved throughput by scale",
+		X:      chart.Axis{Label: "scale (multiple of the window's rate)", Format: scaleFormat, Pad: true},
+		Y:      chart.Axis{Label: "requests per second", Zero: true},
+		Series: []chart.Series{offered, achieved},
+	}
+	if f.Capacity.RPS > 0 {
+		label := fmt.Sprintf("capacity %.1f req/s", f.Capacity.RPS)
+		if !f.Capacity.Reached {
+			label = "highest achieved " + fmt.Sprintf("%.1f req/s", f.Capacity.RPS)
+		}
+		c.Rules = append(c.Rules, chart.Rule{V: f.Capacity.RPS, Label: label, Color: "#0f766e", Dash: true})
+	}
+	c.Rules = append(c.Rules, breakingRules(f)...)
+	return figure{Title: "Throughput by scale", SVG: template.HTML(c.SVG()),
+		Caption: "Requests per second offered by the schedule and successful responses achieved, over each step's measured period. Where achieved falls away from offered, the target is saturated." + hollowNote(steps)}
+}
+
+func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) figure {
+	c := &chart.Chart{
+		ID: "latency", Label: "Latency percentiles by scale",
+		X:     chart.Axis{Label: "scale (multiple of the window's rate)", Format: scaleFormat, Pad: true},
+		Y:     chart.Axis{Label: "latency (ms, log scale)", Log: true},
+		Empty: "no latencies recorded",
+	}
+	for _, q := range []struct {
+		key, name string
+		get       func(results.Percentiles) float64
+	}{
+		{"p50", "p50", func(p results.Percentiles) float64 { return p.P50 }},
+		{"p90", "p90", func(p results.Percentiles) float64 { return p.P90 }},
+		{"p99", "p99", func(p results.Percentiles) float64 { return p.P99 }},
+		{"p999", "p99.9", func(p results.Percentiles) float64 { return p.P999 }},
+	} {
+		s := chart.Series{Name: q.name, Color: pctColors[q.key], Markers: true}
+		for _, st := range steps {
+			v := q.get(st.LatencyMS)
+			s.Points = append(s.Points, chart.Point{X: st.Scale, Y: v, Hollow: st.Generator.Limited,
+				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, ms(v), limitedTip(st))})
+		}
+		c.Series = append(c.Series, s)
+	}
+	c.Rules = append(latencyRules(slos, false), breakingRules(f)...)
+	return figure{Title: "Latency by scale", SVG: template.HTML(c.SVG()),
+		Caption: "Percentiles of latency measured from each request's due time, so a target that makes herd wait is not flattered. Dashed lines are the latency SLOs." + hollowNote(steps)}
+}
+
+func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figure {
+	errs := chart.Series{Name: "errors", Color: colBad, Markers: true}
+	mism := chart.Series{Name: "status mismatches", Color: "#d97706", Markers: true, Dash: true}
+	for _, st := range steps {
+		errs.Points = append(errs.Points, chart.Point{X: st.Scale, Y: 100 * st.ErrorRate, Hollow: st.Generator.Limited,
+			Tip: fmt.Sprintf("%s: errors %s (%d of %d)%s", st.Label(), pct(st.ErrorRate), st.Errors, st.Sent, limitedTip(st))})
+		mism.Points = append(mism.Points, chart.Point{X: st.Scale, Y: 100 * st.MismatchRate, Hollow: st.Generator.Limited,
+			Tip: fmt.Sprintf("%s: mismatches %s (%d of %d)", st.Label(), pct(st.MismatchRate), st.Mismatches, st.Completed)})
+	}
+	c := &chart.Chart{
+		ID: "errors", Label: "Error rate by scale",
+		X:      chart.Axis{Label: "scale (multiple of the window's rate)", Format: scaleFormat, Pad: true},
+		Y:      chart.Axis{Label: "% of requests", Zero: true},
+		Series: []chart.Series{errs, mism},
+	}
+	for _, s := range slos {
+		if s.Route == "" && (s.Metric == "errors" || s.Metric == "mismatches") {
+			col := colBad
+			if s.Metric == "mismatches" {
+				col = "#d97706"
+			}
+			c.Rules = append(c.Rules, chart.Rule{V: 100 * s.Bound, Label: "SLO " + s.Text, Color: col, Dash: true})
+		}
+	}
+	c.Rules = append(c.Rules, breakingRules(f)...)
+	return figure{Title: "Errors by scale", SVG: template.HTML(c.SVG()),
+		Caption: "Errors (connection failures, timeouts, resets, 5xx) over requests sent; mismatches (a status other than the recorded one) over responses."}
+}
+
+// distributionChart plots the latency percentile distribution as
+// HdrHistogram's plotter does: the x axis is 1/(1-percentile) on a log
+// scale, so the tail gets room. One line per step, coloured from cool to
+// hot by scale; for a single step, also service time and schedule lag.
+func distributionChart(f *results.File, wide bool) (figure, error) {
+	c := &chart.Chart{
+		ID: "distribution", Label: "Latency by percentile distribution",
+		X: chart.Axis{Label: "percentile", Log: true, Min: 1, Ticks: []chart.Tick{
+			{V: 1, Label: "0%"}, {V: 10, Label: "90%"}, {V: 100, Label: "99%"}, {V: 1e3, Label: "99.9%"},
+			{V: 1e4, Label: "99.99%"}, {V: 1e5, Label: "99.999%"}, {V: 1e6, Label: "99.9999%"}}},
+		Y:     chart.Axis{Label: "latency (ms)", Zero: true},
+		Empty: "no latencies recorded",
+	}
+	maxX := 10.0
+	add := func(name, enc, col string, dash bool) error {
+		h, err := results.Decode(enc)
+		if err != nil {
+			return err
+		}
+		s := chart.Series{Name: name, Color: col, Dash: dash}
+		for _, br := range h.CumulativeDistributionWithTicks(hgrmTicks) {
+			if br.Quantile >= 100 {
+				continue
+			}
+			x := 1 / (1 - br.Quantile/100)
+			maxX = max(maxX, x)
+			s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / 1000})
+		}
+		c.Series = append(c.Series, s)
+		return nil
+	}
+	caption := "Latency at each percentile, on HdrHistogram's scale: each step to the right is ten times rarer (90%, 99%, 99.9%...). The shape of the tail shows whether slow requests are rare accidents or a queue."
+	if len(f.Steps) == 1 {
+		st := &f.Steps[0]
+		for _, x := range []struct {
+			name, enc, col string
+			dash           bool
+		}{
+			{"latency (from due time)", st.Histograms.Latency, "#7c3aed", false},
+			{"service time (from send)", st.Histograms.Service, "#2563eb", true},
+			{"schedule lag", st.Histograms.ScheduleLag, colGrey, true},
+		} {
+			if err := add(x.name, x.enc, x.col, x.dash); err != nil {
+				return figure{}, fmt.Errorf("step 1: %w", err)
+			}
+		}
+		caption += " Latency is service time plus schedule lag: the gap between the lines is time requests waited to be sent."
+	} else {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for i := range f.Steps {
+			lo, hi = min(lo, f.Steps[i].Scale), max(hi, f.Steps[i].Scale)
+		}
+		for i := range f.Steps {
+			st := &f.Steps[i]
+			if err := add(st.Label(), st.Histograms.Latency, heat(st.Scale, lo, hi), st.Refinement || st.Retry); err != nil {
+				return figure{}, fmt.Errorf("step %d (%s): %w", i+1, st.Label(), err)
+			}
+		}
+		c.Y.Log, c.Y.Zero, c.Y.Label = true, false, "latency (ms, log scale)"
+	}
+	c.X.Max = math.Pow(10, math.Min(6, math.Ceil(math.Log10(maxX))))
+	if wide {
+		c.Width, c.Height = 1280, 320
+	}
+	return figure{Title: "Latency by percentile", SVG: template.HTML(c.SVG()), Caption: caption, Wide: wide}, nil
+}
+
+// timeline places each step's seconds on one time axis: seconds since the
+// first step started, each step's measured period a band.
+type timeline struct {
+	offsets []float64
+	bands   []chart.Band
+	xMax    float64
+}
+
+func newTimeline(f *results.File) timeline {
+	var t timeline
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		off := 0.0
+		if i > 0 && !st.StartedAt.IsZero() && !f.Steps[0].StartedAt.IsZero() {
+			off = st.StartedAt.Sub(f.Steps[0].StartedAt).Seconds()
+		}
+		t.offsets = append(t.offsets, off)
+		from, to := off+st.SettleS, off+st.SettleS+st.DurationS
+		t.bands = append(t.bands, chart.Band{From: from, To: to, Label: st.Label(), Shade: true})
+		t.xMax = max(t.xMax, to)
+	}
+	return t
+}
+
+func timelineLatencyChart(f *results.File, slos []results.SLO) figure {
+	t := newTimeline(f)
+	p50 := chart.Series{Name: "p50", Color: pctColors["p50"]}
+	p99 := chart.Series{Name: "p99", Color: pctColors["p99"]}
+	mx := chart.Series{Name: "max", Color: pctColors["max"], Dash: true}
+	for i := range f.Steps {
+		for j, s := range f.Steps[i].Timeline {
+			x := t.offsets[i] + float64(s.T) + 0.5
+			gap := j == 0
+			p50.Points = append(p50.Points, chart.Point{X: x, Y: s.P50MS, Gap: gap})
+			p99.Points = append(p99.Points, chart.Point{X: x, Y: s.P99MS, Gap: gap})
+			mx.Points = append(mx.Points, chart.Point{X: x, Y: s.MaxMS, Gap: gap})
+		}
+	}
+	c := &chart.Chart{
+		ID: "timeline-latency", Label: "Latency over time", Height: 260, Width: 1280,
+		X:      chart.Axis{Label: "seconds since the first step started", Min: 0, Max: math.Max(t.xMax, 1)},
+		Y:      chart.Axis{Label: "latency (ms, log scale)", Log: true},
+		Series: []chart.Series{p50, p99, mx}, Bands: t.bands, Rules: latencyRules(slos, true),
+		Empty: "no timeline recorded",
+	}
+	return figure{Title: "Latency over time", Wide: true, SVG: template.HTML(c.SVG()),
+		Caption: "Per second of each step's measured period (shaded bands; the settle time before each is left out), the latency of the requests due in that second. A line that climbs within a step is a queue building up."}
+}
+
+func timelineRequestsChart(f *results.File) figure {
+	t := newTimeline(f)
+	sent := chart.Series{Name: "sent (by due second)", Color: colGrey, Dash: true}
+	ok := chart.Series{Name: "successful (by completion second)", Color: "#2563eb"}
+	errs := chart.Series{Name: "errors (by due second)", Color: colBad}
+	for i := range f.Steps {
+		for j, s := range f.Steps[i].Timeline {
+			x := t.offsets[i] + float64(s.T) + 0.5
+			gap := j == 0
+			sent.Points = append(sent.Points, chart.Point{X: x, Y: float64(s.Sent), Gap: gap})
+			ok.Points = append(ok.Points, chart.Point{X: x, Y: float64(s.Finished), Gap: gap})
+			errs.Points = append(errs.Points, chart.Point{X: x, Y: float64(s.Errors), Gap: gap})
+		}
+	}
+	c := &chart.Chart{
+		ID: "timeline-requests", Label: "Requests over time", Height: 240, Width: 1280,
+		X:      chart.Axis{Label: "seconds since the first step started", Min: 0, Max: math.Max(t.xMax, 1)},
+		Y:      chart.Axis{Label: "requests per second", Zero: true},
+		Series: []chart.Series{sent, ok, errs}, Bands: t.bands,
+		Empty: "no timeline recorded",
+	}
+	return figure{Title: "Throughput over time", Wide: true, SVG: template.HTML(c.SVG()),
+		Caption: "Requests sent per second and successful responses completed per second. Successes lagging behind sends is the target falling behind."}
+}
+
+// latencyRules are the whole-step latency SLOs as horizontal lines;
+// optional ones do not widen the axis to show a bound far above the data.
+func latencyRules(slos []results.SLO, optional bool) []chart.Rule {
+	var rs []chart.Rule
+	for _, s := range slos {
+		if col, ok := pctColors[s.Metric]; ok && s.Route == "" {
+			rs = append(rs, chart.Rule{V: s.Bound, Label: "SLO " + s.Text, Color: col, Dash: true, Optional: optional})
+		}
+	}
+	return rs
+}
+
+// breakingRules mark the breaking point, and its refined estimate, on a
+// chart by scale.
+func breakingRules(f *results.File) []chart.Rule {
+	bp := f.BreakingPoint
+	if bp == nil {
+		return nil
+	}
+	rs := []chart.Rule{{Vertical: true, V: bp.Scale, Label: fmt.Sprintf("breaks at %gx", bp.Scale), Color: colBad}}
+	if bp.RefinedScale != nil && *bp.RefinedScale != bp.Scale {
+		rs = append(rs, chart.Rule{Vertical: true, V: *bp.RefinedScale, Label: fmt.Sprintf("refined ~%gx", *bp.RefinedScale), Color: colBad, Dash: true})
+	}
+	return rs
+}
+
+// routeRows shows each route's p99 at every scale, the routes in the order
+// they degraded.
+func routeRows(f *results.File, steps []*results.Step, slos []results.SLO) []routeRow {
+	named := ""
+	if f.BreakingPoint != nil {
+		named = f.BreakingPoint.Route
+	}
+	var out []routeRow
+	for _, d := range degradation(steps, slos) {
+		row := routeRow{Method: d.Method, Route: d.Route, Named: named != "" && d.Route == named, First: "–", Class: "muted"}
+		if d.Step != nil {
+			row.First, row.Why, row.Class = d.Step.Label(), strings.Join(d.Why, "; "), ""
+		}
+		for _, st := range steps {
+			r := findRoute(st, d.Method, d.Route)
+			if r == nil {
+				row.Cells = append(row.Cells, routeCell{Value: "–", Tip: "no requests"})
+				continue
+			}
+			cell := routeCell{Value: ms(r.LatencyMS.P99),
+				Tip: fmt.Sprintf("%s: p99 %s, p50 %s, errors %s, %d requests", st.Label(), ms(r.LatencyMS.P99), ms(r.LatencyMS.P50), pct(r.ErrorRate), r.Sent)}
+			if r.Errors > 0 {
+				cell.Value += " · " + pct(r.ErrorRate)
+			}
+			switch v := results.RouteViolations(r, slos); {
+			case len(v) > 0:
+				cell.Class = "bad"
+				cell.Tip += "; " + strings.Join(v, "; ")
+			case r.Sent < results.MinRouteSample:
+				cell.Class = "thin"
+				cell.Tip += "; too few requests to judge"
+			}
+			row.Cells = append(row.Cells, cell)
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func findRoute(st *results.Step, method, route string) *results.Route {
+	for i := range st.Routes {
+		if st.Routes[i].Method == method && st.Routes[i].Route == route {
+			return &st.Routes[i]
+		}
+	}
+	return nil
+}
+
+func singleRoutes(st *results.Step, slos []results.SLO) []routeRow {
+	var out []routeRow
+	for i := range st.Routes {
+		r := &st.Routes[i]
+		row := routeRow{Method: r.Method, Route: r.Route, Sent: fmt.Sprint(r.Sent),
+			Errors: fmt.Sprintf("%d (%s)", r.Errors, pct(r.ErrorRate)), Mismatches: fmt.Sprint(r.Mismatches),
+			P50: ms(r.LatencyMS.P50), P90: ms(r.LatencyMS.P90), P99: ms(r.LatencyMS.P99), Max: ms(r.LatencyMS.Max),
+			Named: st.FailedRoute != "" && r.Route == st.FailedRoute}
+		if v := results.RouteViolations(r, slos); len(v) > 0 {
+			row.Why, row.Class = strings.Join(v, "; "), "bad"
+		} else if r.Sent < results.MinRouteSample {
+			row.Why, row.Class = fmt.Sprintf("not judged: under %d requests", results.MinRouteSample), "muted"
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+func params(f *results.File) [][2]string {
+	p, w := f.Params, f.Window
+	out := [][2]string{
+		{"target", f.Target},
+		{"tape", f.Tape},
+		{"window", fmt.Sprintf("%s: from %s, %s, %d requests on %d connections, %.1f req/s at 1x",
+			w.Spec, w.Start.UTC().Format("2006-01-02 15:04:05 MST"), fmtDur(w.DurationS), w.Requests, w.Conns, w.RPS)},
+	}
+	if len(w.Skipped) > 0 {
+		out = append(out, [2]string{"not replayed", counts(w.Skipped)})
+	}
+	add := func(k, v string) { out = append(out, [2]string{k, v}) }
+	add("scaling", fmt.Sprintf("%s scaling, %s pacing", p.ScaleMode, p.Pacing))
+	add("timeout", fmtDur(p.TimeoutS))
+	if f.Kind == "ramp" {
+		add("steps", fmt.Sprintf("%s each, the first %s of each left out (settle)", fmtDur(p.StepS), fmtDur(p.SettleS)))
+		if p.CooldownS > 0 {
+			add("cooldown", fmtDur(p.CooldownS)+" before each refinement step")
+		}
+	} else {
+		add("duration", fmtDur(p.StepS))
+	}
+	slos := "none"
+	if len(p.SLOs) > 0 {
+		slos = strings.Join(p.SLOs, ", ")
+	}
+	if p.Saturation > 0 {
+		slos += fmt.Sprintf("; achieved at least %.0f%% of offered", 100*p.Saturation)
+	}
+	add("SLOs", slos)
+	if p.Require != nil {
+		add("required", fmt.Sprintf("%gx", *p.Require))
+	}
+	add("limits", fmt.Sprintf("%d connections, %d requests in flight", p.MaxConns, p.MaxInflight))
+	add("emergency stop", p.AbortOn)
+	add("seed", fmt.Sprint(p.Seed))
+	var opts []string
+	if p.ReadOnly {
+		opts = append(opts, "read-only (GET, HEAD, OPTIONS)")
+	}
+	if p.KeepHost {
+		opts = append(opts, "recorded Host header")
+	}
+	if p.SendTrunc {
+		opts = append(opts, "truncated bodies sent")
+	}
+	if len(p.SetHeaders) > 0 {
+		opts = append(opts, "headers set: "+strings.Join(p.SetHeaders, ", "))
+	}
+	if len(opts) > 0 {
+		add("options", strings.Join(opts, "; "))
+	}
+	if p.Shard != "" {
+		add("shards", p.Shard)
+	}
+	gen := fmt.Sprintf("GOMAXPROCS %d", p.GOMAXPROCS)
+	if p.DispatchLagS > 0 {
+		gen += fmt.Sprintf(", herd is called the limit past a dispatch lag p99 of %s", fmtDur(p.DispatchLagS))
+	}
+	add("generator", gen)
+	return out
+}
+
+// heat is a colour from blue (lo) through violet to red (hi).
+func heat(v, lo, hi float64) string {
+	t := 0.0
+	if hi > lo {
+		t = (v - lo) / (hi - lo)
+	}
+	hue := 220 - 220*t
+	if hue < 0 {
+		hue += 360
+	}
+	return fmt.Sprintf("hsl(%.0f 75%% %.0f%%)", hue, 45+5*t)
+}
+
+func scaleFormat(v float64) string { return chart.Number(v) + "x" }
+
+func limitedTip(st *results.Step) string {
+	if st.Generator.Limited {
+		return " (herd was the limit)"
+	}
+	return ""
+}
+
+func hollowNote(steps []*results.Step) string {
+	for _, st := range steps {
+		if st.Generator.Limited {
+			return " Hollow points are steps where herd itself was the limit: they say nothing about the target."
+		}
+	}
+	return ""
+}
