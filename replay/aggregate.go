@@ -50,7 +50,6 @@ type secondAgg struct {
 	sent, completed, errors, mismatches int64
 	hist                                *hdr.Histogram
 	encoded                             string
-	sum                                 results.Percentiles
 }
 
 type recentBucket struct {
@@ -214,7 +213,6 @@ func (a *aggregator) finalizeSeconds(now int64) {
 }
 
 func (s *secondAgg) close() {
-	s.sum = results.Summary(s.hist)
 	s.encoded = results.Encode(s.hist)
 	s.hist = nil
 }
@@ -324,28 +322,22 @@ func (a *aggregator) finish() {
 func (a *aggregator) step(cores float64) *results.Step {
 	o := a.e.o
 	dur := float64(a.end-a.settle) / 1e9
+	// The counters and histograms are recorded here; every statistic
+	// derived from them (rates, percentiles) is computed by
+	// results.Summarize, the same code that recomputes merged results.
 	st := &results.Step{
-		Scale:         a.e.s.Scale,
-		StartedAt:     clockTime(a.e.t0).UTC(),
-		DurationS:     dur,
-		SettleS:       o.Settle.Seconds(),
-		Planned:       a.measured,
-		OfferedRPS:    results.Rate(a.measured, dur),
-		AchievedRPS:   results.Rate(a.good, dur),
-		Sent:          a.sent,
-		Completed:     a.completed,
-		Errors:        a.errs,
-		ErrorRate:     results.Fraction(a.errs, a.sent),
-		Mismatches:    a.mismatches,
-		MismatchRate:  results.Fraction(a.mismatches, a.completed),
-		Good:          a.good,
-		ErrorClasses:  a.classes,
-		NotSent:       a.notSent,
-		LatencyMS:     results.Summary(a.latency),
-		ServiceMS:     results.Summary(a.service),
-		TTFBMS:        results.Summary(a.ttfb),
-		ScheduleLagMS: results.Summary(a.lag),
-		DispatchLagMS: results.Summary(a.dispatch),
+		Scale:        a.e.s.Scale,
+		StartedAt:    clockTime(a.e.t0).UTC(),
+		DurationS:    dur,
+		SettleS:      o.Settle.Seconds(),
+		Planned:      a.measured,
+		Sent:         a.sent,
+		Completed:    a.completed,
+		Errors:       a.errs,
+		Mismatches:   a.mismatches,
+		Good:         a.good,
+		ErrorClasses: a.classes,
+		NotSent:      a.notSent,
 		Histograms: results.Histograms{
 			Latency:     results.Encode(a.latency),
 			Service:     results.Encode(a.service),
@@ -376,20 +368,24 @@ func (a *aggregator) step(cores float64) *results.Step {
 			continue
 		}
 		rr := results.Route{Method: k.Method, Route: k.Route, Sent: r.sent, Completed: r.completed, Errors: r.errors,
-			Mismatches: r.mismatches, ErrorRate: results.Fraction(r.errors, r.sent)}
+			Mismatches: r.mismatches}
 		if r.hist != nil {
-			rr.LatencyMS = results.Summary(r.hist)
 			rr.Histogram = results.Encode(r.hist)
 		}
 		st.Routes = append(st.Routes, rr)
 	}
-	st.Routes = results.SortedRoutes(st.Routes)
 	for i, s := range a.seconds {
-		if s == nil || int64(i)*int64(time.Second) < a.settle {
+		// Every second that overlaps the measured period [settle, end):
+		// its counts are of measured requests only.
+		if s == nil || int64(i+1)*int64(time.Second) <= a.settle {
 			continue
 		}
 		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Sent: s.sent, Completed: s.completed,
-			Errors: s.errors, Mismatches: s.mismatches, P50MS: s.sum.P50, P99MS: s.sum.P99, MaxMS: s.sum.Max, Histogram: s.encoded})
+			Errors: s.errors, Mismatches: s.mismatches, Histogram: s.encoded})
+	}
+	if err := results.Summarize(st); err != nil {
+		// Only a histogram this process encoded could fail to decode.
+		panic(fmt.Sprintf("summarize the step's own histograms: %v", err))
 	}
 	a.generatorNotes(st, cores)
 	if a.rawErr != nil {

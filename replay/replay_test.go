@@ -277,3 +277,30 @@ func TestTiming(t *testing.T) {
 		t.Errorf("a %v window took %v", p.Length, el)
 	}
 }
+
+// TestTimelineTotals: with a settle that ends mid-second, the timeline's
+// seconds still add up to the step: sent by due time, successes by
+// completion time.
+func TestTimelineTotals(t *testing.T) {
+	srv := newServer(t, nil)
+	path := testTape(t, 30, 40, 7*time.Millisecond, 60*time.Millisecond)
+	p := loadPlan(t, path, srv.url(), "all")
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 2, 1, p.Length, 3*time.Second),
+		Settle: 1250 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, completed, finished int64
+	for _, s := range st.Timeline {
+		sent += s.Sent
+		completed += s.Completed
+		finished += s.Finished
+	}
+	if sent != st.Sent || completed != st.Completed || finished != st.Good || st.Sent == 0 {
+		t.Fatalf("timeline sent %d completed %d finished %d; step sent %d completed %d good %d",
+			sent, completed, finished, st.Sent, st.Completed, st.Good)
+	}
+	if st.Timeline[0].T != 1 {
+		t.Fatalf("the timeline starts at second %d, want 1 (the settle ends at 1.25 s)", st.Timeline[0].T)
+	}
+}

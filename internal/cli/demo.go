@@ -126,7 +126,8 @@ func demoRamp(gctx, ctx context.Context, opts *demoOptions, svc *demo.Service, t
 	truth := round3(svc.Capacity(mix) / plan.Rate())
 	slos, _ := results.ParseSLOs(nil)
 	abort, _ := replay.ParseAbort("off") // the demo goes past the breaking point on purpose
-	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight, Seed: 1}
+	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight,
+		Seed: 1, LagBound: replay.DefaultLagBound}
 	s := &setup{target: target, plan: plan, mode: replay.Clone, pacing: replay.Session, abort: abort, slos: slos}
 	f := flags.file("ramp", "(built-in demo tape)", s)
 	f.TruthCapacityScale = &truth
