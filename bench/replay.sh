@@ -6,16 +6,17 @@
 #
 # Prints, per rate, the median of REPEAT runs: herd's achieved rate
 # (scaled to the nominal rate: herd's own offered rate excludes the tape's
-# ramp-in), schedule-lag p99 and CPU, and vegeta's throughput and latency
-# p99. "Holds" means achieved >= 99% of the rate and, for herd, schedule
-# lag p99 < 1 ms (vegeta does not report lag).
+# ramp-in), schedule-lag p99, latency p99 (from each request's due time)
+# and CPU, and vegeta's throughput and latency p99 (from its send).
+# "Holds" means achieved >= 99% of the rate and, for herd, schedule lag
+# p99 < 1 ms (vegeta does not report lag).
 #
 # Needs: nginx and wrk (apt-get install nginx wrk), vegeta
 # (go install github.com/tsenart/vegeta/v12@v12.13.0). Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
-RATES=${RATES:-"1000 2000 4000 6000 8000 10000 12000 15000 20000 25000"}
+RATES=${RATES:-"1000 2000 4000 6000 8000 10000 12000 15000 20000 25000 30000 40000"}
 SECS=${SECS:-8}
 REPEAT=${REPEAT:-3}
 PORT=${PORT:-18080}
@@ -56,19 +57,19 @@ go run ./bench/ratetape -o "$work/base.tape" -conns 100 -rate 1000 -duration "$(
 # median VALUES...: the middle of an odd number of values.
 median() { printf "%s\n" "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-printf "%8s | %10s %10s %9s %6s | %10s %10s %6s\n" rate herd_rps lag_p99 herd_cpu holds vegeta_rps vegeta_p99 holds
+printf "%8s | %10s %10s %10s %9s %6s | %10s %10s %6s\n" rate herd_rps lag_p99 lat_p99 herd_cpu holds vegeta_rps vegeta_p99 holds
 for rate in $RATES; do
 	scale=$(awk -v r="$rate" 'BEGIN { printf "%g", r / 1000 }')
-	hr=() hl=() hc=() vr=() vp=()
+	hr=() hl=() hp=() hc=() vr=() vp=()
 	for _ in $(seq "$REPEAT"); do
 		GOMAXPROCS=1 taskset -c 0 "$work/herd" replay "$work/base.tape" --target "http://127.0.0.1:$PORT" \
 			--scale "$scale" --duration "${SECS}s" --abort-on off --json "$work/h.json" >/dev/null 2>"$work/h.err" ||
 			{ echo "herd failed at $rate req/s:" >&2; tail -3 "$work/h.err" >&2; exit 1; }
-		read -r a l c < <(python3 -c '
+		read -r a l p c < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))["steps"][0]
-print(s["achieved_rps"] / s["offered_rps"] * float(sys.argv[2]), s["schedule_lag_ms"]["p99"], s["cpu_cores"])' "$work/h.json" "$rate")
-		hr+=("$a") hl+=("$l") hc+=("$c")
+print(s["achieved_rps"] / s["offered_rps"] * float(sys.argv[2]), s["schedule_lag_ms"]["p99"], s["latency_ms"]["p99"], s["cpu_cores"])' "$work/h.json" "$rate")
+		hr+=("$a") hl+=("$l") hp+=("$p") hc+=("$c")
 		echo "GET http://127.0.0.1:$PORT/" | taskset -c 0 "$VEGETA" -cpus 1 attack -rate "$rate" -duration "${SECS}s" \
 			-timeout 10s -max-workers 2000 -max-connections 2000 >"$work/v.bin" 2>"$work/v.err" ||
 			{ echo "vegeta failed at $rate req/s:" >&2; tail -3 "$work/v.err" >&2; exit 1; }
@@ -78,11 +79,11 @@ r = json.load(sys.stdin)
 print(r["throughput"], r["latencies"]["99th"] / 1e6)')
 		vr+=("$t") vp+=("$p")
 	done
-	h_rps=$(median "${hr[@]}") h_lag=$(median "${hl[@]}") h_cpu=$(median "${hc[@]}")
+	h_rps=$(median "${hr[@]}") h_lag=$(median "${hl[@]}") h_lat=$(median "${hp[@]}") h_cpu=$(median "${hc[@]}")
 	v_rps=$(median "${vr[@]}") v_p99=$(median "${vp[@]}")
 	h_ok=$(awk -v a="$h_rps" -v r="$rate" -v l="$h_lag" 'BEGIN { print (a >= 0.99 * r && l < 1) ? "yes" : "no" }')
 	v_ok=$(awk -v a="$v_rps" -v r="$rate" 'BEGIN { print (a >= 0.99 * r) ? "yes" : "no" }')
-	printf "%8s | %10.0f %9.3fms %9.2f %6s | %10.0f %8.2fms %6s\n" "$rate" "$h_rps" "$h_lag" "$h_cpu" "$h_ok" "$v_rps" "$v_p99" "$v_ok"
+	printf "%8s | %10.0f %8.3fms %8.3fms %9.2f %6s | %10.0f %8.2fms %6s\n" "$rate" "$h_rps" "$h_lag" "$h_lat" "$h_cpu" "$h_ok" "$v_rps" "$v_p99" "$v_ok"
 done
 wrk_rps=$(taskset -c 0 wrk -t1 -c100 -d"${SECS}s" "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ { print $2 }')
 echo "wrk closed-loop max (1 thread, 100 connections, CPU 0): $wrk_rps req/s"

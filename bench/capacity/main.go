@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"text/tabwriter"
 
 	"github.com/herd-replay/herd/internal/demo"
 	"github.com/herd-replay/herd/replay"
@@ -21,8 +20,8 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "setting\tpacing\t1x req/s\ttruth\tmeasured\terror\tfirst failure\tfailure/truth\t")
+	const row = "%-52s %-8s %9s %8s %9s %7s %14s %14s\n"
+	fmt.Printf(row, "setting", "pacing", "1x req/s", "truth", "measured", "error", "first failure", "failure/truth")
 	for _, s := range demo.AccuracySettings() {
 		if *strict {
 			s.Pacing = replay.Strict
@@ -32,8 +31,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "capacity:", err)
 			os.Exit(1)
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%.1f\t%.3fx\t%.3fx\t%+.1f%%\t%.2fx\t%.2f\t\n",
-			s.Name, s.Pacing, m.Window1x, m.Truth, m.Capacity, m.ErrPercent, m.FirstFail, m.FirstFail/m.Truth)
-		tw.Flush()
+		fmt.Printf(row, s.Name, s.Pacing, fmt.Sprintf("%.1f", m.Window1x), fmt.Sprintf("%.3fx", m.Truth),
+			fmt.Sprintf("%.3fx", m.Capacity), fmt.Sprintf("%+.1f%%", m.ErrPercent), fmt.Sprintf("%.2fx", m.FirstFail),
+			fmt.Sprintf("%.2f", m.FirstFail/m.Truth))
 	}
 }
