@@ -303,6 +303,3 @@ func (d *decoder) record(e *Exchange, base int64) error {
 	d.pos = d.end
 	return nil
 }
-
-func appendUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
-func appendVarint(b []byte, v int64) []byte   { return binary.AppendVarint(b, v) }

@@ -3,6 +3,7 @@ package tape
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,10 +29,24 @@ func fuzzSeeds(t testing.TB) [][]byte {
 	}
 }
 
-// TestWriteFuzzCorpus refreshes testdata/fuzz with -update.
-func TestWriteFuzzCorpus(t *testing.T) {
+// TestFuzzCorpus checks the committed seed corpora are there and are of
+// the fuzzer's format; with -update it rewrites them from the current
+// format.
+func TestFuzzCorpus(t *testing.T) {
 	if !*update {
-		t.Skip("run with -update to rewrite the seed corpora")
+		for _, name := range []string{"FuzzReader", "FuzzDecodeChunk"} {
+			files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
+			if len(files) < 4 {
+				t.Errorf("%s: %d seeds committed (go test -update writes them)", name, len(files))
+			}
+			for _, f := range files {
+				b, err := os.ReadFile(f)
+				if err != nil || !bytes.HasPrefix(b, []byte("go test fuzz v1\n[]byte(")) {
+					t.Errorf("%s is not a []byte seed of the fuzzer: %v", f, err)
+				}
+			}
+		}
+		return
 	}
 	write := func(name string, seeds [][]byte) {
 		dir := filepath.Join("testdata", "fuzz", name)
@@ -59,10 +74,10 @@ func rawChunk(exs []Exchange) []byte {
 	if len(exs) == 0 {
 		return raw
 	}
-	raw = appendVarint(raw, exs[0].ReqStart)
+	raw = binary.AppendVarint(raw, exs[0].ReqStart)
 	for i := range exs {
 		rec := appendRecord(nil, &exs[i], exs[0].ReqStart)
-		raw = appendUvarint(raw, uint64(len(rec)))
+		raw = binary.AppendUvarint(raw, uint64(len(rec)))
 		raw = append(raw, rec...)
 	}
 	return raw
