@@ -262,8 +262,12 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	if s.Requests > 0 {
 		kv.Add("peak", fmt.Sprintf("%d req/s in the busiest second, at %s (+%ds)", s.Peak.Count,
 			time.Unix(s.Peak.Start, 0).UTC().Format("15:04:05"), s.Peak.Start-floorSec(s.First)))
-		kv.Add("", fmt.Sprintf("%.1f req/s over the busiest %ds, from %s (+%ds)", s.PeakWindow.Rate(), s.PeakWindow.Seconds,
-			time.Unix(s.PeakWindow.Start, 0).UTC().Format("15:04:05"), s.PeakWindow.Start-floorSec(s.First)))
+		w := fmt.Sprintf("%.1f req/s over the busiest %ds, from %s (+%ds)", s.PeakWindow.Rate(), s.PeakWindow.Seconds,
+			time.Unix(s.PeakWindow.Start, 0).UTC().Format("15:04:05"), s.PeakWindow.Start-floorSec(s.First))
+		if time.Duration(s.PeakWindow.Seconds)*time.Second > time.Duration(s.Duration()) {
+			w += "; the recording is shorter than that window"
+		}
+		kv.Add("", w)
 	}
 	kv.Add("flags", fmt.Sprintf("no response %d, response incomplete %d, gap %d, redacted %d, body truncated %d, upgraded %d",
 		s.NoResponse, s.RespIncomplete, s.Gaps, s.Redacted, s.BodyTruncated, s.Upgraded))
