@@ -172,7 +172,10 @@ func TestCoordinatedOmission(t *testing.T) {
 	p := loadPlan(t, path, srv.url(), "all")
 	var raw bytes.Buffer
 	begin = time.Now()
-	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Raw: &raw})
+	// The lag bound is generous for a loaded CI machine; misattributing the
+	// target's 1 s stalls to herd would still exceed it twentyfold.
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Raw: &raw,
+		LagBound: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +212,7 @@ func TestCoordinatedOmission(t *testing.T) {
 	if st.ServiceMS.P90 > 50 || st.LatencyMS.P90 < 100 {
 		t.Errorf("service p90 %.1f ms, latency p90 %.1f ms", st.ServiceMS.P90, st.LatencyMS.P90)
 	}
-	if st.DispatchLagMS.P99 > 10 || st.Generator.Limited {
+	if st.DispatchLagMS.P99 > 50 || st.Generator.Limited {
 		t.Errorf("dispatch lag p99 %.1f ms, limited %v: waiting on the target is not herd's lag", st.DispatchLagMS.P99, st.Generator.Notes)
 	}
 }
@@ -321,7 +324,9 @@ func TestStrictPacing(t *testing.T) {
 				t.Errorf("session: %d connections, lag p50 %.1f ms", conns, st.ScheduleLagMS.P50)
 			}
 		case Strict:
-			if conns < 4 || st.ScheduleLagMS.P99 > 20 {
+			// Session pacing would show 150 ms waits here; 50 ms leaves room
+			// for a loaded CI machine.
+			if conns < 4 || st.ScheduleLagMS.P99 > 50 {
 				t.Errorf("strict: %d connections, lag p99 %.1f ms", conns, st.ScheduleLagMS.P99)
 			}
 		}
