@@ -4,12 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,5 +337,43 @@ func TestStrictPacing(t *testing.T) {
 				t.Errorf("strict: %d connections, lag p99 %.1f ms", conns, st.ScheduleLagMS.P99)
 			}
 		}
+	}
+}
+
+// TestHTTPS replays against a TLS server on 127.0.0.1: keep-alive over
+// TLS, and a certificate that does not verify is refused unless the
+// caller says so.
+func TestHTTPS(t *testing.T) {
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	target, _ := url.Parse(srv.URL)
+	path := testTape(t, 3, 4, 10*time.Millisecond, 20*time.Millisecond)
+	p := loadPlan(t, path, target, "all")
+	o := Options{Target: target, Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Abort: AbortRule{Off: true}}
+	st, err := Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ErrorClasses[ClassTLS] != st.Sent || st.Sent == 0 {
+		t.Fatalf("an unverified certificate was accepted: %v", st.ErrorClasses)
+	}
+	conns.Store(0)
+	o.TLS = &tls.Config{InsecureSkipVerify: true}
+	st, err = Run(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Completed != 12 || st.Errors != 0 || conns.Load() != 3 {
+		t.Fatalf("completed %d, errors %v, connections %d; want 12 requests on 3 keep-alive connections", st.Completed, st.ErrorClasses, conns.Load())
 	}
 }
