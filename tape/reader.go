@@ -190,14 +190,50 @@ func (r *Reader) readBlock(off int64) (blockHeader, []byte, error) {
 	if err != nil {
 		return h, nil, err
 	}
+	payload, err := r.readPayload(off, h)
+	return h, payload, err
+}
+
+// readPayload reads the payload of the block whose verified header h is at
+// off, and checks its CRC.
+func (r *Reader) readPayload(off int64, h blockHeader) ([]byte, error) {
 	payload := make([]byte, h.payloadLen)
 	if _, err := r.ra.ReadAt(payload, off+blockHeaderSize); err != nil {
-		return h, nil, fmt.Errorf("read tape at %d: %w", off, err)
+		return nil, fmt.Errorf("read tape at %d: %w", off, err)
 	}
 	if crc(payload) != h.payloadCRC {
-		return h, nil, &CorruptError{Offset: off, Reason: reasonPayloadCRC}
+		return nil, &CorruptError{Offset: off, Reason: reasonPayloadCRC}
 	}
-	return h, payload, nil
+	return payload, nil
+}
+
+// blockAt is one step of a walk over the blocks: the verified header of the
+// block at off and the offset of the next one. At the end of the blocks (the
+// end of the file, or the trailer) it returns io.EOF; for a block the file
+// ends inside, a *TruncatedError; for a damaged header, a *CorruptError with
+// next set past the damage, where the next intact header is.
+func (r *Reader) blockAt(off int64) (h blockHeader, next int64, err error) {
+	if off >= r.size {
+		return h, off, io.EOF
+	}
+	if _, ok := r.isTrailer(off); ok {
+		return h, off, io.EOF
+	}
+	h, err = r.readHeader(off)
+	var ce *CorruptError
+	switch {
+	case errors.As(err, &ce):
+		return h, r.resync(off + 1), err
+	case err != nil:
+		return h, off, err
+	}
+	return h, off + blockHeaderSize + int64(h.payloadLen), nil
+}
+
+// final reports whether a walk over the blocks ends at err.
+func final(err error) bool {
+	var te *TruncatedError
+	return err == io.EOF || errors.As(err, &te)
 }
 
 func (r *Reader) readHeader(off int64) (blockHeader, error) {
@@ -382,42 +418,38 @@ func (c *cursor) next(ctx context.Context) (*Exchange, error) {
 // advance reads the block at c.off. It fills c.pending from a chunk, sets
 // c.final at the end, or returns the damage it found (after moving past it).
 func (c *cursor) advance() error {
-	r := c.r
-	if c.off == r.size {
-		c.final = io.EOF
-		return nil
-	}
-	if _, ok := r.isTrailer(c.off); ok {
-		c.final = io.EOF
-		return nil
-	}
 	off := c.off
-	h, payload, err := r.readBlock(off)
-	var te *TruncatedError
+	h, next, err := c.r.blockAt(off)
 	var ce *CorruptError
 	switch {
-	case errors.As(err, &te):
+	case final(err):
 		c.final = err
 		return nil
-	case errors.As(err, &ce) && ce.Reason == reasonPayloadCRC:
-		c.off = off + blockHeaderSize + int64(h.payloadLen) // the header vouches for the length
-		return err
 	case errors.As(err, &ce):
-		c.off = r.resync(off + 1)
+		c.off = next
 		return err
 	case err != nil:
-		return err // I/O
+		return err // I/O: try the same block again
 	}
-	c.off = off + blockHeaderSize + int64(h.payloadLen)
+	c.off = next
 	if h.typ != typeChunk {
-		return nil // META was read at open; STAT and INDX at open; unknown types are skipped
+		return nil // META, STAT and INDX were read at open; unknown types are skipped
 	}
-	recs, err := decodeChunk(off, h, payload)
+	recs, err := c.r.chunkAt(off, h)
 	if err != nil {
 		return err
 	}
 	c.pending = recs
 	return nil
+}
+
+// chunkAt reads, verifies and decodes the chunk whose header h is at off.
+func (r *Reader) chunkAt(off int64, h blockHeader) ([]Exchange, error) {
+	payload, err := r.readPayload(off, h)
+	if err != nil {
+		return nil, err
+	}
+	return decodeChunk(off, h, payload)
 }
 
 // resync finds the next offset at or after from that holds a known block
@@ -462,24 +494,21 @@ func (r *Reader) Chunks(ctx context.Context) ([]ChunkInfo, error) {
 		return r.chunks, nil
 	}
 	var out []ChunkInfo
-	off := int64(fileHeaderSize)
-	for off < r.size {
+	for off := int64(fileHeaderSize); ; {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if _, ok := r.isTrailer(off); ok {
-			break
-		}
-		h, err := r.readHeader(off)
-		var te *TruncatedError
+		h, next, err := r.blockAt(off)
 		var ce *CorruptError
 		switch {
-		case errors.As(err, &te):
+		case err == io.EOF:
+			return out, nil
+		case final(err):
 			r.noteDamage(err)
 			return out, nil
 		case errors.As(err, &ce):
 			r.noteDamage(err)
-			off = r.resync(off + 1)
+			off = next
 			continue
 		case err != nil:
 			return nil, err
@@ -487,9 +516,8 @@ func (r *Reader) Chunks(ctx context.Context) ([]ChunkInfo, error) {
 		if h.typ == typeChunk {
 			out = append(out, ChunkInfo{Offset: off, Count: int(h.count), First: h.first, Last: h.last})
 		}
-		off += blockHeaderSize + int64(h.payloadLen)
+		off = next
 	}
-	return out, nil
 }
 
 // ReadChunk reads and verifies one chunk.
@@ -497,17 +525,14 @@ func (r *Reader) ReadChunk(ctx context.Context, ci ChunkInfo) ([]Exchange, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	h, payload, err := r.readBlock(ci.Offset)
+	h, err := r.readHeader(ci.Offset)
 	if err == nil && h.typ != typeChunk {
 		err = &CorruptError{Offset: ci.Offset, Reason: "index points at a block that is not a chunk"}
 	}
-	if err == nil {
-		var recs []Exchange
-		if recs, err = decodeChunk(ci.Offset, h, payload); err == nil {
-			return recs, nil
-		}
+	if err != nil {
+		return nil, err
 	}
-	return nil, err
+	return r.chunkAt(ci.Offset, h)
 }
 
 // Window calls fn for every readable record whose request started in

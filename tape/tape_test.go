@@ -251,15 +251,17 @@ func TestWindowReadsOnlyThatWindow(t *testing.T) {
 }
 
 // TestTruncatedAtEveryOffset cuts a small tape at every byte and checks that
-// the reader returns exactly the records of the chunks that are complete,
-// then a TruncatedError naming the offset of the first incomplete block
-// (or io.EOF when the cut falls on a block boundary).
+// both ways of reading it (Next, and All through Chunks and ReadChunk, which
+// inspect and replay use) return exactly the records of the chunks that are
+// complete, then report a TruncatedError naming the offset of the torn block
+// (or nothing when the cut falls on a block boundary).
 func TestTruncatedAtEveryOffset(t *testing.T) {
 	exs := randomExchanges(11, 40)
 	const perChunk = 7
 	b := encode(t, exs, perChunk, &Stats{Counters: map[string]int64{"packets": 1}})
 	full, _ := NewReader(bytes.NewReader(b), int64(len(b)))
 	chunks, _ := full.Chunks(context.Background())
+	starts := blockStarts(t, b)
 	for cut := 0; cut < len(b); cut++ {
 		got, damage, err := readAll(t, b[:cut])
 		if cut < fileHeaderSize {
@@ -271,14 +273,10 @@ func TestTruncatedAtEveryOffset(t *testing.T) {
 		if len(damage) > 0 {
 			t.Fatalf("cut %d: truncation reported as corruption: %v", cut, damage)
 		}
-		complete, boundary := 0, int64(fileHeaderSize)
+		complete := 0
 		for _, c := range chunks {
-			end := c.Offset + blockHeaderSize + payloadLen(t, b, c.Offset)
-			if end <= int64(cut) {
+			if c.Offset+blockHeaderSize+payloadLen(t, b, c.Offset) <= int64(cut) {
 				complete += c.Count
-			}
-			if c.Offset <= int64(cut) {
-				boundary = c.Offset
 			}
 		}
 		if len(got) != complete {
@@ -289,17 +287,45 @@ func TestTruncatedAtEveryOffset(t *testing.T) {
 				t.Fatalf("cut %d: record %d differs", cut, i)
 			}
 		}
-		var te *TruncatedError
-		if errors.As(err, &te) {
-			if te.Offset < boundary-blockHeaderSize || te.Offset > int64(cut) {
-				t.Fatalf("cut %d: truncation offset %d", cut, te.Offset)
+		torn := int64(-1) // the block the cut falls inside, if any
+		for _, st := range starts {
+			if st < int64(cut) {
+				torn = st
+			} else if st == int64(cut) {
+				torn = -1
 			}
-		} else if err != nil {
-			t.Fatalf("cut %d: %v", cut, err)
-		} else if !onBlockBoundary(t, b, int64(cut)) {
-			t.Fatalf("cut %d: no TruncatedError for a cut inside a block", cut)
+		}
+		var te *TruncatedError
+		switch {
+		case torn < 0 && err != nil:
+			t.Fatalf("cut %d on a block boundary: %v", cut, err)
+		case torn >= 0 && (!errors.As(err, &te) || te.Offset != torn):
+			t.Fatalf("cut %d: got %v, want a TruncatedError at %d", cut, err, torn)
+		}
+		// All: the same records, and the same torn block in Damage.
+		r, _ := NewReader(bytes.NewReader(b[:cut]), int64(cut))
+		n := 0
+		if err := r.All(context.Background(), func(*Exchange) error { n++; return nil }); err != nil {
+			t.Fatalf("cut %d: All: %v", cut, err)
+		}
+		if n != complete {
+			t.Fatalf("cut %d: All read %d records, want %d", cut, n, complete)
+		}
+		if d := r.Damage(); torn >= 0 && (len(d) != 1 || !errors.As(d[0], &te) || te.Offset != torn) {
+			t.Fatalf("cut %d: All's damage %v, want a TruncatedError at %d", cut, d, torn)
 		}
 	}
+}
+
+// blockStarts lists the offsets where the blocks and the trailer of a
+// clean tape start, and its end.
+func blockStarts(t testing.TB, b []byte) []int64 {
+	var out []int64
+	off := int64(fileHeaderSize)
+	for ; off < int64(len(b))-trailerSize; off += blockHeaderSize + payloadLen(t, b, off) {
+		out = append(out, off)
+	}
+	return append(out, off, int64(len(b)))
 }
 
 func payloadLen(t testing.TB, b []byte, off int64) int64 {
@@ -310,18 +336,9 @@ func payloadLen(t testing.TB, b []byte, off int64) int64 {
 	return int64(h.payloadLen)
 }
 
-func onBlockBoundary(t testing.TB, b []byte, cut int64) bool {
-	for off := int64(fileHeaderSize); off < int64(len(b))-trailerSize; off += blockHeaderSize + payloadLen(t, b, off) {
-		if off == cut {
-			return true
-		}
-	}
-	return cut == int64(len(b))-trailerSize
-}
-
 // TestCorruptionIsConfined flips bytes all over a tape: each damaged chunk
 // gives a CorruptError, the reader never panics, and the records of every
-// other chunk still read back intact.
+// other chunk still read back intact, by Next and by All.
 func TestCorruptionIsConfined(t *testing.T) {
 	exs := randomExchanges(5, 60)
 	const perChunk = 10
@@ -345,6 +362,15 @@ func TestCorruptionIsConfined(t *testing.T) {
 			}
 			if want := len(exs) - c.Count; len(got) != want {
 				t.Fatalf("flip at %d: got %d records, want %d", at, len(got), want)
+			}
+			// The index may still point at the damaged chunk, or the file
+			// is scanned: either way All skips it and reports it.
+			r, _ := NewReader(bytes.NewReader(bad), int64(len(bad)))
+			n := 0
+			r.All(context.Background(), func(*Exchange) error { n++; return nil })
+			d := r.Damage()
+			if n != len(exs)-c.Count || len(d) == 0 || !errors.As(d[0], &ce) || ce.Offset != c.Offset {
+				t.Fatalf("flip at %d: All read %d records (want %d), damage %v", at, n, len(exs)-c.Count, d)
 			}
 		}
 	}
