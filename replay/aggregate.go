@@ -32,9 +32,9 @@ type aggregator struct {
 	abort       *abortWindow
 	abortReason string
 
-	// All results, including those of the settle period, for progress.
-	allSent, allDone, allErr int64
-	recent                   []recentBucket // last seconds by finish time, for progress
+	// Sent and failed over the whole run, settle included, for progress.
+	allSent, allErr int64
+	recent          []recentBucket // last seconds by finish time, for progress
 
 	raw    *zstd.Encoder
 	rawErr error
@@ -123,7 +123,6 @@ func (a *aggregator) add(r result) {
 		a.allSent++
 		done := r.done - t0
 		failed := r.class != ""
-		a.allDone++
 		if failed {
 			a.allErr++
 		}
@@ -242,7 +241,7 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		Duration:  a.e.s.Duration,
 		Planned:   a.planned,
 		Sent:      a.allSent,
-		Completed: a.allDone - a.allErr,
+		Completed: a.allSent - a.allErr,
 		Errors:    a.allErr,
 		InFlight:  a.e.inFlight.Load(),
 		Done:      done,
@@ -347,7 +346,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		},
 		Violations: []string{},
 		Generator:  results.Generator{Notes: []string{}},
-		CPU:        round3(cores),
+		CPU:        results.Round3(cores),
 	}
 	// Every request due in the measured period is either sent or counted
 	// with the reason it was not; those never dispatched were stopped.
@@ -431,5 +430,3 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests were resent on a new connection after the target closed an idle one", n))
 	}
 }
-
-func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }

@@ -39,20 +39,31 @@ type dispatcher struct {
 const spinWindow = int64(50 * time.Microsecond)
 
 type waiter struct {
-	due int64
-	ch  chan struct{}
+	due   int64
+	ch    chan struct{}
+	index int // in the heap; -1 once popped
 }
 
+// waitHeap keeps each waiter's index, so that a cancelled one is removed
+// in O(log n): an emergency stop cancels every sleeping connection at once.
 type waitHeap []*waiter
 
 func (h waitHeap) Len() int           { return len(h) }
 func (h waitHeap) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h waitHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *waitHeap) Push(x any)        { *h = append(*h, x.(*waiter)) }
+func (h waitHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *waitHeap) Push(x any) {
+	w := x.(*waiter)
+	w.index = len(*h)
+	*h = append(*h, w)
+}
 func (h *waitHeap) Pop() any {
 	old := *h
 	w := old[len(old)-1]
 	old[len(old)-1] = nil
+	w.index = -1
 	*h = old[:len(old)-1]
 	return w
 }
@@ -102,12 +113,10 @@ func (d *dispatcher) sleepUntil(ctx context.Context, due int64, ch chan struct{}
 // if the dispatcher signalled it meanwhile, so the channel can be reused.
 func (d *dispatcher) remove(w *waiter) {
 	d.mu.Lock()
-	for i, x := range d.q {
-		if x == w {
-			heap.Remove(&d.q, i)
-			d.mu.Unlock()
-			return
-		}
+	if w.index >= 0 {
+		heap.Remove(&d.q, w.index)
+		d.mu.Unlock()
+		return
 	}
 	d.mu.Unlock()
 	select {

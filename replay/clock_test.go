@@ -111,3 +111,37 @@ func TestDispatcherEarlyTimer(t *testing.T) {
 		t.Fatal("the dispatcher lost a wake-up after an early timer")
 	}
 }
+
+// TestDispatcherCancelMany: thousands of sleepers cancelled at once, as an
+// emergency stop does, all return promptly, and the survivors still wake.
+func TestDispatcherCancelMany(t *testing.T) {
+	d := newDispatcher()
+	defer d.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	const n = 10000
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c := ctx
+			if i%100 == 0 {
+				c = context.Background() // survivors, due soon after the cancel
+			}
+			d.sleepUntil(c, nanotime()+int64(200*time.Millisecond)+int64(i)*int64(time.Microsecond), make(chan struct{}, 1))
+		}(i)
+	}
+	time.Sleep(50 * time.Millisecond)
+	begin := time.Now()
+	cancel()
+	wg.Wait()
+	if el := time.Since(begin); el > 2*time.Second {
+		t.Fatalf("cancelling %d sleepers took %v", n, el)
+	}
+	d.mu.Lock()
+	left := len(d.q)
+	d.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d waiters left in the heap", left)
+	}
+}

@@ -193,8 +193,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
-	planned := e.s.CountDue(p, 0, e.s.Duration)
-	measured := e.s.CountDue(p, o.Settle, e.s.Duration)
+	planned, measured := e.s.CountDue(p, o.Settle)
 	agg := newAggregator(e, planned, measured)
 	cpu0 := cpuTime()
 	wall0 := time.Now()
@@ -215,14 +214,8 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	e.vconns.Wait()
 	close(e.results)
 	<-aggDone
-	for {
-		select {
-		case c := <-e.spares:
-			c.close()
-			continue
-		default:
-		}
-		break
+	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
+		(<-e.spares).close()
 	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {

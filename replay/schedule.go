@@ -174,18 +174,21 @@ func (it *vconnIter) Next() (VConn, bool) {
 	return vc, true
 }
 
-// CountDue counts the requests of the run due in [from, to).
-func (s Schedule) CountDue(p *Plan, from, to time.Duration) int64 {
-	var n int64
+// CountDue counts the requests of the run: all of them, and those due at
+// or after settle (the measured period).
+func (s Schedule) CountDue(p *Plan, settle time.Duration) (all, measured int64) {
 	it := s.iter(p)
 	for vc, ok := it.Next(); ok; vc, ok = it.Next() {
 		for _, r := range p.Conns[vc.Conn].Reqs {
-			if d := s.Due(r.Offset, vc.Shift); d >= from && d < to && d < s.Duration {
-				n++
+			if d := s.Due(r.Offset, vc.Shift); d < s.Duration {
+				all++
+				if d >= settle {
+					measured++
+				}
 			}
 		}
 	}
-	return n
+	return all, measured
 }
 
 // mix hashes its inputs (splitmix64 finalizer over a running combination).

@@ -107,8 +107,21 @@ func TestVConnOrder(t *testing.T) {
 		last = vc.First
 		n++
 	}
-	if want := s.CountDue(p, 0, s.Duration); int64(n) != want {
+	if want, _ := s.CountDue(p, 0); int64(n) != want {
 		t.Fatalf("%d vconns, %d requests due", n, want)
+	}
+	// Each connection here has one request, so the measured count is the
+	// replayed connections due from the settle time on.
+	settle := s.Duration / 3
+	late := int64(0)
+	it = s.iter(p)
+	for vc, ok := it.Next(); ok; vc, ok = it.Next() {
+		if vc.First >= settle {
+			late++
+		}
+	}
+	if all, measured := s.CountDue(p, settle); all != int64(n) || measured != late || late == 0 || late == all {
+		t.Fatalf("CountDue: all %d measured %d; want %d and %d", all, measured, n, late)
 	}
 	if n < 4*50*3 {
 		t.Fatalf("only %d vconns over 3.5 passes at 3.5x", n)

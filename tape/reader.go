@@ -584,7 +584,7 @@ func (r *Reader) Rates(ctx context.Context) (Rates, error) {
 	}
 	counts := make(map[int64]int64)
 	err := r.All(ctx, func(e *Exchange) error {
-		counts[floorSecond(e.ReqStart)]++
+		counts[UnixSecond(e.ReqStart)]++
 		return nil
 	})
 	if err != nil {

@@ -78,7 +78,7 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 			s.End = max(s.End, e.RespEnd)
 		}
 		s.Requests++
-		seconds[floorSecond(e.ReqStart)]++
+		seconds[UnixSecond(e.ReqStart)]++
 		conns[e.ConnID] = struct{}{}
 		s.Methods[e.Method]++
 		endpoints[key{e.Method, route.Template(e.Target)}]++

@@ -166,15 +166,16 @@ func (w *Writer) Write(e *Exchange) error {
 	w.raw = append(w.raw, w.scratch...)
 	w.count++
 	w.first, w.last = min(w.first, e.ReqStart), max(w.last, e.ReqStart)
-	w.seconds[floorSecond(e.ReqStart)]++
+	w.seconds[UnixSecond(e.ReqStart)]++
 	if w.count >= w.opt.ChunkRecords || len(w.raw) >= w.opt.ChunkBytes {
 		return w.flushLocked()
 	}
 	return nil
 }
 
-// floorSecond is the Unix second holding the nanosecond timestamp ns.
-func floorSecond(ns int64) int64 {
+// UnixSecond is the Unix second holding the nanosecond timestamp ns (the
+// floor, for times before 1970 too): the seconds of Rates and Window.
+func UnixSecond(ns int64) int64 {
 	s := ns / 1e9
 	if ns%1e9 < 0 {
 		s--

@@ -123,7 +123,7 @@ func demoRamp(gctx, ctx context.Context, opts *demoOptions, svc *demo.Service, t
 			mix[k.Method+" "+k.Route]++
 		}
 	}
-	truth := round3(svc.Capacity(mix) / plan.Rate())
+	truth := results.Round3(svc.Capacity(mix) / plan.Rate())
 	slos, _ := results.ParseSLOs(nil)
 	abort, _ := replay.ParseAbort("off") // the demo goes past the breaking point on purpose
 	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight,

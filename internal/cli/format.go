@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -34,6 +33,3 @@ func roundDuration(d time.Duration) time.Duration {
 	}
 	return d
 }
-
-// round3 rounds x to 3 decimals, for JSON numbers people read.
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
@@ -127,19 +128,11 @@ type inspectEndpoint struct {
 func windowJSON(w tape.Window, first int64) inspectWindowJSON {
 	return inspectWindowJSON{
 		WindowS: w.Seconds,
-		RPS:     round3(w.Rate()),
-		StartS:  w.Start - floorSec(first),
+		RPS:     results.Round3(w.Rate()),
+		StartS:  w.Start - tape.UnixSecond(first),
 		Start:   time.Unix(w.Start, 0).UTC().Format(time.RFC3339),
 		Count:   w.Count,
 	}
-}
-
-func floorSec(ns int64) int64 {
-	s := ns / 1e9
-	if ns%1e9 < 0 {
-		s--
-	}
-	return s
 }
 
 func flagCounts(s *tape.Summary) map[string]int64 {
@@ -162,7 +155,7 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) err
 		Requests:    s.Requests,
 		Responses:   s.Responses,
 		Connections: s.Connections,
-		DurationS:   round3(float64(s.Duration()) / 1e9),
+		DurationS:   results.Round3(float64(s.Duration()) / 1e9),
 		Bytes:       map[string]int64{"requests": s.ReqBytes, "responses": s.RespBytes},
 		Peak:        windowJSON(s.Peak, s.First),
 		PeakWindow:  windowJSON(s.PeakWindow, s.First),
@@ -261,9 +254,9 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	kv.Add("statuses", counts(s.Statuses))
 	if s.Requests > 0 {
 		kv.Add("peak", fmt.Sprintf("%d req/s in the busiest second, at %s (+%ds)", s.Peak.Count,
-			time.Unix(s.Peak.Start, 0).UTC().Format("15:04:05"), s.Peak.Start-floorSec(s.First)))
+			time.Unix(s.Peak.Start, 0).UTC().Format("15:04:05"), s.Peak.Start-tape.UnixSecond(s.First)))
 		w := fmt.Sprintf("%.1f req/s over the busiest %ds, from %s (+%ds)", s.PeakWindow.Rate(), s.PeakWindow.Seconds,
-			time.Unix(s.PeakWindow.Start, 0).UTC().Format("15:04:05"), s.PeakWindow.Start-floorSec(s.First))
+			time.Unix(s.PeakWindow.Start, 0).UTC().Format("15:04:05"), s.PeakWindow.Start-tape.UnixSecond(s.First))
 		if time.Duration(s.PeakWindow.Seconds)*time.Second > time.Duration(s.Duration()) {
 			w += "; the recording is shorter than that window"
 		}

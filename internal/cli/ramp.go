@@ -147,7 +147,7 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 		what := fmt.Sprintf("step %d/%d %gx", i+1, total, k)
 		if refinement {
 			what = fmt.Sprintf("refine %gx", k)
-			total = max(total, i+1+1)
+			total = max(total, i+1)
 		}
 		view.Step(what)
 	}

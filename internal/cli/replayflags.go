@@ -238,7 +238,7 @@ func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: p.Requests, RPS: round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
+			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
 		},
 		Params: results.Params{
 			ScaleMode: s.mode.String(), Pacing: s.pacing.String(), TimeoutS: f.Timeout.Seconds(), SLOs: slos,

@@ -39,7 +39,7 @@ func Analyze(f *File) {
 		}
 	}
 	if f.Window.RPS > 0 {
-		f.Capacity.Scale = round3(f.Capacity.RPS / f.Window.RPS)
+		f.Capacity.Scale = Round3(f.Capacity.RPS / f.Window.RPS)
 	}
 	if firstBad != nil && !f.Aborted {
 		bp := &BreakingPoint{
@@ -53,7 +53,7 @@ func Analyze(f *File) {
 			bp.LastGoodScale = lastGood.Scale
 		}
 		if lo, hi, ok := refinedBracket(f.Steps, bp.LastGoodScale, bp.Scale); ok {
-			mid := round3((lo + hi) / 2)
+			mid := Round3((lo + hi) / 2)
 			bp.RefinedScale = &mid
 		}
 		f.BreakingPoint = bp
@@ -91,7 +91,7 @@ func refinedBracket(steps []Step, lo, hi float64) (float64, float64, bool) {
 }
 
 func verdict(f *File, lastGood, firstBad *Step) string {
-	x := func(k float64) string { return fmt.Sprintf("%gx", round3(k)) }
+	x := func(k float64) string { return fmt.Sprintf("%gx", Round3(k)) }
 	capacity := fmt.Sprintf("capacity %.1f req/s (%s the window's rate of %.1f req/s)", f.Capacity.RPS, x(f.Capacity.Scale), f.Window.RPS)
 	if !f.Capacity.Reached {
 		capacity = fmt.Sprintf("capacity at least %.1f req/s (%s; not reached)", f.Capacity.RPS, x(f.Capacity.Scale))

@@ -119,7 +119,7 @@ func Summary(h *hdr.Histogram) Percentiles {
 	if h.TotalCount() == 0 {
 		return Percentiles{}
 	}
-	ms := func(us int64) float64 { return round3(float64(us) / 1000) }
+	ms := func(us int64) float64 { return Round3(float64(us) / 1000) }
 	return Percentiles{
 		P50:  ms(h.ValueAtQuantile(50)),
 		P90:  ms(h.ValueAtQuantile(90)),
@@ -127,18 +127,19 @@ func Summary(h *hdr.Histogram) Percentiles {
 		P99:  ms(h.ValueAtQuantile(99)),
 		P999: ms(h.ValueAtQuantile(99.9)),
 		Max:  ms(h.Max()),
-		Mean: round3(h.Mean() / 1000),
+		Mean: Round3(h.Mean() / 1000),
 	}
 }
 
-func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+// Round3 rounds x to 3 decimals, for the numbers people read in results.
+func Round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 // Rate divides n by seconds, 0 for an empty period.
 func Rate(n int64, seconds float64) float64 {
 	if seconds <= 0 {
 		return 0
 	}
-	return round3(float64(n) / seconds)
+	return Round3(float64(n) / seconds)
 }
 
 // Fraction is n/d, 0 when d is 0, to six decimals.

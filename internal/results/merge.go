@@ -336,7 +336,7 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		}
 		cores += p.CPU
 	}
-	st.CPU = round3(cores)
+	st.CPU = Round3(cores)
 	st.Histograms = Histograms{
 		Latency: Encode(hists[0]), Service: Encode(hists[1]), TTFB: Encode(hists[2]),
 		ScheduleLag: Encode(hists[3]), DispatchLag: Encode(hists[4]),
