@@ -1,11 +1,8 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"time"
 
@@ -13,9 +10,7 @@ import (
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/report"
-	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 )
 
 type demoOptions struct {
@@ -63,33 +58,35 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	cfg := demo.DefaultService()
 	cfg.Fixed = opts.Fixed
 	svc := demo.NewService(cfg)
-	sctx, stop := context.WithCancel(ctx)
+	// The service outlives the ramp, even when it is interrupted: requests
+	// in flight finish against it. If it fails, the ramp is cancelled.
+	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	g, gctx := errgroup.WithContext(sctx)
-	addr := make(chan net.Addr, 1)
-	g.Go(func() error { return svc.Serve(gctx, "127.0.0.1:0", func(a net.Addr) { addr <- a }) })
-	var target *url.URL
-	select {
-	case a := <-addr:
-		target = &url.URL{Scheme: "http", Host: a.String()}
-	case <-gctx.Done():
-		return g.Wait()
+	target, served, err := svc.Start(sctx)
+	if err != nil {
+		return err
 	}
+	rctx, cancelRamp := context.WithCancel(ctx)
+	defer cancelRamp()
+	serveErr := make(chan error, 1)
+	go func() {
+		err := <-served
+		serveErr <- err
+		cancelRamp()
+	}()
 	mode := "as it was"
 	if opts.Fixed {
 		mode = "with the fix"
 	}
 	fmt.Fprintf(opts.IO.Err, "herd: demo service (%s) on %s: %d reader slots, %v per query, refused after waiting %v for a slot\n",
 		mode, target.Host, cfg.Slots, cfg.Query, cfg.MaxWait)
-	var f *results.File
-	g.Go(func() error {
-		defer stop()
-		var err error
-		f, err = demoRamp(gctx, ctx, opts, svc, target)
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		return err
+	f, rerr := demoRamp(rctx, opts, svc, target)
+	stop()
+	if err := <-serveErr; err != nil {
+		return fmt.Errorf("demo service: %w", err)
+	}
+	if rerr != nil {
+		return rerr
 	}
 	if opts.JSON != "" {
 		if err := f.WriteFile(opts.JSON); err != nil {
@@ -102,28 +99,13 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	return rampOutcome(f, 0, opts.IO)
 }
 
-// demoRamp ramps the embedded tape against the demo service. Cancelling
-// the user's ctx interrupts the ramp; gctx also ends if the service fails.
-func demoRamp(gctx, ctx context.Context, opts *demoOptions, svc *demo.Service, target *url.URL) (*results.File, error) {
-	data := demo.Tape()
-	r, err := tape.NewReader(bytes.NewReader(data), int64(len(data)))
+// demoRamp ramps the embedded tape against the demo service.
+func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target *url.URL) (*results.File, error) {
+	plan, err := demo.Plan(ctx, target, opts.StepDuration, false)
 	if err != nil {
-		return nil, fmt.Errorf("demo tape: %w", err)
+		return nil, err
 	}
-	steps := int(opts.StepDuration.Round(time.Second) / time.Second)
-	window, _ := replay.ParseWindow(fmt.Sprintf("peak:%ds", steps))
-	plan, err := replay.Load(gctx, r, replay.PlanOptions{Window: window, Target: target})
-	if err != nil {
-		return nil, fmt.Errorf("demo tape: %w", err)
-	}
-	mix := make(map[string]int64)
-	for _, c := range plan.Conns {
-		for _, q := range c.Reqs {
-			k := plan.Routes[q.Route]
-			mix[k.Method+" "+k.Route]++
-		}
-	}
-	truth := results.Round3(svc.Capacity(mix) / plan.Rate())
+	truth := results.Round3(svc.Truth(plan))
 	slos, _ := results.ParseSLOs(nil)
 	abort, _ := replay.ParseAbort("off") // the demo goes past the breaking point on purpose
 	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight,
@@ -137,9 +119,5 @@ func demoRamp(gctx, ctx context.Context, opts *demoOptions, svc *demo.Service, t
 		SLOs: slos, Saturation: 0.9, Refine: opts.Refine, Mode: replay.Clone, Seed: 1,
 		Run: flags.options(s, replay.Schedule{}, 0),
 	}
-	err = executeRamp(ctx, opts.IO, s, ro, f, 0)
-	if err == nil && gctx.Err() != nil && ctx.Err() == nil {
-		err = errors.New("the demo service stopped")
-	}
-	return f, err
+	return f, executeRamp(ctx, opts.IO, s, ro, f, 0)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"time"
 
@@ -69,31 +68,15 @@ func Accuracy(ctx context.Context, s Setting) (*Measured, error) {
 	svc := NewService(s.Service)
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	addr := make(chan net.Addr, 1)
-	served := make(chan error, 1)
-	go func() { served <- svc.Serve(sctx, "127.0.0.1:0", func(a net.Addr) { addr <- a }) }()
-	var target *url.URL
-	select {
-	case a := <-addr:
-		target = &url.URL{Scheme: "http", Host: a.String()}
-	case err := <-served:
-		return nil, err
-	}
-	data := Tape()
-	r, err := tape.NewReader(bytes.NewReader(data), int64(len(data)))
+	target, _, err := svc.Start(sctx)
 	if err != nil {
 		return nil, err
 	}
-	w, err := replay.ParseWindow(fmt.Sprintf("peak:%ds", int(s.StepDur/time.Second)))
+	plan, err := Plan(ctx, target, s.StepDur, s.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := replay.Load(ctx, r, replay.PlanOptions{Window: w, Target: target, ReadOnly: s.ReadOnly})
-	if err != nil {
-		return nil, err
-	}
-	m := &Measured{Setting: s, Window1x: plan.Rate()}
-	m.Truth = svc.Capacity(PlanMix(plan)) / plan.Rate()
+	m := &Measured{Setting: s, Window1x: plan.Rate(), Truth: svc.Truth(plan)}
 	slos, _ := results.ParseSLOs(nil)
 	f := &results.File{Schema: results.Schema, Kind: "ramp", Window: results.Window{RPS: plan.Rate()}}
 	err = replay.Ramp(ctx, plan, replay.RampOptions{
@@ -112,6 +95,31 @@ func Accuracy(ctx context.Context, s Setting) (*Measured, error) {
 	}
 	m.ErrPercent = 100 * (m.Capacity - m.Truth) / m.Truth
 	return m, nil
+}
+
+// Plan loads the busiest window of the given length (whole seconds) of the
+// embedded tape, to replay against target.
+func Plan(ctx context.Context, target *url.URL, window time.Duration, readOnly bool) (*replay.Plan, error) {
+	data := Tape()
+	r, err := tape.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("demo tape: %w", err)
+	}
+	w, err := replay.ParseWindow(fmt.Sprintf("peak:%ds", int(window.Round(time.Second)/time.Second)))
+	if err != nil {
+		return nil, err
+	}
+	p, err := replay.Load(ctx, r, replay.PlanOptions{Window: w, Target: target, ReadOnly: readOnly})
+	if err != nil {
+		return nil, fmt.Errorf("demo tape: %w", err)
+	}
+	return p, nil
+}
+
+// Truth is the service's analytic capacity for the plan's mix of requests,
+// as a multiple of the plan's 1x rate.
+func (s *Service) Truth(p *replay.Plan) float64 {
+	return s.Capacity(PlanMix(p)) / p.Rate()
 }
 
 // PlanMix counts a plan's requests at 1x by "METHOD /route", the key

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -194,6 +195,21 @@ func (s *Service) writeConfig(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
 	s.statsMu.Unlock()
+}
+
+// Start serves on a free port of 127.0.0.1 until ctx is done, and returns
+// the service's URL and a channel that receives Serve's result when it
+// ends.
+func (s *Service) Start(ctx context.Context) (*url.URL, <-chan error, error) {
+	addr := make(chan net.Addr, 1)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, "127.0.0.1:0", func(a net.Addr) { addr <- a }) }()
+	select {
+	case a := <-addr:
+		return &url.URL{Scheme: "http", Host: a.String()}, served, nil
+	case err := <-served:
+		return nil, nil, err
+	}
 }
 
 // Serve listens on addr (127.0.0.1:0 for any free port) until ctx is done.
