@@ -34,7 +34,8 @@ type aggregator struct {
 
 	// Sent and failed over the whole run, settle included, for progress.
 	allSent, allErr int64
-	recent          []recentBucket // last seconds by finish time, for progress
+	recent          [8]recentSecond // the last seconds, for progress; see recentAt
+	sendSamples     []sendSample    // engine.sends on each tick, the last 5 s
 
 	raw    *zstd.Encoder
 	rawErr error
@@ -52,11 +53,18 @@ type secondAgg struct {
 	encoded                             string
 }
 
-type recentBucket struct {
-	sec        int64
-	sent, good int64
-	hist       *hdr.Histogram
+// recentSecond is one second of the run, for the progress line: the
+// successful responses completed in it, and their latency.
+type recentSecond struct {
+	sec  int64
+	good int64
+	hist *hdr.Histogram
 }
+
+// sendSample is the number of requests sent by a time, for the send rate:
+// a request is known here only once it finishes, too late to show what is
+// being offered to a target that has stopped answering.
+type sendSample struct{ at, sends int64 }
 
 func newAggregator(e *engine, planned, measured int64) *aggregator {
 	a := &aggregator{
@@ -75,6 +83,9 @@ func newAggregator(e *engine, planned, measured int64) *aggregator {
 		routes:   make([]routeAgg, len(e.p.Routes)),
 		seconds:  make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
 		abort:    newAbortWindow(e.o.Abort),
+	}
+	for i := range a.recent {
+		a.recent[i] = recentSecond{sec: -1, hist: results.NewTimelineHist()}
 	}
 	if e.o.Raw != nil {
 		a.raw, a.rawErr = zstd.NewWriter(e.o.Raw, zstd.WithEncoderLevel(zstd.SpeedFastest))
@@ -96,6 +107,7 @@ func (a *aggregator) run() {
 			a.add(r)
 		case <-tick.C:
 			now := nanotime() - a.e.t0
+			a.sampleSends(now)
 			a.checkAbort(now)
 			a.finalizeSeconds(now)
 			if a.e.o.Progress != nil && time.Since(lastProgress) >= a.e.o.ProgressEvery {
@@ -216,21 +228,36 @@ func (s *secondAgg) close() {
 	s.hist = nil
 }
 
-func (a *aggregator) noteRecent(r result) {
-	sec := (r.done - a.e.t0) / int64(time.Second)
-	if n := len(a.recent); n == 0 || a.recent[n-1].sec != sec {
-		a.recent = append(a.recent, recentBucket{sec: sec, hist: results.NewTimelineHist()})
-		if len(a.recent) > 6 {
-			a.recent = a.recent[1:]
-		}
+// recentAt is the ring slot of the second sec of the run, reset when it
+// last held an older second. Eight slots cover the five seconds the
+// progress line reads and the ones results are still arriving for.
+func (a *aggregator) recentAt(t int64) *recentSecond {
+	sec := max(t-a.e.t0, 0) / int64(time.Second)
+	b := &a.recent[sec%int64(len(a.recent))]
+	if b.sec != sec {
+		b.sec, b.good = sec, 0
+		b.hist.Reset()
 	}
-	b := &a.recent[len(a.recent)-1]
-	b.sent++
+	return b
+}
+
+// noteRecent counts a request's success and latency in the second it
+// completed.
+func (a *aggregator) noteRecent(r result) {
+	done := a.recentAt(r.done)
 	if r.class == "" {
-		b.good++
+		done.good++
 	}
 	if r.status != 0 {
-		results.Record(b.hist, r.done-r.due)
+		results.Record(done.hist, r.done-r.due)
+	}
+}
+
+// sampleSends records the requests sent by now, keeping the last 5 s.
+func (a *aggregator) sampleSends(now int64) {
+	a.sendSamples = append(a.sendSamples, sendSample{at: now, sends: a.e.sends.Load()})
+	for len(a.sendSamples) > 2 && a.sendSamples[1].at <= now-int64(5*time.Second) {
+		a.sendSamples = a.sendSamples[1:]
 	}
 }
 
@@ -247,18 +274,22 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		Done:      done,
 	}
 	h := results.NewTimelineHist()
-	var sent, good int64
+	var good int64
 	cur := now / int64(time.Second)
 	for _, b := range a.recent {
-		if b.sec >= cur-5 && b.sec < cur {
-			sent += b.sent
+		if b.sec >= cur-5 && b.sec < cur && b.sec >= 0 {
 			good += b.good
 			h.Merge(b.hist)
 		}
 	}
 	span := min(5.0, float64(max(cur, 1)))
-	p.OfferedRPS = float64(sent) / span
 	p.AchievedRPS = float64(good) / span
+	if n := len(a.sendSamples); n > 1 {
+		first, last := a.sendSamples[0], a.sendSamples[n-1]
+		if d := last.at - first.at; d > 0 {
+			p.OfferedRPS = float64(last.sends-first.sends) / (float64(d) / 1e9)
+		}
+	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
 	return p
 }

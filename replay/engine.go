@@ -84,8 +84,8 @@ type Progress struct {
 	Completed   int64
 	Errors      int64
 	InFlight    int64
-	OfferedRPS  float64 // over the last 5 s
-	AchievedRPS float64 // successful responses, over the last 5 s
+	OfferedRPS  float64 // requests sent per second, over the last 5 s
+	AchievedRPS float64 // successful responses completed per second, over the last 5 s
 	P99         time.Duration
 	Done        bool
 }
@@ -149,6 +149,7 @@ type engine struct {
 	spares    chan *conn
 	results   chan result
 	inFlight  atomic.Int64
+	sends     atomic.Int64 // requests written so far, for the progress line
 	reconnect atomic.Int64
 	vconns    sync.WaitGroup
 }
@@ -390,6 +391,7 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 		}
 	}
 	res.sent = nanotime()
+	e.sends.Add(1)
 	deadline := clockTime(res.sent + int64(e.o.Timeout))
 	for attempt := 0; ; attempt++ {
 		if *cn == nil {

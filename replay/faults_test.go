@@ -377,3 +377,41 @@ func TestHTTPS(t *testing.T) {
 		t.Fatalf("completed %d, errors %v, connections %d; want 12 requests on 3 keep-alive connections", st.Completed, st.ErrorClasses, conns.Load())
 	}
 }
+
+// TestProgressRates: against a target that holds every request for 3 s,
+// the progress line shows the load herd is offering (requests sent per
+// second) and nothing achieved, not an offered rate of zero.
+func TestProgressRates(t *testing.T) {
+	srv := newServer(t, func(w *bufio.Writer, _ string, _ int) bool {
+		time.Sleep(3 * time.Second)
+		return false
+	})
+	path := testTape(t, 20, 50, 2500*time.Microsecond, 50*time.Millisecond) // 400 req/s
+	p := loadPlan(t, path, srv.url(), "all")
+	var mu sync.Mutex
+	var seen []Progress
+	_, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 2500*time.Millisecond),
+		Pacing: Strict, Abort: AbortRule{Off: true}, ProgressEvery: 100 * time.Millisecond,
+		Progress: func(pr Progress) {
+			mu.Lock()
+			seen = append(seen, pr)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var at2s *Progress
+	for i := range seen {
+		if seen[i].Elapsed >= 2*time.Second && seen[i].Elapsed < 2500*time.Millisecond {
+			at2s = &seen[i]
+		}
+	}
+	if at2s == nil {
+		t.Fatalf("no progress between 2 s and 2.5 s in %d reports", len(seen))
+	}
+	if at2s.OfferedRPS < 300 || at2s.AchievedRPS != 0 {
+		t.Fatalf("at %v: offered %.1f/s, achieved %.1f/s; want about 400 offered and none achieved", at2s.Elapsed, at2s.OfferedRPS, at2s.AchievedRPS)
+	}
+}
