@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -146,7 +145,7 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 		return err
 	}
 	if opts.JUnit != "" {
-		if err := writeOutput(opts.IO, opts.JUnit, func(w io.Writer) error { return c.WriteJUnit(w) }); err != nil {
+		if err := writeOutput(opts.IO, opts.JUnit, c.WriteJUnit); err != nil {
 			return err
 		}
 	}

@@ -185,7 +185,7 @@ func TestReportMerge(t *testing.T) {
 	for _, shard := range []string{"1/2", "2/2"} {
 		f.Params.Shard = shard
 		p := filepath.Join(dir, "shard-"+shard[:1]+".json")
-		if err := f.WriteFile(p); err != nil {
+		if err := writeOutput(IO{}, p, f.Write); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, p)
@@ -259,5 +259,14 @@ func TestReplayHTML(t *testing.T) {
 	stdout, _, code = run(t, "replay", sampleTape, "--target", srv.URL, "--window", "peak:2s", "--html", "-")
 	if code != 0 || !strings.HasPrefix(stdout, "<!DOCTYPE html>") || strings.Contains(stdout, "\nwindow   ") {
 		t.Errorf("--html -: exit %d\n%.300s", code, stdout)
+	}
+	// --json - puts the results there instead, and both files were
+	// written whole, with no temporary file left beside them.
+	stdout, _, code = run(t, "replay", sampleTape, "--target", srv.URL, "--window", "peak:2s", "--json", "-")
+	if _, err := results.Read(strings.NewReader(stdout)); code != 0 || err != nil {
+		t.Errorf("--json -: exit %d, %v\n%.300s", code, err, stdout)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("the output directory holds %d files, want run.json and run.html", len(entries))
 	}
 }

@@ -225,25 +225,6 @@ func (f *File) Write(w io.Writer) error {
 	return enc.Encode(f)
 }
 
-// WriteFile writes f to path atomically (a temporary file renamed).
-func (f *File) WriteFile(path string) error {
-	tmp := path + ".tmp"
-	out, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write results: %w", err)
-	}
-	if err := f.Write(out); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write results %q: %w", path, err)
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write results %q: %w", path, err)
-	}
-	return os.Rename(tmp, path)
-}
-
 // Read decodes a results file and checks its schema.
 func Read(r io.Reader) (*File, error) {
 	var f File
