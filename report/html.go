@@ -92,11 +92,8 @@ func newPage(f *results.File) (*page, error) {
 		p.Started = f.StartedAt.UTC().Format("2006-01-02 15:04:05 MST")
 	}
 	p.Title = fmt.Sprintf("herd %s: %s", f.Kind, f.Target)
-	var slos []results.SLO
-	if len(f.Params.SLOs) > 0 {
-		// A file whose SLOs do not parse is still shown, without them.
-		slos, _ = results.ParseSLOs(f.Params.SLOs)
-	}
+	// A file whose SLOs do not parse is still shown, without them.
+	slos, _ := results.ParseSLOs(f.Params.SLOs)
 	p.Status, p.Headline = headline(f)
 	p.Cards = cards(f)
 	p.Notes = f.Generator.Notes

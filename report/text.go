@@ -117,9 +117,6 @@ func writeSteps(b *strings.Builder, f *results.File) {
 // writeDegraded lists the routes that broke an SLO, in the order they did:
 // where a ramp's failure started.
 func writeDegraded(b *strings.Builder, f *results.File) {
-	if len(f.Params.SLOs) == 0 {
-		return
-	}
 	slos, err := results.ParseSLOs(f.Params.SLOs)
 	if err != nil {
 		return

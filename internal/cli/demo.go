@@ -109,7 +109,7 @@ func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target 
 		return nil, err
 	}
 	truth := results.Round3(svc.Truth(plan))
-	slos, _ := results.ParseSLOs(nil)
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	abort, _ := replay.ParseAbort("off") // the demo goes past the breaking point on purpose
 	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight,
 		Seed: 1, LagBound: replay.DefaultLagBound}

@@ -109,7 +109,11 @@ func (f *replayFlags) validate() (*setup, error) {
 	if s.abort, err = replay.ParseAbort(f.AbortOn); err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	if s.slos, err = results.ParseSLOs(f.SLOs); err != nil {
+	slos := f.SLOs
+	if len(slos) == 0 {
+		slos = results.DefaultSLOs
+	}
+	if s.slos, err = results.ParseSLOs(slos); err != nil {
 		return nil, &UsageError{Err: err}
 	}
 	if f.JSON == "-" && f.HTML == "-" {

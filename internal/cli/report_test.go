@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -250,6 +251,14 @@ func TestReplayHTML(t *testing.T) {
 	}
 	if !strings.Contains(stdout, "Replayed") {
 		t.Errorf("the text summary is still printed:\n%s", stdout)
+	}
+	// Without --slo, the run is held to the defaults, and says so.
+	res, err := results.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Params.SLOs, results.DefaultSLOs) {
+		t.Errorf("SLOs recorded without --slo: got %q, want %q", res.Params.SLOs, results.DefaultSLOs)
 	}
 	// The report renders again from the JSON, the same page.
 	again, _, _ := run(t, "report", js, "--format", "html")

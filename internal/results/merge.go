@@ -121,12 +121,9 @@ func Merge(files ...*File) (*File, error) {
 	// The SLOs the run was held to are in the file (herd records the
 	// defaults it applied); a file without any is evaluated against none,
 	// not against today's defaults.
-	var slos []SLO
-	if len(first.Params.SLOs) > 0 {
-		var err error
-		if slos, err = ParseSLOs(first.Params.SLOs); err != nil {
-			return nil, fmt.Errorf("merge: %w", err)
-		}
+	slos, err := ParseSLOs(first.Params.SLOs)
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
 	}
 	out.Steps = make([]Step, len(first.Steps))
 	for i := range first.Steps {

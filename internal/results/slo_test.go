@@ -105,3 +105,20 @@ func TestAnalyze(t *testing.T) {
 		t.Fatalf("generator-limited: %+v %+v", h.BreakingPoint, h.Generator)
 	}
 }
+
+// TestParseSLOsExact: an empty list is no objective; the defaults are the
+// CLI's to apply, so a results file without SLOs is read as it is.
+func TestParseSLOsExact(t *testing.T) {
+	if got, err := ParseSLOs(nil); err != nil || len(got) != 0 {
+		t.Errorf("ParseSLOs(nil) = %v, %v; want none", got, err)
+	}
+	got, err := ParseSLOs(DefaultSLOs)
+	if err != nil || len(got) != len(DefaultSLOs) {
+		t.Fatalf("ParseSLOs(DefaultSLOs) = %v, %v", got, err)
+	}
+	for i := range got {
+		if got[i].Text != DefaultSLOs[i] {
+			t.Errorf("SLO %d: got %q, want %q", i, got[i].Text, DefaultSLOs[i])
+		}
+	}
+}
