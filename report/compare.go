@@ -294,7 +294,8 @@ func (c *Comparison) metricChecks(scope string, b, k figures) {
 			c.Checks = append(c.Checks, ch)
 			continue
 		}
-		bv, kv := latencyMetric(b.lat, m), latencyMetric(k.lat, m)
+		bv, _ := b.lat.Metric(m)
+		kv, _ := k.lat.Metric(m)
 		ch.Base, ch.Candidate, ch.Limit = ms(bv), ms(kv), "+"+fmtFrac(lim)
 		switch {
 		case bv <= 0:
@@ -308,24 +309,6 @@ func (c *Comparison) metricChecks(scope string, b, k figures) {
 		}
 		c.Checks = append(c.Checks, ch)
 	}
-}
-
-func latencyMetric(p results.Percentiles, m string) float64 {
-	switch m {
-	case "p50":
-		return p.P50
-	case "p90":
-		return p.P90
-	case "p95":
-		return p.P95
-	case "p99":
-		return p.P99
-	case "p999":
-		return p.P999
-	case "max":
-		return p.Max
-	}
-	return p.Mean
 }
 
 // WriteText writes the comparison as tables: the run, the steps side by
@@ -382,7 +365,8 @@ func (c *Comparison) WriteText(w io.Writer) error {
 		for _, p := range c.Pairs {
 			row := []string{p.Base.Label(), fmt.Sprintf("%.1f", p.Base.AchievedRPS), fmt.Sprintf("%.1f", p.Candidate.AchievedRPS)}
 			for _, m := range metrics {
-				bv, kv := latencyMetric(p.Base.LatencyMS, m), latencyMetric(p.Candidate.LatencyMS, m)
+				bv, _ := p.Base.LatencyMS.Metric(m)
+				kv, _ := p.Candidate.LatencyMS.Metric(m)
 				row = append(row, ms(bv), ms(kv), relChange(bv, kv))
 			}
 			for _, m := range rates {

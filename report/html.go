@@ -293,18 +293,12 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 		Y:     chart.Axis{Label: "latency (ms, log scale)", Log: true},
 		Empty: "no latencies recorded",
 	}
-	for _, q := range []struct {
-		key, name string
-		get       func(results.Percentiles) float64
-	}{
-		{"p50", "p50", func(p results.Percentiles) float64 { return p.P50 }},
-		{"p90", "p90", func(p results.Percentiles) float64 { return p.P90 }},
-		{"p99", "p99", func(p results.Percentiles) float64 { return p.P99 }},
-		{"p999", "p99.9", func(p results.Percentiles) float64 { return p.P999 }},
+	for _, q := range []struct{ key, name string }{
+		{"p50", "p50"}, {"p90", "p90"}, {"p99", "p99"}, {"p999", "p99.9"},
 	} {
 		s := chart.Series{Name: q.name, Color: pctColors[q.key], Markers: true}
 		for _, st := range steps {
-			v := q.get(st.LatencyMS)
+			v, _ := st.LatencyMS.Metric(q.key)
 			s.Points = append(s.Points, chart.Point{X: st.Scale, Y: v, Hollow: st.Generator.Limited,
 				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, ms(v), limitedTip(st))})
 		}

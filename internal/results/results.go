@@ -153,6 +153,28 @@ type Percentiles struct {
 	Mean float64 `json:"mean"`
 }
 
+// Metric is the figure of p named p50, p90, p95, p99, p999, max or mean,
+// as SLOs and comparisons name them; false for any other name.
+func (p Percentiles) Metric(name string) (float64, bool) {
+	switch name {
+	case "p50":
+		return p.P50, true
+	case "p90":
+		return p.P90, true
+	case "p95":
+		return p.P95, true
+	case "p99":
+		return p.P99, true
+	case "p999":
+		return p.P999, true
+	case "max":
+		return p.Max, true
+	case "mean":
+		return p.Mean, true
+	}
+	return 0, false
+}
+
 // Route is the share of a step that one route template received.
 type Route struct {
 	Method     string      `json:"method"`

@@ -23,13 +23,12 @@ type SLO struct {
 // --slo is given; the results file records them as applied.
 var DefaultSLOs = []string{"p99<1s", "errors<1%"}
 
-var latencyMetrics = map[string]func(Percentiles) float64{
-	"p50":  func(p Percentiles) float64 { return p.P50 },
-	"p90":  func(p Percentiles) float64 { return p.P90 },
-	"p95":  func(p Percentiles) float64 { return p.P95 },
-	"p99":  func(p Percentiles) float64 { return p.P99 },
-	"p999": func(p Percentiles) float64 { return p.P999 },
-	"max":  func(p Percentiles) float64 { return p.Max },
+// latencySLO reports whether an SLO can bound metric as a latency: a
+// percentile or the maximum, not the mean, which hides the tail an
+// objective is about.
+func latencySLO(metric string) bool {
+	_, ok := Percentiles{}.Metric(metric)
+	return ok && metric != "mean"
 }
 
 // ParseSLO parses METRIC[(ROUTE)]<BOUND.
@@ -60,7 +59,7 @@ func ParseSLO(text string) (SLO, error) {
 	}
 	s.Metric = strings.ToLower(lhs)
 	switch {
-	case latencyMetrics[s.Metric] != nil:
+	case latencySLO(s.Metric):
 		d, err := time.ParseDuration(strings.TrimSpace(rhs))
 		if err != nil || d <= 0 {
 			return bad("the bound must be a positive duration such as 500ms")
@@ -103,11 +102,11 @@ func (s SLO) check(lat Percentiles, sent, completed, errors, mismatches int64) s
 	if s.Route != "" {
 		where = " on " + strings.TrimSpace(s.Method+" "+s.Route)
 	}
-	if f := latencyMetrics[s.Metric]; f != nil {
+	if v, ok := lat.Metric(s.Metric); ok {
 		if completed+errors == 0 {
 			return ""
 		}
-		if v := f(lat); v > s.Bound {
+		if v > s.Bound {
 			return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtMS(v), fmtMS(s.Bound), where)
 		}
 		return ""
@@ -206,10 +205,8 @@ func worstRoute(st *Step, s SLO) string {
 	best, bestV := "", -1.0
 	routes := append([]Route(nil), st.Routes...)
 	sort.Slice(routes, func(i, j int) bool { return routes[i].Route < routes[j].Route })
-	var overall float64
+	overall, latency := st.LatencyMS.Metric(s.Metric)
 	switch s.Metric {
-	case "p50", "p90", "p95", "p99", "p999", "max":
-		overall = latencyMetrics[s.Metric](st.LatencyMS)
 	case "errors":
 		overall = Fraction(st.Errors, st.Sent)
 	case "mismatches":
@@ -220,10 +217,9 @@ func worstRoute(st *Step, s SLO) string {
 		if r.Sent < MinRouteSample {
 			continue
 		}
-		var v float64
+		v, _ := r.LatencyMS.Metric(s.Metric)
 		switch {
-		case latencyMetrics[s.Metric] != nil:
-			v = latencyMetrics[s.Metric](r.LatencyMS)
+		case latency:
 			if v <= s.Bound {
 				continue
 			}
