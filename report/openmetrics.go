@@ -79,30 +79,17 @@ func WriteOpenMetrics(w io.Writer, f *results.File) error {
 		}
 	}
 
-	for _, s := range []struct {
-		name, help string
-		hist       func(st *results.Step) string
-		pct        func(st *results.Step) results.Percentiles
-	}{
-		{"herd_step_latency_seconds", "Latency from each request's due time to its complete response.",
-			func(st *results.Step) string { return st.Histograms.Latency }, func(st *results.Step) results.Percentiles { return st.LatencyMS }},
-		{"herd_step_service_seconds", "Time from the actual send to the complete response.",
-			func(st *results.Step) string { return st.Histograms.Service }, func(st *results.Step) results.Percentiles { return st.ServiceMS }},
-		{"herd_step_ttfb_seconds", "Time from the actual send to the first response byte.",
-			func(st *results.Step) string { return st.Histograms.TTFB }, func(st *results.Step) results.Percentiles { return st.TTFBMS }},
-		{"herd_step_schedule_lag_seconds", "How late each request was sent after its due time.",
-			func(st *results.Step) string { return st.Histograms.ScheduleLag }, func(st *results.Step) results.Percentiles { return st.ScheduleLagMS }},
-		{"herd_step_dispatch_lag_seconds", "How late herd's dispatcher was, the generator's own delay.",
-			func(st *results.Step) string { return st.Histograms.DispatchLag }, func(st *results.Step) results.Percentiles { return st.DispatchLagMS }},
-	} {
-		m.family(s.name, "summary", "seconds", s.help)
+	for k, x := range new(results.Step).Hists() {
+		name := "herd_step_" + x.Name + "_seconds"
+		m.family(name, "summary", "seconds", histHelp[x.Name])
 		for i := range f.Steps {
 			st := &f.Steps[i]
-			n, err := histCount(s.hist(st))
+			h := st.Hists()[k]
+			n, err := histCount(*h.Encoded)
 			if err != nil {
 				return fmt.Errorf("step %d (%s): %w", i+1, st.Label(), err)
 			}
-			m.summary(s.name, steps[i], s.pct(st), n)
+			m.summary(name, steps[i], *h.Percentiles, n)
 		}
 	}
 
@@ -142,6 +129,16 @@ func WriteOpenMetrics(w io.Writer, f *results.File) error {
 	m.b.WriteString("# EOF\n")
 	_, err := io.WriteString(w, m.b.String())
 	return err
+}
+
+// histHelp describes the summary of each of a step's histograms, by its
+// name in results.Step.Hists; herd_step_NAME_seconds is the family.
+var histHelp = map[string]string{
+	"latency":      "Latency from each request's due time to its complete response.",
+	"service":      "Time from the actual send to the complete response.",
+	"ttfb":         "Time from the actual send to the first response byte.",
+	"schedule_lag": "How late each request was sent after its due time.",
+	"dispatch_lag": "How late herd's dispatcher was, the generator's own delay.",
 }
 
 // labels are name, value pairs in order.

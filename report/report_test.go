@@ -314,6 +314,15 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
+// TestOpenMetricsHistHelp: every histogram of a step has its family's help.
+func TestOpenMetricsHistHelp(t *testing.T) {
+	for _, x := range new(results.Step).Hists() {
+		if histHelp[x.Name] == "" {
+			t.Errorf("no help for herd_step_%s_seconds", x.Name)
+		}
+	}
+}
+
 func TestOpenMetricsEscapes(t *testing.T) {
 	f := fixture(t, "replay-http-server")
 	f.Steps[0].Routes[0].Route = "/a\"b\\c\nd"

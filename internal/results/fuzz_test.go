@@ -28,8 +28,8 @@ func FuzzReadResults(f *testing.F) {
 		}
 		for i := range r.Steps {
 			st := &r.Steps[i]
-			for _, s := range []string{st.Histograms.Latency, st.Histograms.Service, st.Histograms.TTFB, st.Histograms.ScheduleLag, st.Histograms.DispatchLag} {
-				if h, err := Decode(s); err == nil {
+			for _, x := range st.Hists() {
+				if h, err := Decode(*x.Encoded); err == nil {
 					Summary(h)
 				}
 			}

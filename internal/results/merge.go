@@ -24,21 +24,12 @@ func Summarize(st *Step) error {
 	st.AchievedRPS = Rate(st.Good, st.DurationS)
 	st.ErrorRate = Fraction(st.Errors, st.Sent)
 	st.MismatchRate = Fraction(st.Mismatches, st.Completed)
-	for _, x := range []struct {
-		enc string
-		out *Percentiles
-	}{
-		{st.Histograms.Latency, &st.LatencyMS},
-		{st.Histograms.Service, &st.ServiceMS},
-		{st.Histograms.TTFB, &st.TTFBMS},
-		{st.Histograms.ScheduleLag, &st.ScheduleLagMS},
-		{st.Histograms.DispatchLag, &st.DispatchLagMS},
-	} {
-		h, err := Decode(x.enc)
+	for _, x := range st.Hists() {
+		h, err := Decode(*x.Encoded)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s histogram: %w", x.Name, err)
 		}
-		*x.out = Summary(h)
+		*x.Percentiles = Summary(h)
 	}
 	for i := range st.Routes {
 		r := &st.Routes[i]
@@ -266,7 +257,10 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		ErrorClasses: Counts{}, NotSent: Counts{}, Violations: []string{},
 		Generator: Generator{Notes: []string{}},
 	}
-	hists := []*hdr.Histogram{NewHist(), NewHist(), NewHist(), NewHist(), NewHist()}
+	hists := make([]*hdr.Histogram, len(st.Hists()))
+	for j := range hists {
+		hists[j] = NewHist()
+	}
 	routes := map[[2]string]*routeSum{}
 	seconds := map[int64]*secondSum{}
 	cores := 0.0
@@ -282,9 +276,9 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		st.Good += p.Good
 		addCounts(st.ErrorClasses, p.ErrorClasses)
 		addCounts(st.NotSent, p.NotSent)
-		for j, enc := range []string{p.Histograms.Latency, p.Histograms.Service, p.Histograms.TTFB, p.Histograms.ScheduleLag, p.Histograms.DispatchLag} {
-			if err := DecodeInto(hists[j], enc); err != nil {
-				return nil, err
+		for j, x := range p.Hists() {
+			if err := DecodeInto(hists[j], *x.Encoded); err != nil {
+				return nil, fmt.Errorf("%s histogram: %w", x.Name, err)
 			}
 		}
 		for _, r := range p.Routes {
@@ -334,9 +328,8 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		cores += p.CPU
 	}
 	st.CPU = Round3(cores)
-	st.Histograms = Histograms{
-		Latency: Encode(hists[0]), Service: Encode(hists[1]), TTFB: Encode(hists[2]),
-		ScheduleLag: Encode(hists[3]), DispatchLag: Encode(hists[4]),
+	for j, x := range st.Hists() {
+		*x.Encoded = Encode(hists[j])
 	}
 	for _, rs := range routes {
 		rs.Histogram = Encode(rs.hist)

@@ -142,6 +142,30 @@ func (st *Step) Label() string {
 	return s
 }
 
+// StepHist is one of a step's five histograms, as Step.Hists lists them.
+type StepHist struct {
+	// Name is its key under "histograms" in the results file.
+	Name string
+	// Encoded is the histogram, Percentiles the figures read from it.
+	Encoded     *string
+	Percentiles *Percentiles
+}
+
+// Hists lists st's five histograms (latency, service, ttfb, schedule_lag,
+// dispatch_lag, the order of the results file), pointing into st: the one
+// table of them that code reading or writing all five goes through, so
+// that none can be paired with another's percentiles.
+func (st *Step) Hists() []StepHist {
+	h := &st.Histograms
+	return []StepHist{
+		{"latency", &h.Latency, &st.LatencyMS},
+		{"service", &h.Service, &st.ServiceMS},
+		{"ttfb", &h.TTFB, &st.TTFBMS},
+		{"schedule_lag", &h.ScheduleLag, &st.ScheduleLagMS},
+		{"dispatch_lag", &h.DispatchLag, &st.DispatchLagMS},
+	}
+}
+
 // Percentiles summarize a latency histogram, in milliseconds.
 type Percentiles struct {
 	P50  float64 `json:"p50"`
