@@ -1,12 +1,13 @@
 package results
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -20,37 +21,60 @@ import (
 // percentiles (routes sorted by request count), and each timeline second's
 // percentiles. It leaves the SLO evaluation to Evaluate.
 func Summarize(st *Step) error {
-	st.OfferedRPS = Rate(st.Planned, st.DurationS)
-	st.AchievedRPS = Rate(st.Good, st.DurationS)
-	st.ErrorRate = Fraction(st.Errors, st.Sent)
-	st.MismatchRate = Fraction(st.Mismatches, st.Completed)
+	var hists []*hdr.Histogram
 	for _, x := range st.Hists() {
 		h, err := Decode(*x.Encoded)
 		if err != nil {
 			return fmt.Errorf("%s histogram: %w", x.Name, err)
 		}
-		*x.Percentiles = Summary(h)
+		hists = append(hists, h)
 	}
+	routes := make([]*hdr.Histogram, len(st.Routes))
 	for i := range st.Routes {
 		r := &st.Routes[i]
 		h, err := Decode(r.Histogram)
 		if err != nil {
 			return fmt.Errorf("route %s %s: %w", r.Method, r.Route, err)
 		}
-		r.ErrorRate = Fraction(r.Errors, r.Sent)
-		r.LatencyMS = Summary(h)
+		routes[i] = h
 	}
-	st.Routes = SortedRoutes(st.Routes)
+	summarize(st, hists, routes)
+	// A second at a time: a long step has many, and replay bounds its
+	// memory by keeping them encoded.
 	for i := range st.Timeline {
 		s := &st.Timeline[i]
 		h, err := Decode(s.Histogram)
 		if err != nil {
 			return fmt.Errorf("timeline second %d: %w", s.T, err)
 		}
-		sum := Summary(h)
-		s.P50MS, s.P99MS, s.MaxMS = sum.P50, sum.P99, sum.Max
+		s.summarize(h)
 	}
 	return nil
+}
+
+// summarize is Summarize but for the timeline, with the histograms
+// decoded: hists in the order of st.Hists, routes[i] that of st.Routes[i].
+// Merge, which has them, calls it rather than decode what it just encoded.
+func summarize(st *Step, hists, routes []*hdr.Histogram) {
+	st.OfferedRPS = Rate(st.Planned, st.DurationS)
+	st.AchievedRPS = Rate(st.Good, st.DurationS)
+	st.ErrorRate = Fraction(st.Errors, st.Sent)
+	st.MismatchRate = Fraction(st.Mismatches, st.Completed)
+	for i, x := range st.Hists() {
+		*x.Percentiles = Summary(hists[i])
+	}
+	for i := range st.Routes {
+		r := &st.Routes[i]
+		r.ErrorRate = Fraction(r.Errors, r.Sent)
+		r.LatencyMS = Summary(routes[i])
+	}
+	st.Routes = SortedRoutes(st.Routes)
+}
+
+// summarize sets the second's percentiles from its histogram h.
+func (s *Second) summarize(h *hdr.Histogram) {
+	sum := Summary(h)
+	s.P50MS, s.P99MS, s.MaxMS = sum.P50, sum.P99, sum.Max
 }
 
 // Merge combines the results of one plan run as several shards, or as
@@ -331,22 +355,19 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 	for j, x := range st.Hists() {
 		*x.Encoded = Encode(hists[j])
 	}
+	// The routes come in map order; summarize sorts them (SortedRoutes is
+	// a total order, so none of the map's order is left).
+	var routeHists []*hdr.Histogram
 	for _, rs := range routes {
 		rs.Histogram = Encode(rs.hist)
 		st.Routes = append(st.Routes, rs.Route)
+		routeHists = append(routeHists, rs.hist)
 	}
-	// Map order must not leak into the file: sort before SortedRoutes'
-	// stable sort by count.
-	sort.Slice(st.Routes, func(i, j int) bool {
-		return st.Routes[i].Method+" "+st.Routes[i].Route < st.Routes[j].Method+" "+st.Routes[j].Route
-	})
-	for _, ss := range seconds {
+	summarize(st, hists, routeHists)
+	for _, ss := range slices.SortedFunc(maps.Values(seconds), func(a, b *secondSum) int { return cmp.Compare(a.T, b.T) }) {
 		ss.Histogram = Encode(ss.hist)
+		ss.summarize(ss.hist)
 		st.Timeline = append(st.Timeline, ss.Second)
-	}
-	sort.Slice(st.Timeline, func(i, j int) bool { return st.Timeline[i].T < st.Timeline[j].T })
-	if err := Summarize(st); err != nil {
-		return nil, err
 	}
 	return st, nil
 }

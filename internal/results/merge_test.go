@@ -375,3 +375,25 @@ func TestRouteViolations(t *testing.T) {
 		}
 	}
 }
+
+// TestSortedRoutesTotal: routes come out in one order whatever order they
+// came in (merge collects them from a map), ties in count broken by method,
+// then route.
+func TestSortedRoutesTotal(t *testing.T) {
+	want := []Route{
+		{Method: "GET", Route: "/b", Sent: 9},
+		{Method: "GET", Route: "/a/b", Sent: 5},
+		{Method: "GET", Route: "/b", Sent: 5},
+		{Method: "GET-X", Route: "/a", Sent: 5},
+		{Method: "POST", Route: "/a", Sent: 5},
+		{Method: "GET", Route: "/a", Sent: 1},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 50 {
+		in := slices.Clone(want)
+		rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+		if got := SortedRoutes(in); !reflect.DeepEqual(got, want) {
+			t.Fatalf("SortedRoutes(%v) = %v, want %v", in, got, want)
+		}
+	}
+}
