@@ -66,8 +66,8 @@ func writeStep(b *strings.Builder, st *results.Step) {
 		fmt.Fprintf(b, "         errors: %s\n", counts(st.ErrorClasses))
 	}
 	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
-	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", fmtPct(st.LatencyMS))
-	fmt.Fprintf(b, "service  %s   (from the actual send)\n", fmtPct(st.ServiceMS))
+	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
+	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
 		ms(st.ScheduleLagMS.P50), ms(st.ScheduleLagMS.P99), ms(st.ScheduleLagMS.Max), ms(st.DispatchLagMS.P99))
 	if len(st.Routes) > 0 {
@@ -138,7 +138,8 @@ func writeDegraded(b *strings.Builder, f *results.File) {
 	}
 }
 
-func fmtPct(p results.Percentiles) string {
+// percentiles writes the figures of a latency histogram on one line.
+func percentiles(p results.Percentiles) string {
 	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.Max))
 }
 

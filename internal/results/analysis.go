@@ -108,7 +108,7 @@ func verdict(f *File, lastGood, firstBad *Step) string {
 	case f.Kind == "replay" && len(f.Steps) == 1:
 		st := &f.Steps[0]
 		s := fmt.Sprintf("Replayed %d requests at %s: %.1f of %.1f req/s offered, p99 %s, %s errors",
-			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), fmtPct(st.ErrorRate))
+			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), FmtPct(st.ErrorRate))
 		switch {
 		case f.Aborted:
 			s += "; emergency stop: " + f.AbortReason

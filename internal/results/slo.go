@@ -119,7 +119,7 @@ func (s SLO) check(lat Percentiles, sent, completed, errors, mismatches int64) s
 		return ""
 	}
 	if r := float64(n) / float64(d); r >= s.Bound && n > 0 {
-		return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtPct(r), fmtPct(s.Bound), where)
+		return fmt.Sprintf("%s %s > %s%s", s.Metric, FmtPct(r), FmtPct(s.Bound), where)
 	}
 	return ""
 }
@@ -138,7 +138,9 @@ func fmtMS(ms float64) string {
 	return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
 }
 
-func fmtPct(f float64) string { return strconv.FormatFloat(f*100, 'g', 3, 64) + "%" }
+// FmtPct writes a fraction as a percentage to three significant digits:
+// 0.0123 is 1.23%. Verdicts, SLO violations and comparisons use it.
+func FmtPct(f float64) string { return strconv.FormatFloat(f*100, 'g', 3, 64) + "%" }
 
 // Evaluate sets st.Passed, st.Violations and st.FailedRoute from the SLOs
 // and the saturation bound (achieved below saturation × offered fails).
