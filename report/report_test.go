@@ -317,7 +317,7 @@ func contains(xs []string, x string) bool {
 // TestOpenMetricsHistHelp: every histogram of a step has its family's help.
 func TestOpenMetricsHistHelp(t *testing.T) {
 	for _, x := range new(results.Step).Hists() {
-		if histHelp[x.Name] == "" {
+		if stepSummaries[x.Name].help == "" {
 			t.Errorf("no help for herd_step_%s_seconds", x.Name)
 		}
 	}

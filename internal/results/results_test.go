@@ -2,6 +2,7 @@ package results
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"testing"
 )
 
@@ -40,6 +41,39 @@ func TestStepHists(t *testing.T) {
 		var p Percentiles
 		if err := json.Unmarshal(pcts[x.Name+"_ms"], &p); err != nil || p.P50 != float64(i+1) {
 			t.Errorf("%s: %s_ms is %s, want p50 %d", x.Name, x.Name, pcts[x.Name+"_ms"], i+1)
+		}
+	}
+}
+
+// TestHistogramCounts holds the runs replay wrote to what readers count
+// on (the OpenMetrics counts): latency, service and TTFB are recorded
+// together, for every request that got a response; the two lags for every
+// request sent.
+func TestHistogramCounts(t *testing.T) {
+	paths, err := filepath.Glob("../../testdata/results/*.json")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no results fixtures (%v)", err)
+	}
+	for _, p := range paths {
+		f, err := ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range f.Steps {
+			st := &f.Steps[i]
+			counts := map[string]int64{}
+			for _, x := range st.Hists() {
+				h, err := Decode(*x.Encoded)
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts[x.Name] = h.TotalCount()
+			}
+			if counts["service"] != counts["latency"] || counts["ttfb"] != counts["latency"] ||
+				counts["schedule_lag"] != st.Sent || counts["dispatch_lag"] != st.Sent {
+				t.Errorf("%s step %d: counts %v; want latency, service and ttfb equal, and both lags %d (sent)",
+					filepath.Base(p), i+1, counts, st.Sent)
+			}
 		}
 	}
 }
