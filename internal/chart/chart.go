@@ -437,6 +437,10 @@ func (c *Chart) scale(a *Axis, horizontal bool) *scale {
 		}
 		return s
 	}
+	// Within float64's range with room to spare, as for a log axis: the
+	// span, its padding and the ticks must stay finite.
+	const limit = 1e300
+	lo, hi = min(max(lo, -limit), limit), min(max(hi, -limit), limit)
 	if hi == lo {
 		pad := math.Max(math.Abs(hi)*0.1, 1)
 		lo, hi = lo-pad, hi+pad
