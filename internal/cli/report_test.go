@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/report"
 )
 
 // Results files of real runs (testdata/results/README.md): the demo
@@ -22,7 +23,7 @@ const (
 
 func TestReportFormats(t *testing.T) {
 	dir := t.TempDir()
-	for _, format := range []string{"text", "json", "html", "hgrm", "csv", "openmetrics"} {
+	for _, format := range report.Formats {
 		stdout, stderr, code := run(t, "report", demoResults, "--format", format)
 		if code != 0 || stderr != "" || len(stdout) < 500 {
 			t.Fatalf("--format %s: exit %d, %d bytes\n%s", format, code, len(stdout), stderr)
@@ -41,8 +42,8 @@ func TestReportFormats(t *testing.T) {
 		t.Errorf("default format:\n%s", stdout)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 6 {
-		t.Errorf("the output directory holds %d files, want the 6 reports and no temporary file", len(entries))
+	if len(entries) != len(report.Formats) {
+		t.Errorf("the output directory holds %d files, want the %d reports and no temporary file", len(entries), len(report.Formats))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/herd-replay/herd/internal/golden"
 )
 
 // simReq is one request as replay's aggregator sees it, on a step's clock.
@@ -282,11 +283,7 @@ func TestMergeRefuses(t *testing.T) {
 // TestSummarizeMatchesReplay recomputes every step of real runs from their
 // counters and histograms: the figures are those replay wrote.
 func TestSummarizeMatchesReplay(t *testing.T) {
-	paths, _ := filepath.Glob("../../testdata/results/*.json")
-	if len(paths) == 0 {
-		t.Fatal("no results fixtures")
-	}
-	for _, p := range paths {
+	for _, p := range golden.Glob(t, "../../testdata/results/*.json") {
 		f, err := ReadFile(p)
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"testing"
+
+	"github.com/herd-replay/herd/internal/golden"
 )
 
 // TestStepHists: each entry of Hists points at the histogram its name is
@@ -50,11 +52,7 @@ func TestStepHists(t *testing.T) {
 // together, for every request that got a response; the two lags for every
 // request sent.
 func TestHistogramCounts(t *testing.T) {
-	paths, err := filepath.Glob("../../testdata/results/*.json")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no results fixtures (%v)", err)
-	}
-	for _, p := range paths {
+	for _, p := range golden.Glob(t, "../../testdata/results/*.json") {
 		f, err := ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
