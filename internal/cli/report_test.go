@@ -174,6 +174,25 @@ func TestReportCompareGate(t *testing.T) {
 	}
 }
 
+// TestReportCompareDefaults: the flags' defaults, and the help's, are
+// report.DefaultCompareOptions.
+func TestReportCompareDefaults(t *testing.T) {
+	def := report.DefaultCompareOptions()
+	cmd := newReportCompareCmd(IO{})
+	drop, err := parsePercent(cmd.Flags().Lookup("max-capacity-drop").DefValue)
+	if err != nil || drop != def.MaxCapacityDrop {
+		t.Errorf("--max-capacity-drop defaults to %v (%v), want %v", drop, err, def.MaxCapacityDrop)
+	}
+	for _, want := range []string{"(default 10%)", "Default: p99=10% and errors=1%."} {
+		if !strings.Contains(cmd.Long, want) {
+			t.Errorf("the help lacks %q", want)
+		}
+	}
+	if usage := cmd.Flags().Lookup("max-regression").Usage; !strings.Contains(usage, "default p99=10%, errors=1%") {
+		t.Errorf("--max-regression: %q", usage)
+	}
+}
+
 // TestReportMerge merges two shards of a replay (the same run written as
 // shards 1/2 and 2/2): counts double, the rate of the window too, and the
 // merged file renders.
