@@ -74,14 +74,17 @@ type routeRow struct {
 
 type routeCell struct{ Value, Tip, Class string }
 
-// Colours of the percentiles, the same in every chart.
-var pctColors = map[string]string{"p50": "#60a5fa", "p90": "#2563eb", "p99": "#7c3aed", "p999": "#db2777", "max": "#9f1239"}
-
+// Colours of the charts: those used more than once are named.
 const (
-	colBad  = "#dc2626"
-	colGood = "#16a34a"
-	colGrey = "#6b7280"
+	colBad      = "#dc2626"
+	colGrey     = "#6b7280"
+	colBlue     = "#2563eb"
+	colViolet   = "#7c3aed"
+	colMismatch = "#d97706"
 )
+
+// Colours of the percentiles, the same in every chart.
+var pctColors = map[string]string{"p50": "#60a5fa", "p90": colBlue, "p99": colViolet, "p999": "#db2777", "max": "#9f1239"}
 
 func newPage(f *results.File) (*page, error) {
 	p := &page{
@@ -261,7 +264,7 @@ func stepsByScale(f *results.File) []*results.Step {
 
 func throughputChart(f *results.File, steps []*results.Step) figure {
 	offered := chart.Series{Name: "offered", Color: colGrey, Dash: true, Markers: true}
-	achieved := chart.Series{Name: "achieved (successful)", Color: "#2563eb", Markers: true}
+	achieved := chart.Series{Name: "achieved (successful)", Color: colBlue, Markers: true}
 	for _, st := range steps {
 		offered.Points = append(offered.Points, chart.Point{X: st.Scale, Y: st.OfferedRPS,
 			Tip: fmt.Sprintf("%s: offered %.1f req/s", st.Label(), st.OfferedRPS)})
@@ -311,7 +314,7 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 
 func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figure {
 	errs := chart.Series{Name: "errors", Color: colBad, Markers: true}
-	mism := chart.Series{Name: "status mismatches", Color: "#d97706", Markers: true, Dash: true}
+	mism := chart.Series{Name: "status mismatches", Color: colMismatch, Markers: true, Dash: true}
 	for _, st := range steps {
 		errs.Points = append(errs.Points, chart.Point{X: st.Scale, Y: 100 * st.ErrorRate, Hollow: st.Generator.Limited,
 			Tip: fmt.Sprintf("%s: errors %s (%d of %d)%s", st.Label(), pct(st.ErrorRate), st.Errors, st.Sent, limitedTip(st))})
@@ -328,7 +331,7 @@ func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figu
 		if s.Route == "" && (s.Metric == "errors" || s.Metric == "mismatches") {
 			col := colBad
 			if s.Metric == "mismatches" {
-				col = "#d97706"
+				col = colMismatch
 			}
 			c.Rules = append(c.Rules, chart.Rule{V: 100 * s.Bound, Label: "SLO " + s.Text, Color: col, Dash: true})
 		}
@@ -364,7 +367,7 @@ func distributionChart(f *results.File, wide bool) (figure, error) {
 			}
 			x := 1 / (1 - br.Quantile/100)
 			maxX = max(maxX, x)
-			s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / 1000})
+			s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / hgrmScale})
 		}
 		c.Series = append(c.Series, s)
 		return nil
@@ -376,8 +379,8 @@ func distributionChart(f *results.File, wide bool) (figure, error) {
 			name, enc, col string
 			dash           bool
 		}{
-			{"latency (from due time)", st.Histograms.Latency, "#7c3aed", false},
-			{"service time (from send)", st.Histograms.Service, "#2563eb", true},
+			{"latency (from due time)", st.Histograms.Latency, colViolet, false},
+			{"service time (from send)", st.Histograms.Service, colBlue, true},
 			{"schedule lag", st.Histograms.ScheduleLag, colGrey, true},
 		} {
 			if err := add(x.name, x.enc, x.col, x.dash); err != nil {
@@ -423,7 +426,7 @@ func newTimeline(f *results.File) timeline {
 		}
 		t.offsets = append(t.offsets, off)
 		from, to := off+st.SettleS, off+st.SettleS+st.DurationS
-		t.bands = append(t.bands, chart.Band{From: from, To: to, Label: st.Label(), Shade: true})
+		t.bands = append(t.bands, chart.Band{From: from, To: to, Label: st.Label()})
 		t.xMax = max(t.xMax, to)
 	}
 	return t
@@ -457,7 +460,7 @@ func timelineLatencyChart(f *results.File, slos []results.SLO) figure {
 func timelineRequestsChart(f *results.File) figure {
 	t := newTimeline(f)
 	sent := chart.Series{Name: "sent (by due second)", Color: colGrey, Dash: true}
-	ok := chart.Series{Name: "successful (by completion second)", Color: "#2563eb"}
+	ok := chart.Series{Name: "successful (by completion second)", Color: colBlue}
 	errs := chart.Series{Name: "errors (by due second)", Color: colBad}
 	for i := range f.Steps {
 		for j, s := range f.Steps[i].Timeline {

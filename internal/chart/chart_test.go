@@ -79,7 +79,7 @@ func TestSVG(t *testing.T) {
 			{Name: "p99 <b>", Color: "#7c3aed", Markers: true, Points: []Point{{X: 1, Y: 10, Tip: "1x: <10ms>"}, {X: 2, Y: math.NaN()}, {X: 3, Y: 0}, {X: 4, Y: 900, Hollow: true}}},
 		},
 		Rules: []Rule{{V: 500, Label: "SLO p99<500ms", Dash: true}, {Vertical: true, V: 4, Label: "breaks 4x"}, {V: 1e9, Label: "far", Optional: true}},
-		Bands: []Band{{From: 0.5, To: 1.5, Label: "1x", Shade: true}},
+		Bands: []Band{{From: 0.5, To: 1.5, Label: "1x"}},
 	}
 	svg := c.SVG()
 	for _, want := range []string{
