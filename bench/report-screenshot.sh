@@ -4,16 +4,20 @@
 # change to it. Nothing is fetched: the page is self-contained and
 # Chromium runs with its background networking off.
 #
-#   bash bench/report-screenshot.sh                              # testdata/results/demo-ramp.json
+#   bash bench/report-screenshot.sh                              # testdata/results/demo-ramp.json to report.png
 #   bash bench/report-screenshot.sh run.json out.png             # any results file
 #   WIDTH=900 HEIGHT=4000 bash bench/report-screenshot.sh run.json narrow.png
 #
 # Needs chromium (Debian: apt-get install chromium).
 set -euo pipefail
+# Paths given are the caller's: make them absolute before moving to the
+# repository's root, where the default input is.
+abs() { case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac; }
+in=${1:+$(abs "$1")}
+out=$(abs "${2:-report.png}")
 cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH="/usr/local/go/bin:$PATH"
-in=${1:-testdata/results/demo-ramp.json}
-out=${2:-report.png}
+in=${in:-testdata/results/demo-ramp.json}
 WIDTH=${WIDTH:-1400}
 HEIGHT=${HEIGHT:-3000}
 browser=$(command -v chromium || command -v chromium-browser || true)
@@ -22,7 +26,6 @@ browser=$(command -v chromium || command -v chromium-browser || true)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go run ./cmd/herd report "$in" --format html -o "$tmp/report.html"
-case $out in /*) ;; *) out="$PWD/$out" ;; esac
 "$browser" --headless --no-sandbox --disable-gpu --disable-background-networking \
 	--disable-component-update --disable-sync --no-first-run --hide-scrollbars \
 	--user-data-dir="$tmp/profile" --window-size="$WIDTH,$HEIGHT" \

@@ -39,7 +39,7 @@ func TestRampStopsAtFirstFailure(t *testing.T) {
 	srv := newServer(t, loadLimited(25))
 	path := testTape(t, 100, 30, 10*time.Millisecond, time.Second)
 	p := loadPlan(t, path, srv.url(), "peak:3s")
-	slos, _ := results.ParseSLOs(nil)
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	f := rampFile(p)
 	var order []float64
 	err := Ramp(context.Background(), p, RampOptions{
@@ -85,7 +85,7 @@ func TestRampEmergencyStop(t *testing.T) {
 	path := testTape(t, 50, 30, 10*time.Millisecond, 200*time.Millisecond)
 	p := loadPlan(t, path, srv.url(), "all")
 	rule, _ := ParseAbort(DefaultAbort)
-	slos, _ := results.ParseSLOs(nil)
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	f := rampFile(p)
 	begin := time.Now()
 	err := Ramp(context.Background(), p, RampOptions{
@@ -112,7 +112,7 @@ func TestRampGeneratorLimited(t *testing.T) {
 	// 4000 requests a second at 1x over 2 s on 400 connections.
 	path := testTape(t, 400, 20, 250*time.Microsecond, 100*time.Millisecond)
 	p := loadPlan(t, path, srv.url(), "all")
-	slos, _ := results.ParseSLOs(nil)
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	f := rampFile(p)
 	err := Ramp(context.Background(), p, RampOptions{
 		From: 50, Step: 50, To: 500, StepDuration: 2 * time.Second, Settle: 500 * time.Millisecond,

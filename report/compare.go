@@ -161,7 +161,7 @@ func (c *Comparison) runChecks() {
 	b, k, o := c.Base, c.Candidate, c.Options
 	if o.MaxCapacityDrop >= 0 && len(b.Steps) > 0 && len(k.Steps) > 0 {
 		ch := Check{Scope: "run", Name: "capacity", Base: capacityText(b), Candidate: capacityText(k),
-			Limit: fmt.Sprintf("-%s", fmtFrac(o.MaxCapacityDrop))}
+			Limit: fmt.Sprintf("-%s", results.FmtPct(o.MaxCapacityDrop))}
 		switch {
 		case b.Capacity.RPS <= 0:
 			ch.Skipped = "the base run completed no successful response"
@@ -171,7 +171,7 @@ func (c *Comparison) runChecks() {
 			if drop > o.MaxCapacityDrop+1e-12 {
 				if k.Capacity.Reached {
 					ch.Failed = true
-					ch.Detail = fmt.Sprintf("capacity fell from %.1f to %.1f req/s (%s), more than %s", b.Capacity.RPS, k.Capacity.RPS, ch.Change, fmtFrac(o.MaxCapacityDrop))
+					ch.Detail = fmt.Sprintf("capacity fell from %.1f to %.1f req/s (%s), more than %s", b.Capacity.RPS, k.Capacity.RPS, ch.Change, results.FmtPct(o.MaxCapacityDrop))
 				} else {
 					ch.Skipped = fmt.Sprintf("the candidate never saturated the target: its capacity is at least %.1f req/s, so a drop is not shown", k.Capacity.RPS)
 				}
@@ -294,8 +294,9 @@ func (c *Comparison) metricChecks(scope string, b, k figures) {
 			c.Checks = append(c.Checks, ch)
 			continue
 		}
-		bv, kv := latencyMetric(b.lat, m), latencyMetric(k.lat, m)
-		ch.Base, ch.Candidate, ch.Limit = ms(bv), ms(kv), "+"+fmtFrac(lim)
+		bv, _ := b.lat.Metric(m)
+		kv, _ := k.lat.Metric(m)
+		ch.Base, ch.Candidate, ch.Limit = ms(bv), ms(kv), "+"+results.FmtPct(lim)
 		switch {
 		case bv <= 0:
 			ch.Skipped = "no latency in the base run"
@@ -303,29 +304,11 @@ func (c *Comparison) metricChecks(scope string, b, k figures) {
 			ch.Change = signedPct((kv - bv) / bv)
 			if kv > bv*(1+lim)+1e-9 && kv-bv >= c.Options.LatencySlackMS {
 				ch.Failed = true
-				ch.Detail = fmt.Sprintf("%s rose from %s to %s (%s), more than %s", m, ms(bv), ms(kv), ch.Change, fmtFrac(lim))
+				ch.Detail = fmt.Sprintf("%s rose from %s to %s (%s), more than %s", m, ms(bv), ms(kv), ch.Change, results.FmtPct(lim))
 			}
 		}
 		c.Checks = append(c.Checks, ch)
 	}
-}
-
-func latencyMetric(p results.Percentiles, m string) float64 {
-	switch m {
-	case "p50":
-		return p.P50
-	case "p90":
-		return p.P90
-	case "p95":
-		return p.P95
-	case "p99":
-		return p.P99
-	case "p999":
-		return p.P999
-	case "max":
-		return p.Max
-	}
-	return p.Mean
 }
 
 // WriteText writes the comparison as tables: the run, the steps side by
@@ -382,7 +365,8 @@ func (c *Comparison) WriteText(w io.Writer) error {
 		for _, p := range c.Pairs {
 			row := []string{p.Base.Label(), fmt.Sprintf("%.1f", p.Base.AchievedRPS), fmt.Sprintf("%.1f", p.Candidate.AchievedRPS)}
 			for _, m := range metrics {
-				bv, kv := latencyMetric(p.Base.LatencyMS, m), latencyMetric(p.Candidate.LatencyMS, m)
+				bv, _ := p.Base.LatencyMS.Metric(m)
+				kv, _ := p.Candidate.LatencyMS.Metric(m)
 				row = append(row, ms(bv), ms(kv), relChange(bv, kv))
 			}
 			for _, m := range rates {
@@ -615,5 +599,3 @@ func signedPct(f float64) string {
 func signedPP(f float64) string { return fmt.Sprintf("%+.2f pp", 100*f) }
 
 func pp(f float64) string { return fmt.Sprintf("%.2g pp", 100*f) }
-
-func fmtFrac(f float64) string { return fmt.Sprintf("%.3g%%", 100*f) }

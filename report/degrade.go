@@ -6,6 +6,34 @@ import (
 	"github.com/herd-replay/herd/internal/results"
 )
 
+// stepsByScale is one step per scale, in rising order: the last one run at
+// that scale (a step run again replaces the one herd could not drive).
+func stepsByScale(f *results.File) []*results.Step {
+	idx := map[float64]int{}
+	var out []*results.Step
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if j, ok := idx[st.Scale]; ok {
+			out[j] = st
+			continue
+		}
+		idx[st.Scale] = len(out)
+		out = append(out, st)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Scale < out[j].Scale })
+	return out
+}
+
+// findRoute is the route of st with that method and template, or nil.
+func findRoute(st *results.Step, method, route string) *results.Route {
+	for i := range st.Routes {
+		if st.Routes[i].Method == method && st.Routes[i].Route == route {
+			return &st.Routes[i]
+		}
+	}
+	return nil
+}
+
 // degraded is a route and the step at which it first broke an SLO that
 // bears on it (results.RouteViolations).
 type degraded struct {

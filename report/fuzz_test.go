@@ -3,10 +3,9 @@ package report
 import (
 	"bytes"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 
+	goldenfile "github.com/herd-replay/herd/internal/golden"
 	"github.com/herd-replay/herd/internal/results"
 )
 
@@ -14,17 +13,10 @@ import (
 // them with themselves and with a real run: whatever the file holds, no
 // renderer may panic. Seeds: testdata/fuzz/FuzzRender and the real runs.
 func FuzzRender(f *testing.F) {
-	paths, _ := filepath.Glob("../testdata/results/*.json")
-	var real *results.File
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-		if real == nil {
-			real, _ = results.Read(bytes.NewReader(b))
-		}
+	seeds := goldenfile.Seed(f, "../testdata/results/*.json")
+	real, err := results.Read(bytes.NewReader(seeds[0]))
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, err := results.Read(bytes.NewReader(data))

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"io"
 	"math"
-	"sort"
 	"strings"
 
 	"github.com/herd-replay/herd/internal/chart"
@@ -47,7 +46,7 @@ type page struct {
 	Steps                                       []stepRow
 	RouteScales                                 []string
 	Routes                                      []routeRow
-	SingleStep                                  bool
+	SingleReplay                                bool
 	Params                                      [][2]string
 	Schema                                      int
 }
@@ -74,29 +73,29 @@ type routeRow struct {
 
 type routeCell struct{ Value, Tip, Class string }
 
-// Colours of the percentiles, the same in every chart.
-var pctColors = map[string]string{"p50": "#60a5fa", "p90": "#2563eb", "p99": "#7c3aed", "p999": "#db2777", "max": "#9f1239"}
-
+// Colours of the charts: those used more than once are named.
 const (
-	colBad  = "#dc2626"
-	colGood = "#16a34a"
-	colGrey = "#6b7280"
+	colBad      = "#dc2626"
+	colGrey     = "#6b7280"
+	colBlue     = "#2563eb"
+	colViolet   = "#7c3aed"
+	colMismatch = "#d97706"
 )
+
+// Colours of the percentiles, the same in every chart.
+var pctColors = map[string]string{"p50": "#60a5fa", "p90": colBlue, "p99": colViolet, "p999": "#db2777", "max": "#9f1239"}
 
 func newPage(f *results.File) (*page, error) {
 	p := &page{
 		Kind: f.Kind, Target: f.Target, Tape: f.Tape, Version: f.HerdVersion, Schema: f.Schema,
-		Verdict: f.Verdict, SingleStep: len(f.Steps) == 1,
+		Verdict: f.Verdict, SingleReplay: singleReplay(f),
 	}
 	if !f.StartedAt.IsZero() {
-		p.Started = f.StartedAt.UTC().Format("2006-01-02 15:04:05 MST")
+		p.Started = f.StartedAt.UTC().Format(dateLayout)
 	}
 	p.Title = fmt.Sprintf("herd %s: %s", f.Kind, f.Target)
-	var slos []results.SLO
-	if len(f.Params.SLOs) > 0 {
-		// A file whose SLOs do not parse is still shown, without them.
-		slos, _ = results.ParseSLOs(f.Params.SLOs)
-	}
+	// A file whose SLOs do not parse is still shown, without them.
+	slos, _ := results.ParseSLOs(f.Params.SLOs)
 	p.Status, p.Headline = headline(f)
 	p.Cards = cards(f)
 	p.Notes = f.Generator.Notes
@@ -117,8 +116,9 @@ func newPage(f *results.File) (*page, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Charts = append(p.Charts, hdrFig, timelineLatencyChart(f, slos), timelineRequestsChart(f))
-	if p.SingleStep {
+	t := newTimeline(f)
+	p.Charts = append(p.Charts, hdrFig, timelineLatencyChart(f, t, slos), timelineRequestsChart(f, t))
+	if p.SingleReplay {
 		p.Routes = singleRoutes(&f.Steps[0], slos)
 	} else {
 		for _, st := range byScale {
@@ -138,7 +138,7 @@ func headline(f *results.File) (status, text string) {
 		return "stopped", "No step completed"
 	case f.Aborted:
 		return "fail", "Emergency stop at " + last().Label()
-	case f.Kind == "replay" && len(f.Steps) == 1:
+	case singleReplay(f):
 		st := &f.Steps[0]
 		switch {
 		case f.Interrupted:
@@ -170,7 +170,7 @@ func headline(f *results.File) (status, text string) {
 
 func cards(f *results.File) []card {
 	var cs []card
-	if len(f.Steps) == 1 && f.Kind == "replay" {
+	if singleReplay(f) {
 		st := &f.Steps[0]
 		errClass := ""
 		if st.Errors > 0 {
@@ -226,45 +226,26 @@ func newStepRow(st *results.Step) stepRow {
 		Label: st.Label(), Offered: fmt.Sprintf("%.1f", st.OfferedRPS), Achieved: fmt.Sprintf("%.1f", st.AchievedRPS),
 		P50: ms(st.LatencyMS.P50), P90: ms(st.LatencyMS.P90), P99: ms(st.LatencyMS.P99), P999: ms(st.LatencyMS.P999),
 		Max: ms(st.LatencyMS.Max), Errors: pct(st.ErrorRate), Mismatches: pct(st.MismatchRate), Lag: ms(st.ScheduleLagMS.P99),
-		Result: "pass",
 	}
-	switch {
-	case st.Aborted:
-		r.Result, r.Class = "emergency stop: "+st.AbortReason, "bad"
-	case st.Interrupted:
-		r.Result, r.Class = "interrupted", "muted"
-	case st.Generator.Limited:
-		r.Result, r.Class = "herd was the limit: "+strings.Join(st.Generator.Notes, "; "), "limited"
-	case !st.Passed:
-		r.Result, r.Class = "FAIL: "+strings.Join(st.Violations, "; "), "bad"
-		if st.FailedRoute != "" {
-			r.Result += " (" + st.FailedRoute + ")"
-		}
-	}
+	kind, detail := stepOutcome(st)
+	o := htmlOutcomes[kind]
+	r.Result, r.Class = o.text+detail, o.class
 	return r
 }
 
-// stepsByScale is one step per scale, in rising order: the last one run at
-// that scale (a step run again replaces the one herd could not drive).
-func stepsByScale(f *results.File) []*results.Step {
-	idx := map[float64]int{}
-	var out []*results.Step
-	for i := range f.Steps {
-		st := &f.Steps[i]
-		if j, ok := idx[st.Scale]; ok {
-			out[j] = st
-			continue
-		}
-		idx[st.Scale] = len(out)
-		out = append(out, st)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Scale < out[j].Scale })
-	return out
+// htmlOutcomes introduce a step's outcome in the steps table, and colour
+// its row.
+var htmlOutcomes = map[outcome]struct{ text, class string }{
+	passed:      {"pass", ""},
+	aborted:     {"emergency stop: ", "bad"},
+	interrupted: {"interrupted", "muted"},
+	limited:     {"herd was the limit: ", "limited"},
+	failed:      {"FAIL: ", "bad"},
 }
 
 func throughputChart(f *results.File, steps []*results.Step) figure {
 	offered := chart.Series{Name: "offered", Color: colGrey, Dash: true, Markers: true}
-	achieved := chart.Series{Name: "achieved (successful)", Color: "#2563eb", Markers: true}
+	achieved := chart.Series{Name: "achieved (successful)", Color: colBlue, Markers: true}
 	for _, st := range steps {
 		offered.Points = append(offered.Points, chart.Point{X: st.Scale, Y: st.OfferedRPS,
 			Tip: fmt.Sprintf("%s: offered %.1f req/s", st.Label(), st.OfferedRPS)})
@@ -296,18 +277,12 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 		Y:     chart.Axis{Label: "latency (ms, log scale)", Log: true},
 		Empty: "no latencies recorded",
 	}
-	for _, q := range []struct {
-		key, name string
-		get       func(results.Percentiles) float64
-	}{
-		{"p50", "p50", func(p results.Percentiles) float64 { return p.P50 }},
-		{"p90", "p90", func(p results.Percentiles) float64 { return p.P90 }},
-		{"p99", "p99", func(p results.Percentiles) float64 { return p.P99 }},
-		{"p999", "p99.9", func(p results.Percentiles) float64 { return p.P999 }},
+	for _, q := range []struct{ key, name string }{
+		{"p50", "p50"}, {"p90", "p90"}, {"p99", "p99"}, {"p999", "p99.9"},
 	} {
 		s := chart.Series{Name: q.name, Color: pctColors[q.key], Markers: true}
 		for _, st := range steps {
-			v := q.get(st.LatencyMS)
+			v, _ := st.LatencyMS.Metric(q.key)
 			s.Points = append(s.Points, chart.Point{X: st.Scale, Y: v, Hollow: st.Generator.Limited,
 				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, ms(v), limitedTip(st))})
 		}
@@ -320,7 +295,7 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 
 func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figure {
 	errs := chart.Series{Name: "errors", Color: colBad, Markers: true}
-	mism := chart.Series{Name: "status mismatches", Color: "#d97706", Markers: true, Dash: true}
+	mism := chart.Series{Name: "status mismatches", Color: colMismatch, Markers: true, Dash: true}
 	for _, st := range steps {
 		errs.Points = append(errs.Points, chart.Point{X: st.Scale, Y: 100 * st.ErrorRate, Hollow: st.Generator.Limited,
 			Tip: fmt.Sprintf("%s: errors %s (%d of %d)%s", st.Label(), pct(st.ErrorRate), st.Errors, st.Sent, limitedTip(st))})
@@ -337,7 +312,7 @@ func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figu
 		if s.Route == "" && (s.Metric == "errors" || s.Metric == "mismatches") {
 			col := colBad
 			if s.Metric == "mismatches" {
-				col = "#d97706"
+				col = colMismatch
 			}
 			c.Rules = append(c.Rules, chart.Rule{V: 100 * s.Bound, Label: "SLO " + s.Text, Color: col, Dash: true})
 		}
@@ -373,20 +348,20 @@ func distributionChart(f *results.File, wide bool) (figure, error) {
 			}
 			x := 1 / (1 - br.Quantile/100)
 			maxX = max(maxX, x)
-			s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / 1000})
+			s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / hgrmScale})
 		}
 		c.Series = append(c.Series, s)
 		return nil
 	}
 	caption := "Latency at each percentile, on HdrHistogram's scale: each step to the right is ten times rarer (90%, 99%, 99.9%...). The shape of the tail shows whether slow requests are rare accidents or a queue."
-	if len(f.Steps) == 1 {
+	if singleReplay(f) {
 		st := &f.Steps[0]
 		for _, x := range []struct {
 			name, enc, col string
 			dash           bool
 		}{
-			{"latency (from due time)", st.Histograms.Latency, "#7c3aed", false},
-			{"service time (from send)", st.Histograms.Service, "#2563eb", true},
+			{"latency (from due time)", st.Histograms.Latency, colViolet, false},
+			{"service time (from send)", st.Histograms.Service, colBlue, true},
 			{"schedule lag", st.Histograms.ScheduleLag, colGrey, true},
 		} {
 			if err := add(x.name, x.enc, x.col, x.dash); err != nil {
@@ -432,14 +407,13 @@ func newTimeline(f *results.File) timeline {
 		}
 		t.offsets = append(t.offsets, off)
 		from, to := off+st.SettleS, off+st.SettleS+st.DurationS
-		t.bands = append(t.bands, chart.Band{From: from, To: to, Label: st.Label(), Shade: true})
+		t.bands = append(t.bands, chart.Band{From: from, To: to, Label: st.Label()})
 		t.xMax = max(t.xMax, to)
 	}
 	return t
 }
 
-func timelineLatencyChart(f *results.File, slos []results.SLO) figure {
-	t := newTimeline(f)
+func timelineLatencyChart(f *results.File, t timeline, slos []results.SLO) figure {
 	p50 := chart.Series{Name: "p50", Color: pctColors["p50"]}
 	p99 := chart.Series{Name: "p99", Color: pctColors["p99"]}
 	mx := chart.Series{Name: "max", Color: pctColors["max"], Dash: true}
@@ -463,10 +437,9 @@ func timelineLatencyChart(f *results.File, slos []results.SLO) figure {
 		Caption: "Per second of each step's measured period (shaded bands; the settle time before each is left out), the latency of the requests due in that second. A line that climbs within a step is a queue building up."}
 }
 
-func timelineRequestsChart(f *results.File) figure {
-	t := newTimeline(f)
+func timelineRequestsChart(f *results.File, t timeline) figure {
 	sent := chart.Series{Name: "sent (by due second)", Color: colGrey, Dash: true}
-	ok := chart.Series{Name: "successful (by completion second)", Color: "#2563eb"}
+	ok := chart.Series{Name: "successful (by completion second)", Color: colBlue}
 	errs := chart.Series{Name: "errors (by due second)", Color: colBad}
 	for i := range f.Steps {
 		for j, s := range f.Steps[i].Timeline {
@@ -553,15 +526,6 @@ func routeRows(f *results.File, steps []*results.Step, slos []results.SLO) []rou
 	return out
 }
 
-func findRoute(st *results.Step, method, route string) *results.Route {
-	for i := range st.Routes {
-		if st.Routes[i].Method == method && st.Routes[i].Route == route {
-			return &st.Routes[i]
-		}
-	}
-	return nil
-}
-
 func singleRoutes(st *results.Step, slos []results.SLO) []routeRow {
 	var out []routeRow
 	for i := range st.Routes {
@@ -586,7 +550,7 @@ func params(f *results.File) [][2]string {
 		{"target", f.Target},
 		{"tape", f.Tape},
 		{"window", fmt.Sprintf("%s: from %s, %s, %d requests on %d connections, %.1f req/s at 1x",
-			w.Spec, w.Start.UTC().Format("2006-01-02 15:04:05 MST"), fmtDur(w.DurationS), w.Requests, w.Conns, w.RPS)},
+			w.Spec, w.Start.UTC().Format(dateLayout), fmtDur(w.DurationS), w.Requests, w.Conns, w.RPS)},
 	}
 	if len(w.Skipped) > 0 {
 		out = append(out, [2]string{"not replayed", counts(w.Skipped)})

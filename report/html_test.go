@@ -1,6 +1,8 @@
 package report
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,7 +111,7 @@ func TestHTMLRamp(t *testing.T) {
 	} {
 		s := labels[c.chart]
 		if s == nil {
-			t.Errorf("no chart %q (charts: %v)", c.chart, keys(labels))
+			t.Errorf("no chart %q (charts: %v)", c.chart, slices.Collect(maps.Keys(labels)))
 			continue
 		}
 		got := text(s)
@@ -152,14 +154,6 @@ func TestHTMLRamp(t *testing.T) {
 			t.Errorf("run parameters lack %q", want)
 		}
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func TestHTMLReplay(t *testing.T) {
@@ -305,5 +299,42 @@ func TestHTMLGeneratorLimited(t *testing.T) {
 	}
 	if hollow != 7 { // achieved, four percentiles, errors and mismatches
 		t.Errorf("%d hollow points, want the 3x step's 7", hollow)
+	}
+}
+
+// TestOneStepRamp: a ramp of one step is shown as a ramp, in every part of
+// the page and in the text, and a replay as a replay: one rule decides.
+func TestOneStepRamp(t *testing.T) {
+	f := fixture(t, "demo-ramp")
+	f.Steps = f.Steps[:1]
+	results.Analyze(f)
+	doc := parseHTML(t, render(t, f, "html"))
+	if v := text(byID(doc, "verdict")); strings.Contains(v, "SLOs met at") || !strings.Contains(v, "Holds 1x") {
+		t.Errorf("verdict %q, want a ramp's", v)
+	}
+	numbers := text(byID(doc, "numbers"))
+	if strings.Contains(numbers, "Latency p50") || !strings.Contains(numbers, "Capacity") {
+		t.Errorf("numbers %q, want a ramp's", numbers)
+	}
+	if head := text(elements(byID(doc, "routes"), "thead")[0]); !strings.Contains(head, "degraded first at") {
+		t.Errorf("routes table %q, want a ramp's", head)
+	}
+	dist := text(elements(doc, "svg")[0])
+	if strings.Contains(dist, "service time") || !strings.Contains(dist, "1x") {
+		t.Errorf("distribution chart %q, want one line per step", dist)
+	}
+	out := render(t, f, "text")
+	if strings.Contains(out, "requests planned") || !strings.Contains(out, "offered/s") {
+		t.Errorf("text, want the steps table:\n%s", out)
+	}
+
+	// The replay fixture, one step too, keeps the replay's layout.
+	r := fixture(t, "replay-http-server")
+	doc = parseHTML(t, render(t, r, "html"))
+	if head := text(elements(byID(doc, "routes"), "thead")[0]); strings.Contains(head, "degraded first at") {
+		t.Errorf("replay routes table %q", head)
+	}
+	if out := render(t, r, "text"); !strings.Contains(out, "requests planned") {
+		t.Errorf("replay text:\n%s", out)
 	}
 }

@@ -79,30 +79,26 @@ func WriteOpenMetrics(w io.Writer, f *results.File) error {
 		}
 	}
 
-	for _, s := range []struct {
-		name, help string
-		hist       func(st *results.Step) string
-		pct        func(st *results.Step) results.Percentiles
-	}{
-		{"herd_step_latency_seconds", "Latency from each request's due time to its complete response.",
-			func(st *results.Step) string { return st.Histograms.Latency }, func(st *results.Step) results.Percentiles { return st.LatencyMS }},
-		{"herd_step_service_seconds", "Time from the actual send to the complete response.",
-			func(st *results.Step) string { return st.Histograms.Service }, func(st *results.Step) results.Percentiles { return st.ServiceMS }},
-		{"herd_step_ttfb_seconds", "Time from the actual send to the first response byte.",
-			func(st *results.Step) string { return st.Histograms.TTFB }, func(st *results.Step) results.Percentiles { return st.TTFBMS }},
-		{"herd_step_schedule_lag_seconds", "How late each request was sent after its due time.",
-			func(st *results.Step) string { return st.Histograms.ScheduleLag }, func(st *results.Step) results.Percentiles { return st.ScheduleLagMS }},
-		{"herd_step_dispatch_lag_seconds", "How late herd's dispatcher was, the generator's own delay.",
-			func(st *results.Step) string { return st.Histograms.DispatchLag }, func(st *results.Step) results.Percentiles { return st.DispatchLagMS }},
-	} {
-		m.family(s.name, "summary", "seconds", s.help)
+	// Each step's latency histogram counts the requests that got a
+	// response, which is also the count of its service and TTFB histograms.
+	responses := make([]int64, len(f.Steps))
+	for i := range f.Steps {
+		n, err := histCount(f.Steps[i].Histograms.Latency)
+		if err != nil {
+			return fmt.Errorf("step %d (%s): %w", i+1, f.Steps[i].Label(), err)
+		}
+		responses[i] = n
+	}
+	for k, x := range new(results.Step).Hists() {
+		name := "herd_step_" + x.Name + "_seconds"
+		m.family(name, "summary", "seconds", stepSummaries[x.Name].help)
 		for i := range f.Steps {
 			st := &f.Steps[i]
-			n, err := histCount(s.hist(st))
-			if err != nil {
-				return fmt.Errorf("step %d (%s): %w", i+1, st.Label(), err)
+			n := responses[i]
+			if stepSummaries[x.Name].perSent {
+				n = st.Sent
 			}
-			m.summary(s.name, steps[i], s.pct(st), n)
+			m.summary(name, steps[i], *st.Hists()[k].Percentiles, n)
 		}
 	}
 
@@ -144,6 +140,23 @@ func WriteOpenMetrics(w io.Writer, f *results.File) error {
 	return err
 }
 
+// stepSummaries describe the summary of each of a step's histograms, by
+// its name in results.Step.Hists (herd_step_NAME_seconds is the family):
+// the help, and whether it holds a value for every request sent (the lags,
+// recorded at each send), its count the step's Sent. The others hold one
+// for every request that got a response, replay records the three
+// together, and their count is the latency histogram's.
+var stepSummaries = map[string]struct {
+	help    string
+	perSent bool
+}{
+	"latency":      {"Latency from each request's due time to its complete response.", false},
+	"service":      {"Time from the actual send to the complete response.", false},
+	"ttfb":         {"Time from the actual send to the first response byte.", false},
+	"schedule_lag": {"How late each request was sent after its due time.", true},
+	"dispatch_lag": {"How late herd's dispatcher was, the generator's own delay.", true},
+}
+
 // labels are name, value pairs in order.
 type labels []string
 
@@ -154,7 +167,7 @@ func (m *metrics) family(name, typ, unit, help string) {
 	if unit != "" {
 		fmt.Fprintf(&m.b, "# UNIT %s %s\n", name, unit)
 	}
-	fmt.Fprintf(&m.b, "# HELP %s %s\n", name, escapeOM(help))
+	fmt.Fprintf(&m.b, "# HELP %s %s\n", name, escapeOM.Replace(help))
 }
 
 func (m *metrics) gauge(name, help string, l labels, v float64) {
@@ -170,7 +183,7 @@ func (m *metrics) sample(name string, l labels, v float64) {
 			if i > 0 {
 				m.b.WriteByte(',')
 			}
-			fmt.Fprintf(&m.b, "%s=\"%s\"", l[i], escapeOM(l[i+1]))
+			fmt.Fprintf(&m.b, "%s=\"%s\"", l[i], escapeOM.Replace(l[i+1]))
 		}
 		m.b.WriteByte('}')
 	}
@@ -205,9 +218,7 @@ func histCount(enc string) (int64, error) {
 
 // escapeOM escapes a label value or help text: backslash, double quote
 // and line feed.
-func escapeOM(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
+var escapeOM = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 
 func boolValue(b bool) float64 {
 	if b {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -286,7 +287,7 @@ func TestOpenMetricsValid(t *testing.T) {
 			}
 			suffix := strings.TrimPrefix(m[1], family)
 			ok := map[string][]string{"gauge": {""}, "counter": {"_total"}, "summary": {"", "_count"}, "info": {"_info"}}[types[family]]
-			if m[1] == suffix || !contains(ok, suffix) {
+			if m[1] == suffix || !slices.Contains(ok, suffix) {
 				fail("sample " + m[1] + " does not belong to family " + family + " (" + types[family] + ")")
 			}
 			if types[family] == "summary" && suffix == "" && !strings.Contains(m[2], `quantile="`) {
@@ -305,13 +306,13 @@ func TestOpenMetricsValid(t *testing.T) {
 	}
 }
 
-func contains(xs []string, x string) bool {
-	for _, s := range xs {
-		if s == x {
-			return true
+// TestOpenMetricsHistHelp: every histogram of a step has its family's help.
+func TestOpenMetricsHistHelp(t *testing.T) {
+	for _, x := range new(results.Step).Hists() {
+		if stepSummaries[x.Name].help == "" {
+			t.Errorf("no help for herd_step_%s_seconds", x.Name)
 		}
 	}
-	return false
 }
 
 func TestOpenMetricsEscapes(t *testing.T) {

@@ -19,7 +19,7 @@ func WriteText(w io.Writer, f *results.File) error {
 	win := f.Window
 	fmt.Fprintf(&b, "herd %s: %s -> %s\n", f.Kind, f.Tape, f.Target)
 	fmt.Fprintf(&b, "window   %s: %s, %s, %d requests on %d connections = %.1f req/s at 1x\n",
-		win.Spec, win.Start.UTC().Format("2006-01-02 15:04:05 MST"), fmtDur(win.DurationS), win.Requests, win.Conns, win.RPS)
+		win.Spec, win.Start.UTC().Format(dateLayout), fmtDur(win.DurationS), win.Requests, win.Conns, win.RPS)
 	if len(win.Skipped) > 0 {
 		fmt.Fprintf(&b, "         not replayed: %s\n", counts(win.Skipped))
 	}
@@ -34,11 +34,11 @@ func WriteText(w io.Writer, f *results.File) error {
 		fmt.Fprintf(&b, "SLOs     %s%s\n", strings.Join(p.SLOs, ", "), sat)
 	}
 	b.WriteString("\n")
-	if f.Kind == "ramp" || len(f.Steps) > 1 {
+	if singleReplay(f) {
+		writeStep(&b, &f.Steps[0])
+	} else {
 		writeSteps(&b, f)
 		writeDegraded(&b, f)
-	} else if len(f.Steps) == 1 {
-		writeStep(&b, &f.Steps[0])
 	}
 	if f.Generator.Limited || len(f.Generator.Notes) > 0 {
 		b.WriteString("\ngenerator\n")
@@ -66,8 +66,8 @@ func writeStep(b *strings.Builder, st *results.Step) {
 		fmt.Fprintf(b, "         errors: %s\n", counts(st.ErrorClasses))
 	}
 	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
-	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", fmtPct(st.LatencyMS))
-	fmt.Fprintf(b, "service  %s   (from the actual send)\n", fmtPct(st.ServiceMS))
+	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
+	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
 		ms(st.ScheduleLagMS.P50), ms(st.ScheduleLagMS.P99), ms(st.ScheduleLagMS.Max), ms(st.DispatchLagMS.P99))
 	if len(st.Routes) > 0 {
@@ -92,34 +92,23 @@ func writeSteps(b *strings.Builder, f *results.File) {
 	t.Add("scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		scale := st.Label()
-		result := "pass"
-		switch {
-		case st.Aborted:
-			result = "ABORTED: " + st.AbortReason
-		case st.Interrupted:
-			result = "interrupted"
-		case st.Generator.Limited:
-			result = "generator-limited: " + strings.Join(st.Generator.Notes, "; ")
-		case !st.Passed:
-			result = "FAIL: " + strings.Join(st.Violations, "; ")
-			if st.FailedRoute != "" {
-				result += " (" + st.FailedRoute + ")"
-			}
-		}
-		t.Add(scale, fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
+		kind, detail := stepOutcome(st)
+		result := textOutcomes[kind] + detail
+		t.Add(st.Label(), fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
 			ms(st.LatencyMS.P50), ms(st.LatencyMS.P90), ms(st.LatencyMS.P99), pct(st.ErrorRate), pct(st.MismatchRate),
 			ms(st.ScheduleLagMS.P99), result)
 	}
 	b.WriteString(t.String())
 }
 
+// textOutcomes introduce a step's outcome in the steps table.
+var textOutcomes = map[outcome]string{
+	passed: "pass", aborted: "ABORTED: ", interrupted: "interrupted", limited: "generator-limited: ", failed: "FAIL: ",
+}
+
 // writeDegraded lists the routes that broke an SLO, in the order they did:
 // where a ramp's failure started.
 func writeDegraded(b *strings.Builder, f *results.File) {
-	if len(f.Params.SLOs) == 0 {
-		return
-	}
 	slos, err := results.ParseSLOs(f.Params.SLOs)
 	if err != nil {
 		return
@@ -141,7 +130,49 @@ func writeDegraded(b *strings.Builder, f *results.File) {
 	}
 }
 
-func fmtPct(p results.Percentiles) string {
+// dateLayout writes the times of a run in the reports.
+const dateLayout = "2006-01-02 15:04:05 MST"
+
+// singleReplay tells the layouts apart: a replay (one step) is shown as
+// that step, anything else as a ramp, even a ramp of one step. A replay
+// file without exactly one step is not one a replay writes, and is shown
+// as a ramp too.
+func singleReplay(f *results.File) bool { return f.Kind == "replay" && len(f.Steps) == 1 }
+
+// outcome is how a step ended.
+type outcome int
+
+const (
+	passed outcome = iota
+	aborted
+	interrupted
+	limited // herd itself was the limit
+	failed
+)
+
+// stepOutcome says how st ended, with what goes with it: the emergency
+// stop's reason, the generator's notes, or the SLO violations and the
+// route blamed. Each renderer words the outcome its own way.
+func stepOutcome(st *results.Step) (outcome, string) {
+	switch {
+	case st.Aborted:
+		return aborted, st.AbortReason
+	case st.Interrupted:
+		return interrupted, ""
+	case st.Generator.Limited:
+		return limited, strings.Join(st.Generator.Notes, "; ")
+	case !st.Passed:
+		why := strings.Join(st.Violations, "; ")
+		if st.FailedRoute != "" {
+			why += " (" + st.FailedRoute + ")"
+		}
+		return failed, why
+	}
+	return passed, ""
+}
+
+// percentiles writes the figures of a latency histogram on one line.
+func percentiles(p results.Percentiles) string {
 	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.Max))
 }
 

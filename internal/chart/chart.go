@@ -93,7 +93,6 @@ type Rule struct {
 type Band struct {
 	From, To float64
 	Label    string
-	Shade    bool
 }
 
 const (
@@ -142,9 +141,7 @@ func (c *Chart) SVG() string {
 		if x1 <= x0 {
 			continue
 		}
-		if bd.Shade {
-			fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="%s" fill="#f3f4f6"/>`, f1(x0), f1(p.y0), f1(x1-x0), f1(p.y1-p.y0))
-		}
+		fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="%s" fill="#f3f4f6"/>`, f1(x0), f1(p.y0), f1(x1-x0), f1(p.y1-p.y0))
 		if bd.Label != "" && textWidth(bd.Label) < x1-x0-2 {
 			fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle" fill="#6b7280" font-size="11">%s</text>`, f1((x0+x1)/2), f1(p.y0+12), esc(bd.Label))
 		}
@@ -437,6 +434,10 @@ func (c *Chart) scale(a *Axis, horizontal bool) *scale {
 		}
 		return s
 	}
+	// Within float64's range with room to spare, as for a log axis: the
+	// span, its padding and the ticks must stay finite.
+	const limit = 1e300
+	lo, hi = min(max(lo, -limit), limit), min(max(hi, -limit), limit)
 	if hi == lo {
 		pad := math.Max(math.Abs(hi)*0.1, 1)
 		lo, hi = lo-pad, hi+pad

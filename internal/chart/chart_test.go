@@ -79,7 +79,7 @@ func TestSVG(t *testing.T) {
 			{Name: "p99 <b>", Color: "#7c3aed", Markers: true, Points: []Point{{X: 1, Y: 10, Tip: "1x: <10ms>"}, {X: 2, Y: math.NaN()}, {X: 3, Y: 0}, {X: 4, Y: 900, Hollow: true}}},
 		},
 		Rules: []Rule{{V: 500, Label: "SLO p99<500ms", Dash: true}, {Vertical: true, V: 4, Label: "breaks 4x"}, {V: 1e9, Label: "far", Optional: true}},
-		Bands: []Band{{From: 0.5, To: 1.5, Label: "1x", Shade: true}},
+		Bands: []Band{{From: 0.5, To: 1.5, Label: "1x"}},
 	}
 	svg := c.SVG()
 	for _, want := range []string{
@@ -112,7 +112,7 @@ func TestSVGEmpty(t *testing.T) {
 }
 
 // TestExtremes: values no chart should meet still give a finite drawing,
-// at once.
+// at once: no NaN or infinite coordinate, a bounded number of labels.
 func TestExtremes(t *testing.T) {
 	for _, pts := range [][]Point{
 		{{X: 1, Y: 5e-324}, {X: 2, Y: 1e308}},
@@ -124,6 +124,11 @@ func TestExtremes(t *testing.T) {
 			svg := c.SVG()
 			if strings.Count(svg, "<text") > 300 {
 				t.Errorf("%v log=%v: %d labels", pts, log, strings.Count(svg, "<text"))
+			}
+			for _, bad := range []string{"NaN", "Inf"} {
+				if i := strings.Index(svg, bad); i >= 0 {
+					t.Errorf("%v log=%v: %s in the drawing: %q", pts, log, bad, svg[max(0, i-80):min(len(svg), i+20)])
+				}
 			}
 		}
 	}

@@ -45,7 +45,7 @@ It takes about a minute and a half and only uses the loopback interface.`,
 	}
 	fs := cmd.Flags()
 	fs.BoolVar(&opts.Fixed, "fixed", false, "run the demo service with the fix in: fewer queries per /login")
-	fs.StringVar(&opts.JSON, "json", "", "write the ramp's results, with truth_capacity_scale, to this file")
+	fs.StringVar(&opts.JSON, "json", "", "write the ramp's results, with truth_capacity_scale, to this file; - for stdout")
 	fs.DurationVar(&opts.StepDuration, "step-duration", 10*time.Second, "length of each ramp step")
 	fs.IntVar(&opts.Refine, "refine", 3, "bisection steps after the first failure")
 	return cmd
@@ -89,12 +89,15 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 		return rerr
 	}
 	if opts.JSON != "" {
-		if err := f.WriteFile(opts.JSON); err != nil {
+		if err := writeOutput(opts.IO, opts.JSON, f.Write); err != nil {
 			return err
 		}
 	}
-	if err := report.WriteText(opts.IO.Out, f); err != nil {
-		return err
+	// --json - takes stdout, as it does for herd replay and herd ramp.
+	if opts.JSON != "-" {
+		if err := report.WriteText(opts.IO.Out, f); err != nil {
+			return err
+		}
 	}
 	return rampOutcome(f, 0, opts.IO)
 }
@@ -106,7 +109,7 @@ func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target 
 		return nil, err
 	}
 	truth := results.Round3(svc.Truth(plan))
-	slos, _ := results.ParseSLOs(nil)
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	abort, _ := replay.ParseAbort("off") // the demo goes past the breaking point on purpose
 	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight,
 		Seed: 1, LagBound: replay.DefaultLagBound}

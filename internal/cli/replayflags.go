@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/replay"
+	"github.com/herd-replay/herd/report"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/pflag"
 )
@@ -107,7 +109,11 @@ func (f *replayFlags) validate() (*setup, error) {
 	if s.abort, err = replay.ParseAbort(f.AbortOn); err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	if s.slos, err = results.ParseSLOs(f.SLOs); err != nil {
+	slos := f.SLOs
+	if len(slos) == 0 {
+		slos = results.DefaultSLOs
+	}
+	if s.slos, err = results.ParseSLOs(slos); err != nil {
 		return nil, &UsageError{Err: err}
 	}
 	if f.JSON == "-" && f.HTML == "-" {
@@ -250,24 +256,22 @@ func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
 	}
 }
 
-// writeOutputs writes the JSON file, then the HTML report (the results
-// first: they are what a failed render must not cost), and prints the text
-// report on stdout, unless --json - or --html - takes stdout instead.
-func (f *replayFlags) writeOutputs(io IO, res *results.File, text func() error) error {
-	if f.JSON != "" && f.JSON != "-" {
-		if err := res.WriteFile(f.JSON); err != nil {
+// writeOutputs writes the results, then the HTML report (the results
+// first: they are what a failed render must not cost), each to its file or
+// to stdout for -, and prints the text report on stdout unless --json - or
+// --html - took it.
+func (f *replayFlags) writeOutputs(out IO, res *results.File, text func() error) error {
+	if f.JSON != "" {
+		if err := writeOutput(out, f.JSON, res.Write); err != nil {
 			return err
 		}
 	}
 	if f.HTML != "" {
-		if err := writeHTMLFile(io, f.HTML, res); err != nil {
+		if err := writeOutput(out, f.HTML, func(w io.Writer) error { return report.WriteHTML(w, res) }); err != nil {
 			return err
 		}
 	}
-	switch {
-	case f.JSON == "-":
-		return res.Write(io.Out)
-	case f.HTML == "-":
+	if f.JSON == "-" || f.HTML == "-" {
 		return nil
 	}
 	return text()

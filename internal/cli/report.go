@@ -162,11 +162,6 @@ func writeOutput(io IO, path string, write func(io.Writer) error) error {
 	return nil
 }
 
-// writeHTMLFile writes the HTML report of res to path, - for stdout.
-func writeHTMLFile(out IO, path string, res *results.File) error {
-	return writeOutput(out, path, func(w io.Writer) error { return report.WriteHTML(w, res) })
-}
-
 // readResults reads results files, naming the one that fails.
 func readResults(paths []string) ([]*results.File, error) {
 	files := make([]*results.File, len(paths))

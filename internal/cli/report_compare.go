@@ -3,13 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/report"
 	"github.com/spf13/cobra"
 )
@@ -26,12 +26,18 @@ type reportCompareOptions struct {
 
 func newReportCompareCmd(io IO) *cobra.Command {
 	def := report.DefaultCompareOptions()
-	opts := &reportCompareOptions{IO: io, MaxCapacityDrop: "10%", LatencySlack: time.Duration(def.LatencySlackMS * float64(time.Millisecond)),
-		RouteMinRequests: def.RouteMinRequests}
+	opts := &reportCompareOptions{IO: io, MaxCapacityDrop: results.FmtPct(def.MaxCapacityDrop),
+		LatencySlack: time.Duration(def.LatencySlackMS * float64(time.Millisecond)), RouteMinRequests: def.RouteMinRequests}
+	var bounds []string
+	for _, m := range report.CompareMetrics {
+		if v, ok := def.MaxRegression[m]; ok {
+			bounds = append(bounds, m+"="+results.FmtPct(v))
+		}
+	}
 	cmd := &cobra.Command{
 		Use:   "compare BASE.json CANDIDATE.json",
 		Short: "Compare two runs side by side; exit 3 on a regression (a CI gate)",
-		Long: `Compare a candidate run with a base run (say, the release candidate with the
+		Long: fmt.Sprintf(`Compare a candidate run with a base run (say, the release candidate with the
 last release, replaying the same tape) and exit 3 when the candidate
 regressed, 0 when it did not: a pre-release gate for CI.
 
@@ -39,7 +45,7 @@ Steps are matched by scale (of a scale run twice, the later step counts),
 routes by method and route template. What is checked:
 
   capacity        the candidate's capacity (req/s) fell by more than
-                  --max-capacity-drop (default 10%); not checked when the
+                  --max-capacity-drop (default %s); not checked when the
                   candidate never saturated the target (its capacity is then
                   only a lower bound)
   breaking point  the candidate breaks at a lower scale than the base, or at
@@ -51,14 +57,14 @@ routes by method and route template. What is checked:
                   p999 max mean) may rise by that percentage of the base's
                   value, and by at least --latency-slack before it counts;
                   errors and mismatches may rise by that many percentage
-                  points of their rate. Default: p99=10% and errors=1%.
+                  points of their rate. Default: %s.
                   Given bounds replace the defaults; --max-regression none
                   checks no metric.
 
 Steps where herd itself was the limit, or that were stopped, are shown but
 not checked. The runs should replay the same window with the same SLOs;
 herd notes it when they do not. --junit writes every check as a JUnit test
-case (regressions as failures) for CI test reports.`,
+case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, strings.Join(bounds, " and ")),
 		Example: `  # The release gate: the candidate against the last release's run.
   herd report compare release-1.4.json candidate.json --junit compare.xml
 
@@ -75,7 +81,7 @@ case (regressions as failures) for CI test reports.`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringArrayVar(&opts.MaxRegression, "max-regression", nil, "METRIC=PCT: how much worse the candidate may be (repeatable; default p99=10%, errors=1%)")
+	fs.StringArrayVar(&opts.MaxRegression, "max-regression", nil, "METRIC=PCT: how much worse the candidate may be (repeatable; default "+strings.Join(bounds, ", ")+")")
 	fs.StringVar(&opts.MaxCapacityDrop, "max-capacity-drop", opts.MaxCapacityDrop, "PCT the capacity may fall, or off")
 	fs.DurationVar(&opts.LatencySlack, "latency-slack", opts.LatencySlack, "latency rises smaller than this are never regressions")
 	fs.Int64Var(&opts.RouteMinRequests, "route-min-requests", opts.RouteMinRequests, "check a route at a scale only with this many requests in both runs")
@@ -146,7 +152,7 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 		return err
 	}
 	if opts.JUnit != "" {
-		if err := writeOutput(opts.IO, opts.JUnit, func(w io.Writer) error { return c.WriteJUnit(w) }); err != nil {
+		if err := writeOutput(opts.IO, opts.JUnit, c.WriteJUnit); err != nil {
 			return err
 		}
 	}

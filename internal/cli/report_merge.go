@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/spf13/cobra"
@@ -66,7 +65,7 @@ func runReportMerge(ctx context.Context, opts *reportMergeOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := writeOutput(opts.IO, opts.Output, func(w io.Writer) error { return merged.Write(w) }); err != nil {
+	if err := writeOutput(opts.IO, opts.Output, merged.Write); err != nil {
 		return err
 	}
 	fmt.Fprintf(opts.IO.Err, "herd: merged %d results: %s\n", len(files), merged.Verdict)

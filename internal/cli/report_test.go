@@ -5,10 +5,12 @@ import (
 	"encoding/xml"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/report"
 )
 
 // Results files of real runs (testdata/results/README.md): the demo
@@ -21,7 +23,7 @@ const (
 
 func TestReportFormats(t *testing.T) {
 	dir := t.TempDir()
-	for _, format := range []string{"text", "json", "html", "hgrm", "csv", "openmetrics"} {
+	for _, format := range report.Formats {
 		stdout, stderr, code := run(t, "report", demoResults, "--format", format)
 		if code != 0 || stderr != "" || len(stdout) < 500 {
 			t.Fatalf("--format %s: exit %d, %d bytes\n%s", format, code, len(stdout), stderr)
@@ -40,8 +42,8 @@ func TestReportFormats(t *testing.T) {
 		t.Errorf("default format:\n%s", stdout)
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 6 {
-		t.Errorf("the output directory holds %d files, want the 6 reports and no temporary file", len(entries))
+	if len(entries) != len(report.Formats) {
+		t.Errorf("the output directory holds %d files, want the %d reports and no temporary file", len(entries), len(report.Formats))
 	}
 }
 
@@ -172,6 +174,25 @@ func TestReportCompareGate(t *testing.T) {
 	}
 }
 
+// TestReportCompareDefaults: the flags' defaults, and the help's, are
+// report.DefaultCompareOptions.
+func TestReportCompareDefaults(t *testing.T) {
+	def := report.DefaultCompareOptions()
+	cmd := newReportCompareCmd(IO{})
+	drop, err := parsePercent(cmd.Flags().Lookup("max-capacity-drop").DefValue)
+	if err != nil || drop != def.MaxCapacityDrop {
+		t.Errorf("--max-capacity-drop defaults to %v (%v), want %v", drop, err, def.MaxCapacityDrop)
+	}
+	for _, want := range []string{"(default 10%)", "Default: p99=10% and errors=1%."} {
+		if !strings.Contains(cmd.Long, want) {
+			t.Errorf("the help lacks %q", want)
+		}
+	}
+	if usage := cmd.Flags().Lookup("max-regression").Usage; !strings.Contains(usage, "default p99=10%, errors=1%") {
+		t.Errorf("--max-regression: %q", usage)
+	}
+}
+
 // TestReportMerge merges two shards of a replay (the same run written as
 // shards 1/2 and 2/2): counts double, the rate of the window too, and the
 // merged file renders.
@@ -185,7 +206,7 @@ func TestReportMerge(t *testing.T) {
 	for _, shard := range []string{"1/2", "2/2"} {
 		f.Params.Shard = shard
 		p := filepath.Join(dir, "shard-"+shard[:1]+".json")
-		if err := f.WriteFile(p); err != nil {
+		if err := writeOutput(IO{}, p, f.Write); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, p)
@@ -251,6 +272,14 @@ func TestReplayHTML(t *testing.T) {
 	if !strings.Contains(stdout, "Replayed") {
 		t.Errorf("the text summary is still printed:\n%s", stdout)
 	}
+	// Without --slo, the run is held to the defaults, and says so.
+	res, err := results.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Params.SLOs, results.DefaultSLOs) {
+		t.Errorf("SLOs recorded without --slo: got %q, want %q", res.Params.SLOs, results.DefaultSLOs)
+	}
 	// The report renders again from the JSON, the same page.
 	again, _, _ := run(t, "report", js, "--format", "html")
 	if again != string(b) {
@@ -259,5 +288,14 @@ func TestReplayHTML(t *testing.T) {
 	stdout, _, code = run(t, "replay", sampleTape, "--target", srv.URL, "--window", "peak:2s", "--html", "-")
 	if code != 0 || !strings.HasPrefix(stdout, "<!DOCTYPE html>") || strings.Contains(stdout, "\nwindow   ") {
 		t.Errorf("--html -: exit %d\n%.300s", code, stdout)
+	}
+	// --json - puts the results there instead, and both files were
+	// written whole, with no temporary file left beside them.
+	stdout, _, code = run(t, "replay", sampleTape, "--target", srv.URL, "--window", "peak:2s", "--json", "-")
+	if _, err := results.Read(strings.NewReader(stdout)); code != 0 || err != nil {
+		t.Errorf("--json -: exit %d, %v\n%.300s", code, err, stdout)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("the output directory holds %d files, want run.json and run.html", len(entries))
 	}
 }

@@ -77,7 +77,7 @@ func Accuracy(ctx context.Context, s Setting) (*Measured, error) {
 		return nil, err
 	}
 	m := &Measured{Setting: s, Window1x: plan.Rate(), Truth: svc.Truth(plan)}
-	slos, _ := results.ParseSLOs(nil)
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	f := &results.File{Schema: results.Schema, Kind: "ramp", Window: results.Window{RPS: plan.Rate()}}
 	err = replay.Ramp(ctx, plan, replay.RampOptions{
 		From: s.From, Step: s.Step, To: s.To, StepDuration: s.StepDur, Settle: s.Settle, Cooldown: time.Second,

@@ -1,5 +1,6 @@
 // Package golden compares test output with golden files, and rewrites
-// them when the tests run with -update. Only tests import it.
+// them when the tests run with -update; it also finds the committed files
+// tests and fuzz seeds read. Only tests import it.
 package golden
 
 import (
@@ -34,4 +35,35 @@ func File(t testing.TB, path, got string) {
 	if got != string(want) {
 		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
+}
+
+// Glob returns the files matching pattern, and fails tb on a bad pattern
+// or when none match: a test over committed files must not pass by
+// finding nothing.
+func Glob(tb testing.TB, pattern string) []string {
+	tb.Helper()
+	paths, err := filepath.Glob(pattern)
+	if err != nil {
+		tb.Fatalf("glob %q: %v", pattern, err)
+	}
+	if len(paths) == 0 {
+		tb.Fatalf("no file matches %q", pattern)
+	}
+	return paths
+}
+
+// Seed adds the files matching pattern (Glob) to f's seed corpus, and
+// returns their contents.
+func Seed(f *testing.F, pattern string) [][]byte {
+	f.Helper()
+	var out [][]byte
+	for _, p := range Glob(f, pattern) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		out = append(out, b)
+	}
+	return out
 }

@@ -1,8 +1,9 @@
 package results
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -107,7 +108,7 @@ func verdict(f *File, lastGood, firstBad *Step) string {
 	case f.Kind == "replay" && len(f.Steps) == 1:
 		st := &f.Steps[0]
 		s := fmt.Sprintf("Replayed %d requests at %s: %.1f of %.1f req/s offered, p99 %s, %s errors",
-			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), fmtPct(st.ErrorRate))
+			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), FmtPct(st.ErrorRate))
 		switch {
 		case f.Aborted:
 			s += "; emergency stop: " + f.AbortReason
@@ -161,14 +162,13 @@ func lastStepScale(f *File) float64 {
 	return f.Steps[len(f.Steps)-1].Scale
 }
 
-// SortedRoutes returns routes by descending request count.
+// SortedRoutes returns routes by descending request count, then by method
+// and route: a total order for routes that differ in method or route, so
+// the order they came in leaves no trace.
 func SortedRoutes(rs []Route) []Route {
 	out := append([]Route(nil), rs...)
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Sent != out[j].Sent {
-			return out[i].Sent > out[j].Sent
-		}
-		return out[i].Method+out[i].Route < out[j].Method+out[j].Route
+	slices.SortStableFunc(out, func(a, b Route) int {
+		return cmp.Or(cmp.Compare(b.Sent, a.Sent), cmp.Compare(a.Method, b.Method), cmp.Compare(a.Route, b.Route))
 	})
 	return out
 }

@@ -1,12 +1,13 @@
 package results
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -20,46 +21,60 @@ import (
 // percentiles (routes sorted by request count), and each timeline second's
 // percentiles. It leaves the SLO evaluation to Evaluate.
 func Summarize(st *Step) error {
-	st.OfferedRPS = Rate(st.Planned, st.DurationS)
-	st.AchievedRPS = Rate(st.Good, st.DurationS)
-	st.ErrorRate = Fraction(st.Errors, st.Sent)
-	st.MismatchRate = Fraction(st.Mismatches, st.Completed)
-	for _, x := range []struct {
-		enc string
-		out *Percentiles
-	}{
-		{st.Histograms.Latency, &st.LatencyMS},
-		{st.Histograms.Service, &st.ServiceMS},
-		{st.Histograms.TTFB, &st.TTFBMS},
-		{st.Histograms.ScheduleLag, &st.ScheduleLagMS},
-		{st.Histograms.DispatchLag, &st.DispatchLagMS},
-	} {
-		h, err := Decode(x.enc)
+	var hists []*hdr.Histogram
+	for _, x := range st.Hists() {
+		h, err := Decode(*x.Encoded)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s histogram: %w", x.Name, err)
 		}
-		*x.out = Summary(h)
+		hists = append(hists, h)
 	}
+	routes := make([]*hdr.Histogram, len(st.Routes))
 	for i := range st.Routes {
 		r := &st.Routes[i]
 		h, err := Decode(r.Histogram)
 		if err != nil {
 			return fmt.Errorf("route %s %s: %w", r.Method, r.Route, err)
 		}
-		r.ErrorRate = Fraction(r.Errors, r.Sent)
-		r.LatencyMS = Summary(h)
+		routes[i] = h
 	}
-	st.Routes = SortedRoutes(st.Routes)
+	summarize(st, hists, routes)
+	// A second at a time: a long step has many, and replay bounds its
+	// memory by keeping them encoded.
 	for i := range st.Timeline {
 		s := &st.Timeline[i]
 		h, err := Decode(s.Histogram)
 		if err != nil {
 			return fmt.Errorf("timeline second %d: %w", s.T, err)
 		}
-		sum := Summary(h)
-		s.P50MS, s.P99MS, s.MaxMS = sum.P50, sum.P99, sum.Max
+		s.summarize(h)
 	}
 	return nil
+}
+
+// summarize is Summarize but for the timeline, with the histograms
+// decoded: hists in the order of st.Hists, routes[i] that of st.Routes[i].
+// Merge, which has them, calls it rather than decode what it just encoded.
+func summarize(st *Step, hists, routes []*hdr.Histogram) {
+	st.OfferedRPS = Rate(st.Planned, st.DurationS)
+	st.AchievedRPS = Rate(st.Good, st.DurationS)
+	st.ErrorRate = Fraction(st.Errors, st.Sent)
+	st.MismatchRate = Fraction(st.Mismatches, st.Completed)
+	for i, x := range st.Hists() {
+		*x.Percentiles = Summary(hists[i])
+	}
+	for i := range st.Routes {
+		r := &st.Routes[i]
+		r.ErrorRate = Fraction(r.Errors, r.Sent)
+		r.LatencyMS = Summary(routes[i])
+	}
+	st.Routes = SortedRoutes(st.Routes)
+}
+
+// summarize sets the second's percentiles from its histogram h.
+func (s *Second) summarize(h *hdr.Histogram) {
+	sum := Summary(h)
+	s.P50MS, s.P99MS, s.MaxMS = sum.P50, sum.P99, sum.Max
 }
 
 // Merge combines the results of one plan run as several shards, or as
@@ -121,12 +136,9 @@ func Merge(files ...*File) (*File, error) {
 	// The SLOs the run was held to are in the file (herd records the
 	// defaults it applied); a file without any is evaluated against none,
 	// not against today's defaults.
-	var slos []SLO
-	if len(first.Params.SLOs) > 0 {
-		var err error
-		if slos, err = ParseSLOs(first.Params.SLOs); err != nil {
-			return nil, fmt.Errorf("merge: %w", err)
-		}
+	slos, err := ParseSLOs(first.Params.SLOs)
+	if err != nil {
+		return nil, fmt.Errorf("merge: %w", err)
 	}
 	out.Steps = make([]Step, len(first.Steps))
 	for i := range first.Steps {
@@ -269,7 +281,10 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		ErrorClasses: Counts{}, NotSent: Counts{}, Violations: []string{},
 		Generator: Generator{Notes: []string{}},
 	}
-	hists := []*hdr.Histogram{NewHist(), NewHist(), NewHist(), NewHist(), NewHist()}
+	hists := make([]*hdr.Histogram, len(st.Hists()))
+	for j := range hists {
+		hists[j] = NewHist()
+	}
 	routes := map[[2]string]*routeSum{}
 	seconds := map[int64]*secondSum{}
 	cores := 0.0
@@ -285,9 +300,9 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		st.Good += p.Good
 		addCounts(st.ErrorClasses, p.ErrorClasses)
 		addCounts(st.NotSent, p.NotSent)
-		for j, enc := range []string{p.Histograms.Latency, p.Histograms.Service, p.Histograms.TTFB, p.Histograms.ScheduleLag, p.Histograms.DispatchLag} {
-			if err := DecodeInto(hists[j], enc); err != nil {
-				return nil, err
+		for j, x := range p.Hists() {
+			if err := DecodeInto(hists[j], *x.Encoded); err != nil {
+				return nil, fmt.Errorf("%s histogram: %w", x.Name, err)
 			}
 		}
 		for _, r := range p.Routes {
@@ -337,26 +352,22 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		cores += p.CPU
 	}
 	st.CPU = Round3(cores)
-	st.Histograms = Histograms{
-		Latency: Encode(hists[0]), Service: Encode(hists[1]), TTFB: Encode(hists[2]),
-		ScheduleLag: Encode(hists[3]), DispatchLag: Encode(hists[4]),
+	for j, x := range st.Hists() {
+		*x.Encoded = Encode(hists[j])
 	}
+	// The routes come in map order; summarize sorts them (SortedRoutes is
+	// a total order, so none of the map's order is left).
+	var routeHists []*hdr.Histogram
 	for _, rs := range routes {
 		rs.Histogram = Encode(rs.hist)
 		st.Routes = append(st.Routes, rs.Route)
+		routeHists = append(routeHists, rs.hist)
 	}
-	// Map order must not leak into the file: sort before SortedRoutes'
-	// stable sort by count.
-	sort.Slice(st.Routes, func(i, j int) bool {
-		return st.Routes[i].Method+" "+st.Routes[i].Route < st.Routes[j].Method+" "+st.Routes[j].Route
-	})
-	for _, ss := range seconds {
+	summarize(st, hists, routeHists)
+	for _, ss := range slices.SortedFunc(maps.Values(seconds), func(a, b *secondSum) int { return cmp.Compare(a.T, b.T) }) {
 		ss.Histogram = Encode(ss.hist)
+		ss.summarize(ss.hist)
 		st.Timeline = append(st.Timeline, ss.Second)
-	}
-	sort.Slice(st.Timeline, func(i, j int) bool { return st.Timeline[i].T < st.Timeline[j].T })
-	if err := Summarize(st); err != nil {
-		return nil, err
 	}
 	return st, nil
 }

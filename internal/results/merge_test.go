@@ -11,6 +11,7 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/herd-replay/herd/internal/golden"
 )
 
 // simReq is one request as replay's aggregator sees it, on a step's clock.
@@ -282,11 +283,7 @@ func TestMergeRefuses(t *testing.T) {
 // TestSummarizeMatchesReplay recomputes every step of real runs from their
 // counters and histograms: the figures are those replay wrote.
 func TestSummarizeMatchesReplay(t *testing.T) {
-	paths, _ := filepath.Glob("../../testdata/results/*.json")
-	if len(paths) == 0 {
-		t.Fatal("no results fixtures")
-	}
-	for _, p := range paths {
+	for _, p := range golden.Glob(t, "../../testdata/results/*.json") {
 		f, err := ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -372,6 +369,28 @@ func TestRouteViolations(t *testing.T) {
 	for _, c := range cases {
 		if got := RouteViolations(&c.r, slos); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s %s: got %q, want %q", c.r.Method, c.r.Route, got, c.want)
+		}
+	}
+}
+
+// TestSortedRoutesTotal: routes come out in one order whatever order they
+// came in (merge collects them from a map), ties in count broken by method,
+// then route.
+func TestSortedRoutesTotal(t *testing.T) {
+	want := []Route{
+		{Method: "GET", Route: "/b", Sent: 9},
+		{Method: "GET", Route: "/a/b", Sent: 5},
+		{Method: "GET", Route: "/b", Sent: 5},
+		{Method: "GET-X", Route: "/a", Sent: 5},
+		{Method: "POST", Route: "/a", Sent: 5},
+		{Method: "GET", Route: "/a", Sent: 1},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 50 {
+		in := slices.Clone(want)
+		rng.Shuffle(len(in), func(i, j int) { in[i], in[j] = in[j], in[i] })
+		if got := SortedRoutes(in); !reflect.DeepEqual(got, want) {
+			t.Fatalf("SortedRoutes(%v) = %v, want %v", in, got, want)
 		}
 	}
 }

@@ -142,6 +142,30 @@ func (st *Step) Label() string {
 	return s
 }
 
+// StepHist is one of a step's five histograms, as Step.Hists lists them.
+type StepHist struct {
+	// Name is its key under "histograms" in the results file.
+	Name string
+	// Encoded is the histogram, Percentiles the figures read from it.
+	Encoded     *string
+	Percentiles *Percentiles
+}
+
+// Hists lists st's five histograms (latency, service, ttfb, schedule_lag,
+// dispatch_lag, the order of the results file), pointing into st: the one
+// table of them that code reading or writing all five goes through, so
+// that none can be paired with another's percentiles.
+func (st *Step) Hists() []StepHist {
+	h := &st.Histograms
+	return []StepHist{
+		{"latency", &h.Latency, &st.LatencyMS},
+		{"service", &h.Service, &st.ServiceMS},
+		{"ttfb", &h.TTFB, &st.TTFBMS},
+		{"schedule_lag", &h.ScheduleLag, &st.ScheduleLagMS},
+		{"dispatch_lag", &h.DispatchLag, &st.DispatchLagMS},
+	}
+}
+
 // Percentiles summarize a latency histogram, in milliseconds.
 type Percentiles struct {
 	P50  float64 `json:"p50"`
@@ -151,6 +175,28 @@ type Percentiles struct {
 	P999 float64 `json:"p999"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// Metric is the figure of p named p50, p90, p95, p99, p999, max or mean,
+// as SLOs and comparisons name them; false for any other name.
+func (p Percentiles) Metric(name string) (float64, bool) {
+	switch name {
+	case "p50":
+		return p.P50, true
+	case "p90":
+		return p.P90, true
+	case "p95":
+		return p.P95, true
+	case "p99":
+		return p.P99, true
+	case "p999":
+		return p.P999, true
+	case "max":
+		return p.Max, true
+	case "mean":
+		return p.Mean, true
+	}
+	return 0, false
 }
 
 // Route is the share of a step that one route template received.
@@ -223,25 +269,6 @@ func (f *File) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(f)
-}
-
-// WriteFile writes f to path atomically (a temporary file renamed).
-func (f *File) WriteFile(path string) error {
-	tmp := path + ".tmp"
-	out, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write results: %w", err)
-	}
-	if err := f.Write(out); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write results %q: %w", path, err)
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write results %q: %w", path, err)
-	}
-	return os.Rename(tmp, path)
 }
 
 // Read decodes a results file and checks its schema.

@@ -19,16 +19,16 @@ type SLO struct {
 	Bound  float64 // milliseconds, or a fraction for errors and mismatches
 }
 
-// DefaultSLOs apply when none is given.
+// DefaultSLOs are what herd replay and herd ramp hold a run to when no
+// --slo is given; the results file records them as applied.
 var DefaultSLOs = []string{"p99<1s", "errors<1%"}
 
-var latencyMetrics = map[string]func(Percentiles) float64{
-	"p50":  func(p Percentiles) float64 { return p.P50 },
-	"p90":  func(p Percentiles) float64 { return p.P90 },
-	"p95":  func(p Percentiles) float64 { return p.P95 },
-	"p99":  func(p Percentiles) float64 { return p.P99 },
-	"p999": func(p Percentiles) float64 { return p.P999 },
-	"max":  func(p Percentiles) float64 { return p.Max },
+// latencySLO reports whether an SLO can bound metric as a latency: a
+// percentile or the maximum, not the mean, which hides the tail an
+// objective is about.
+func latencySLO(metric string) bool {
+	_, ok := Percentiles{}.Metric(metric)
+	return ok && metric != "mean"
 }
 
 // ParseSLO parses METRIC[(ROUTE)]<BOUND.
@@ -59,7 +59,7 @@ func ParseSLO(text string) (SLO, error) {
 	}
 	s.Metric = strings.ToLower(lhs)
 	switch {
-	case latencyMetrics[s.Metric] != nil:
+	case latencySLO(s.Metric):
 		d, err := time.ParseDuration(strings.TrimSpace(rhs))
 		if err != nil || d <= 0 {
 			return bad("the bound must be a positive duration such as 500ms")
@@ -78,11 +78,8 @@ func ParseSLO(text string) (SLO, error) {
 	return s, nil
 }
 
-// ParseSLOs parses a list, or the defaults when it is empty.
+// ParseSLOs parses a list; an empty list is no SLO.
 func ParseSLOs(texts []string) ([]SLO, error) {
-	if len(texts) == 0 {
-		texts = DefaultSLOs
-	}
 	out := make([]SLO, 0, len(texts))
 	for _, t := range texts {
 		s, err := ParseSLO(t)
@@ -105,11 +102,11 @@ func (s SLO) check(lat Percentiles, sent, completed, errors, mismatches int64) s
 	if s.Route != "" {
 		where = " on " + strings.TrimSpace(s.Method+" "+s.Route)
 	}
-	if f := latencyMetrics[s.Metric]; f != nil {
+	if v, ok := lat.Metric(s.Metric); ok {
 		if completed+errors == 0 {
 			return ""
 		}
-		if v := f(lat); v > s.Bound {
+		if v > s.Bound {
 			return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtMS(v), fmtMS(s.Bound), where)
 		}
 		return ""
@@ -122,7 +119,7 @@ func (s SLO) check(lat Percentiles, sent, completed, errors, mismatches int64) s
 		return ""
 	}
 	if r := float64(n) / float64(d); r >= s.Bound && n > 0 {
-		return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtPct(r), fmtPct(s.Bound), where)
+		return fmt.Sprintf("%s %s > %s%s", s.Metric, FmtPct(r), FmtPct(s.Bound), where)
 	}
 	return ""
 }
@@ -141,7 +138,9 @@ func fmtMS(ms float64) string {
 	return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
 }
 
-func fmtPct(f float64) string { return strconv.FormatFloat(f*100, 'g', 3, 64) + "%" }
+// FmtPct writes a fraction as a percentage to three significant digits:
+// 0.0123 is 1.23%. Verdicts, SLO violations and comparisons use it.
+func FmtPct(f float64) string { return strconv.FormatFloat(f*100, 'g', 3, 64) + "%" }
 
 // Evaluate sets st.Passed, st.Violations and st.FailedRoute from the SLOs
 // and the saturation bound (achieved below saturation × offered fails).
@@ -208,10 +207,8 @@ func worstRoute(st *Step, s SLO) string {
 	best, bestV := "", -1.0
 	routes := append([]Route(nil), st.Routes...)
 	sort.Slice(routes, func(i, j int) bool { return routes[i].Route < routes[j].Route })
-	var overall float64
+	overall, latency := st.LatencyMS.Metric(s.Metric)
 	switch s.Metric {
-	case "p50", "p90", "p95", "p99", "p999", "max":
-		overall = latencyMetrics[s.Metric](st.LatencyMS)
 	case "errors":
 		overall = Fraction(st.Errors, st.Sent)
 	case "mismatches":
@@ -222,10 +219,9 @@ func worstRoute(st *Step, s SLO) string {
 		if r.Sent < MinRouteSample {
 			continue
 		}
-		var v float64
+		v, _ := r.LatencyMS.Metric(s.Metric)
 		switch {
-		case latencyMetrics[s.Metric] != nil:
-			v = latencyMetrics[s.Metric](r.LatencyMS)
+		case latency:
 			if v <= s.Bound {
 				continue
 			}

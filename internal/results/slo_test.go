@@ -21,6 +21,7 @@ func TestParseSLO(t *testing.T) {
 		{"p99(POST /login)<300ms", "p99", "/login", "POST", 300, true},
 		{"p99>1s", "", "", "", 0, false},
 		{"p98<1s", "", "", "", 0, false},
+		{"mean<1s", "", "", "", 0, false},
 		{"p99<fast", "", "", "", 0, false},
 		{"errors<200%", "", "", "", 0, false},
 		{"p99(login)<1s", "", "", "", 0, false},
@@ -103,5 +104,36 @@ func TestAnalyze(t *testing.T) {
 	Analyze(h)
 	if h.BreakingPoint != nil || !h.Generator.Limited {
 		t.Fatalf("generator-limited: %+v %+v", h.BreakingPoint, h.Generator)
+	}
+}
+
+// TestParseSLOsExact: an empty list is no objective; the defaults are the
+// CLI's to apply, so a results file without SLOs is read as it is.
+func TestParseSLOsExact(t *testing.T) {
+	if got, err := ParseSLOs(nil); err != nil || len(got) != 0 {
+		t.Errorf("ParseSLOs(nil) = %v, %v; want none", got, err)
+	}
+	got, err := ParseSLOs(DefaultSLOs)
+	if err != nil || len(got) != len(DefaultSLOs) {
+		t.Fatalf("ParseSLOs(DefaultSLOs) = %v, %v", got, err)
+	}
+	for i := range got {
+		if got[i].Text != DefaultSLOs[i] {
+			t.Errorf("SLO %d: got %q, want %q", i, got[i].Text, DefaultSLOs[i])
+		}
+	}
+}
+
+func TestPercentilesMetric(t *testing.T) {
+	p := Percentiles{P50: 1, P90: 2, P95: 3, P99: 4, P999: 5, Max: 6, Mean: 7}
+	for i, name := range []string{"p50", "p90", "p95", "p99", "p999", "max", "mean"} {
+		if v, ok := p.Metric(name); !ok || v != float64(i+1) {
+			t.Errorf("Metric(%q) = %v, %v; want %d, true", name, v, ok, i+1)
+		}
+	}
+	for _, name := range []string{"errors", "p98", "P99", ""} {
+		if v, ok := p.Metric(name); ok {
+			t.Errorf("Metric(%q) = %v, true; want false", name, v)
+		}
 	}
 }
