@@ -452,7 +452,7 @@ func (e *engine) emit(c *conn, m *message) {
 		x.Flags |= tape.NoResponse
 	} else {
 		x.Flags |= r.flags
-		if !r.lost {
+		if x.HasResponse() { // not a response lost whole in a gap (responseLost)
 			x.RespStart, x.RespEnd = r.start, max(r.end, r.start)
 			x.Status, x.RespProto, x.RespHeader = r.h.status, r.h.proto, r.h.fields
 			x.RespBodyLen, x.RespBodyHash = r.bodyLen, r.crc

@@ -115,7 +115,7 @@ func feedFrames(c *conn, in []byte, ts *int64) {
 		h.feed(&segment{data: in[:n], ts: *ts, packet: ctl&8 != 0})
 		in = in[n:]
 		if ctl&4 != 0 {
-			h.end(nil)
+			h.end()
 		}
 		c.account()
 		if c.mem > c.eng.opts.MaxConnBuffered {

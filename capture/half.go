@@ -48,7 +48,6 @@ const (
 type segment struct {
 	data []byte
 	sg   reassembly.ScatterGather // nil for bytes replayed from a hold
-	base int                      // offset of data[0] within sg
 	ts   int64                    // the time of every byte when sg is nil
 	// packet: data begins at a packet boundary of the capture (not bytes
 	// replayed from a hold), where a message is likely to start.
@@ -61,7 +60,7 @@ func (s *segment) time(off int) int64 {
 		return s.ts
 	}
 	off = max(0, min(off, len(s.data)-1))
-	return s.sg.CaptureInfo(s.base + off).Timestamp.UnixNano()
+	return s.sg.CaptureInfo(off).Timestamp.UnixNano()
 }
 
 // heldSeg is client data kept while an Upgrade or CONNECT is answered.
@@ -90,7 +89,6 @@ type half struct {
 	ended   bool  // FIN or RST seen
 	lastTS  int64 // time of the last byte seen
 	payload bool  // any byte seen
-	began   bool  // the first byte was seen at the start of the stream (SYN)
 
 	held      []heldSeg
 	heldBytes int
@@ -190,7 +188,9 @@ func (h *half) feed(s *segment) {
 			off = h.trailerLine(s, off)
 		case stBodyClose:
 			h.c.bodyBytes(h.msg, s.data[off:])
-			h.msg.end = s.time(len(s.data) - 1)
+			// lastTS is the time of data's last byte: set above, and
+			// only a release re-enters feed, for the client's half.
+			h.msg.end = h.lastTS
 			off = len(s.data)
 		case stHold:
 			h.hold(s.data[off:], s.time(off), 0)
@@ -714,7 +714,7 @@ func (h *half) cut(why incomplete) {
 }
 
 // end handles the FIN or RST of this direction.
-func (h *half) end(s *segment) {
+func (h *half) end() {
 	h.ended = true
 	if h.st == stBodyClose {
 		m := h.msg
