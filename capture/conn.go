@@ -109,6 +109,12 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 	if end {
 		h.end()
 	}
+	c.afterData()
+}
+
+// afterData accounts the connection's buffers after the parser has taken
+// new bytes, and flushes it when they exceed its bound.
+func (c *conn) afterData() {
 	c.account()
 	if c.mem > c.eng.opts.MaxConnBuffered {
 		c.flush()

@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -51,6 +54,22 @@ func (m *memSink) Write(e *tape.Exchange) error {
 	c.ReqBody = append([]byte(nil), e.ReqBody...)
 	m.ex = append(m.ex, c)
 	return nil
+}
+
+// testConn makes an engine writing to sink and one live connection on it,
+// from 10.0.0.1:40000 (half 0, the client) to 10.0.0.2:80, for tests that
+// feed the parser directly.
+func testConn(t testing.TB, opts Options, sink Sink) *conn {
+	t.Helper()
+	e, err := newEngine(opts, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tcp layers.TCP
+	tcp.SrcPort, tcp.DstPort = 40000, 80
+	c := newConn(e, 1, gopacket.NewFlow(layers.EndpointIPv4, []byte{10, 0, 0, 1}, []byte{10, 0, 0, 2}), &tcp)
+	e.live[c] = struct{}{}
+	return c
 }
 
 // captureFile runs a capture of path into memory.
