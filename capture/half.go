@@ -43,6 +43,14 @@ const (
 	incMalformed            // its framing broke (a bad chunk-size line)
 )
 
+// discard is why a request cut short for this reason is not written.
+func (why incomplete) discard() discardReason {
+	if why == incFlush {
+		return reqMemoryFlush
+	}
+	return reqIncomplete
+}
+
 // segment is a run of reassembled bytes with a way to find the capture
 // time of any of them.
 type segment struct {
@@ -513,9 +521,15 @@ func fitFields(fs []tape.Field) []tape.Field {
 }
 
 // complete ends h.msg at data[endOff].
-func (h *half) complete(s *segment, endOff int) {
+func (h *half) complete(s *segment, endOff int) { h.completeAt(s.time(endOff)) }
+
+// completeAt ends h.msg, read to its end, with its last byte at ts, and
+// sets up what follows: the client waits after an Upgrade or CONNECT; a
+// response that accepts one turns the connection into a tunnel, one that
+// refuses it releases the client's held bytes.
+func (h *half) completeAt(ts int64) {
 	m := h.msg
-	m.end = s.time(endOff)
+	m.end = ts
 	m.done = true
 	h.msg = nil
 	h.st, h.lineStart, h.synced, h.buf = stIdle, true, true, h.buf[:0]
@@ -660,13 +674,8 @@ func (h *half) gap(n int64, ts int64) {
 				h.st = stChunkEnd
 				return
 			}
-			m := h.msg
-			m.done, h.msg = true, nil
-			h.st, h.lineStart, h.synced = stIdle, true, true
-			if !m.request() && m.req != nil && h.c.holdFor == m.req {
-				h.c.release()
-			}
-			h.c.tryEmit()
+			// Its last bytes fell in the gap: its end stays as recorded.
+			h.completeAt(h.msg.end)
 			return
 		}
 		h.cut(incGap)
@@ -692,10 +701,7 @@ func (h *half) cut(why incomplete) {
 	}
 	if m.request() {
 		if m.drop == keep {
-			m.drop = reqIncomplete
-			if why == incFlush {
-				m.drop = reqMemoryFlush
-			}
+			m.drop = why.discard()
 		}
 		if why == incGap {
 			m.flags |= tape.Gap
@@ -713,15 +719,12 @@ func (h *half) cut(why incomplete) {
 	h.buf = h.buf[:0]
 }
 
-// end handles the FIN or RST of this direction.
+// end handles the FIN or RST of this direction: it completes a body
+// delimited by the close.
 func (h *half) end() {
 	h.ended = true
 	if h.st == stBodyClose {
-		m := h.msg
-		m.done = true
-		h.msg = nil
-		h.st = stIdle
-		h.c.tryEmit()
+		h.completeAt(h.lastTS)
 	}
 }
 
@@ -735,20 +738,11 @@ func (h *half) finish(why incomplete) {
 	switch h.st {
 	case stIdle:
 		if len(h.buf) > 0 && h.cutRequest() {
-			if why == incFlush {
-				h.c.requestCut(h.candTS, reqMemoryFlush)
-			} else {
-				h.c.requestCut(h.candTS, reqIncomplete)
-			}
+			h.c.requestCut(h.candTS, why.discard())
 		}
-	case stBodyClose:
-		if h.ended {
-			m := h.msg
-			m.done, h.msg = true, nil
-			break
-		}
-		h.cut(why)
-	case stHead, stBody, stChunkSize, stChunkData, stChunkEnd, stTrailer:
+	case stHead, stBody, stChunkSize, stChunkData, stChunkEnd, stTrailer, stBodyClose:
+		// A body delimited by the close is never left open after the
+		// FIN: end (or headDone, when the FIN came first) completes it.
 		h.cut(why)
 	}
 	h.msg = nil
