@@ -450,14 +450,9 @@ func (h *half) abandon() {
 // headDone parses a complete head and sets up reading the body.
 func (h *half) headDone(raw []byte, s *segment, endOff int) {
 	m := h.msg
-	status := m.h.status
-	hd, ok := parseHead(raw, m.request())
+	m.h = parseHead(raw, m.h)
 	m.end = s.time(endOff)
-	if !ok {
-		h.giveUp(reqMalformed)
-		return
-	}
-	m.h = hd
+	hd := &m.h
 	if m.request() {
 		if hd.tooLarge {
 			// Keep reading it, to stay in step, but it cannot be stored.
@@ -480,9 +475,8 @@ func (h *half) headDone(raw []byte, s *segment, endOff int) {
 		}
 		return
 	}
-	m.h.status = status
 	if hd.tooLarge {
-		m.h.fields = fitFields(m.h.fields)
+		hd.fields = fitFields(hd.fields)
 	}
 	if m.interim {
 		h.c.eng.stats.InterimResponses++
@@ -490,7 +484,7 @@ func (h *half) headDone(raw []byte, s *segment, endOff int) {
 		h.st, h.lineStart, h.synced = stIdle, true, true
 		return
 	}
-	req := m.req
+	req, status := m.req, hd.status
 	connectOK := req != nil && req.h.method == "CONNECT" && status >= 200 && status < 300
 	switch {
 	case status == 204 || status == 304 || status == 101 || connectOK || (req != nil && req.h.method == "HEAD"):
