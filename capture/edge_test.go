@@ -398,7 +398,7 @@ var edgeCases = []edgeCase{
 		check: func(t *testing.T, ex []tape.Exchange, st Stats) {
 			wantCount(t, ex, 2)
 			for _, e := range ex {
-				if a, _ := e.Header("Authorization"); !strings.HasPrefix(a, RedactPrefix) || len(a) != len(RedactPrefix)+16 {
+				if a, _ := e.Header("Authorization"); !strings.HasPrefix(a, tape.RedactedPrefix) || len(a) != len(tape.RedactedPrefix)+16 {
 					t.Errorf("authorization %q not redacted", a)
 				}
 			}

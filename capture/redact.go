@@ -19,9 +19,6 @@ var DefaultRedactedHeaders = []string{
 	"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key", "X-Auth-Token",
 }
 
-// RedactPrefix starts every redacted value.
-const RedactPrefix = "herd-redacted:"
-
 // Redaction says which secrets are replaced at capture.
 type Redaction struct {
 	Disabled bool             // record every value as sent
@@ -102,7 +99,7 @@ func (rd *redactor) marker(v string) string {
 	rd.mac.Reset()
 	rd.mac.Write([]byte(v))
 	rd.sum = rd.mac.Sum(rd.sum[:0])
-	m := RedactPrefix + hex.EncodeToString(rd.sum[:8])
+	m := tape.RedactedPrefix + hex.EncodeToString(rd.sum[:8])
 	if len(rd.cache) >= 4096 {
 		clear(rd.cache)
 	}
