@@ -21,9 +21,12 @@ var DefaultRedactedHeaders = []string{
 
 // Redaction says which secrets are replaced at capture.
 type Redaction struct {
-	Disabled bool             // record every value as sent
-	Headers  []*regexp.Regexp // more header names to redact (matched whole, case-insensitively)
-	Query    []string         // query parameter names whose values are redacted
+	Disabled bool // record every value as sent
+	// Headers are regular expressions of more header names to redact,
+	// each matched against a whole name, case-insensitively (see
+	// HeaderPattern). The tape's metadata records them as given.
+	Headers []string
+	Query   []string // query parameter names whose values are redacted
 	// Key keys the hash kept in redacted values. Empty: a random key per
 	// capture, never stored, so values cannot be recovered by guessing.
 	Key []byte
@@ -48,8 +51,8 @@ func (r Redaction) Meta() tape.Redaction {
 	for _, h := range DefaultRedactedHeaders {
 		m.Headers = append(m.Headers, strings.ToLower(h))
 	}
-	for _, re := range r.Headers {
-		m.Headers = append(m.Headers, "re:"+strings.TrimSuffix(strings.TrimPrefix(re.String(), "(?i)^(?:"), ")$"))
+	for _, expr := range r.Headers {
+		m.Headers = append(m.Headers, "re:"+expr)
 	}
 	return m
 }
@@ -57,8 +60,7 @@ func (r Redaction) Meta() tape.Redaction {
 // redactor replaces secret values with a keyed hash of them.
 type redactor struct {
 	on    bool
-	names []string // header names, compared case-insensitively
-	res   []*regexp.Regexp
+	res   []*regexp.Regexp // Redaction.Headers, compiled
 	query map[string]bool
 	mac   hash.Hash
 	sum   []byte
@@ -78,12 +80,17 @@ func newRedactor(r Redaction) (*redactor, error) {
 	}
 	rd := &redactor{
 		on:    true,
-		res:   r.Headers,
 		query: make(map[string]bool),
 		mac:   hmac.New(sha256.New, key),
 		cache: make(map[string]string),
 	}
-	rd.names = append(rd.names, DefaultRedactedHeaders...)
+	for _, expr := range r.Headers {
+		re, err := HeaderPattern(expr)
+		if err != nil {
+			return nil, err
+		}
+		rd.res = append(rd.res, re)
+	}
 	for _, q := range r.Query {
 		rd.query[q] = true
 	}
@@ -110,7 +117,7 @@ func (rd *redactor) marker(v string) string {
 // secretHeader reports whether the header name is redacted. It runs for
 // every header of every exchange, so it does not allocate.
 func (rd *redactor) secretHeader(name string) bool {
-	for _, h := range rd.names {
+	for _, h := range DefaultRedactedHeaders {
 		if len(h) == len(name) && strings.EqualFold(h, name) {
 			return true
 		}

@@ -210,12 +210,12 @@ func (o *captureOptions) check() (captureConfig, error) {
 	}
 	c.opts.Redact.Disabled = o.NoRedact
 	for _, expr := range o.RedactHeader {
-		re, err := capture.HeaderPattern(expr)
-		if err != nil {
+		// The capture compiles them; a bad one is the user's to fix.
+		if _, err := capture.HeaderPattern(expr); err != nil {
 			return c, usageErrorf("--redact-header: %v", err)
 		}
-		c.opts.Redact.Headers = append(c.opts.Redact.Headers, re)
 	}
+	c.opts.Redact.Headers = o.RedactHeader
 	for _, q := range o.RedactQuery {
 		if q == "" {
 			return c, usageErrorf("--redact-query needs a parameter name")

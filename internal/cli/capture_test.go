@@ -175,6 +175,26 @@ func TestCaptureSharedInspect(t *testing.T) {
 	}
 }
 
+// TestCaptureRedactHeaderMeta: the tape's metadata records the
+// --redact-header expressions as the user gave them.
+func TestCaptureRedactHeaderMeta(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "r.tape")
+	exprs := []string{`x-(a|b)-token`, `(?:session)`}
+	if _, stderr, code := run(t, "capture", "--pcap", filepath.Join(edgeDir, "bodies-and-redaction.pcap"),
+		"--redact-header", exprs[0], "--redact-header", exprs[1], "-o", out); code != 0 {
+		t.Fatalf("capture: exit %d\n%s", code, stderr)
+	}
+	r, err := tape.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h := r.Meta().Redaction.Headers
+	if len(h) < 2 || h[len(h)-2] != "re:"+exprs[0] || h[len(h)-1] != "re:"+exprs[1] {
+		t.Errorf("redacted headers in the metadata %q, want them to end with re:%s, re:%s", h, exprs[0], exprs[1])
+	}
+}
+
 // slowSource replays a capture file as a live source would: a packet now
 // and then, and ErrNoPacket while nothing comes, until its context ends.
 type slowSource struct {
