@@ -75,7 +75,14 @@ func testConn(t testing.TB, opts Options, sink Sink) *conn {
 // captureFile runs a capture of path into memory.
 func captureFile(t testing.TB, path string, opts Options) ([]tape.Exchange, Stats) {
 	t.Helper()
-	src, err := OpenFile(path)
+	return captureFiles(t, []string{path}, opts)
+}
+
+// captureFiles runs a capture of files read as one (OpenFiles, as the
+// CLI reads them) into memory.
+func captureFiles(t testing.TB, paths []string, opts Options) ([]tape.Exchange, Stats) {
+	t.Helper()
+	src, err := OpenFiles(paths)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +90,7 @@ func captureFile(t testing.TB, path string, opts Options) ([]tape.Exchange, Stat
 	var sink memSink
 	st, err := Run(context.Background(), src, opts, &sink, nil)
 	if err != nil {
-		t.Fatalf("capture %s: %v", filepath.Base(path), err)
+		t.Fatalf("capture %s: %v", filepath.Base(paths[0]), err)
 	}
 	return sink.ex, st
 }
