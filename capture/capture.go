@@ -119,17 +119,6 @@ type StatsSink interface {
 	BindStats(func() tape.Stats)
 }
 
-// Progress is a snapshot of a running capture.
-type Progress struct {
-	Packets     int64
-	Bytes       int64
-	Exchanges   int64
-	Drops       int64 // kernel drops (live)
-	Connections int   // open now
-	PacketTime  time.Time
-	Stats       Stats
-}
-
 // portSet is a set of TCP ports.
 type portSet struct {
 	bits [1024]uint64
@@ -256,8 +245,9 @@ func (dropStream) ReassemblyComplete(reassembly.AssemblerContext) bool          
 // sink for every complete request, and returns the counters. When ctx is
 // cancelled, everything already read is still flushed and written before
 // Run returns ctx.Err(). progress, if not nil, is called from Run's
-// goroutine every Options.ProgressEvery and once at the end.
-func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func(Progress)) (Stats, error) {
+// goroutine with the counters so far every Options.ProgressEvery, and once
+// at the end.
+func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func(Stats)) (Stats, error) {
 	e, err := newEngine(opts, sink)
 	if err != nil {
 		return Stats{}, err
@@ -269,7 +259,7 @@ func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func
 	return e.stats, err
 }
 
-func (e *engine) run(ctx context.Context, src Source, progress func(Progress)) error {
+func (e *engine) run(ctx context.Context, src Source, progress func(Stats)) error {
 	dropper, _ := src.(Dropper)
 	report := func() {
 		if dropper != nil {
@@ -278,10 +268,7 @@ func (e *engine) run(ctx context.Context, src Source, progress func(Progress)) e
 			}
 		}
 		if progress != nil {
-			progress(Progress{
-				Packets: e.stats.Packets, Bytes: e.stats.Bytes, Exchanges: e.stats.Exchanges,
-				Drops: e.stats.KernelDrops, Connections: len(e.live), PacketTime: e.now, Stats: e.stats,
-			})
+			progress(e.stats)
 		}
 	}
 	defer report()

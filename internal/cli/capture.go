@@ -372,7 +372,7 @@ type captureView struct {
 	every time.Duration
 
 	mu   sync.Mutex
-	last capture.Progress
+	last capture.Stats
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -385,13 +385,13 @@ func newCaptureView(io IO, live bool, total int64, every time.Duration) *capture
 }
 
 // update is called by the capture with a snapshot.
-func (v *captureView) update(p capture.Progress) {
+func (v *captureView) update(p capture.Stats) {
 	v.mu.Lock()
 	v.last = p
 	v.mu.Unlock()
 }
 
-func (v *captureView) snapshot() capture.Progress {
+func (v *captureView) snapshot() capture.Stats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.last
@@ -414,9 +414,9 @@ func (r *rate) observe(now time.Time, count int64) float64 {
 	return r.rps
 }
 
-func progressLine(p capture.Progress, rps float64) string {
+func progressLine(p capture.Stats, rps float64) string {
 	return fmt.Sprintf("%d packets, %s, %d exchanges, %d drops, %.1f req/s",
-		p.Packets, bytesIEC(p.Bytes), p.Exchanges, p.Drops, rps)
+		p.Packets, bytesIEC(p.Bytes), p.Exchanges, p.KernelDrops, rps)
 }
 
 func (v *captureView) start() {
