@@ -444,7 +444,10 @@ func (v *captureView) start() {
 }
 
 func (v *captureView) startBar() {
-	v.p = mpb.New(mpb.WithOutput(v.io.Err), mpb.WithWidth(40), mpb.WithRefreshRate(250*time.Millisecond))
+	// ErrTTY already decided there is a terminal; auto refresh on makes the
+	// bar draw to whatever writer it is given (on its own, mpb draws only
+	// to a terminal it recognises).
+	v.p = mpb.New(mpb.WithOutput(v.io.Err), mpb.WithWidth(40), mpb.WithRefreshRate(250*time.Millisecond), mpb.WithAutoRefresh())
 	var r rate
 	var rmu sync.Mutex
 	info := decor.Any(func(decor.Statistics) string {

@@ -259,6 +259,9 @@ func TestCaptureLiveStatusAndDuration(t *testing.T) {
 	if n := strings.Count(stderr, "herd: capture: "); n < 2 {
 		t.Errorf("%d status lines, want at least 2:\n%s", n, stderr)
 	}
+	if strings.Contains(stderr, "capturing") {
+		t.Errorf("a progress bar on stderr that is not a terminal:\n%s", stderr)
+	}
 	if !strings.Contains(stderr, "capture stopped by --duration 600ms") || !strings.Contains(stderr, "herd: captured 6 exchanges") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
@@ -296,11 +299,33 @@ func TestCaptureLiveMaxSizeAndTTY(t *testing.T) {
 		cancel()
 		t.Fatal("--max-size did not stop the capture")
 	}
-	if !strings.Contains(errb.String(), "capture stopped by --max-size 1") {
-		t.Errorf("stderr:\n%s", errb.String())
+	stderr := errb.String()
+	if !strings.Contains(stderr, "capture stopped by --max-size 1") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	// On a terminal: the bar, with the counters, and no status lines.
+	if !regexp.MustCompile(`capturing \d+ packets`).MatchString(stderr) || strings.Contains(stderr, "herd: capture: ") {
+		t.Errorf("want the progress bar and no status line on a terminal; stderr:\n%q", stderr)
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("tape not closed: %v", err)
+	}
+}
+
+// TestCapturePcapTTY: a capture of files on a terminal shows a bar that
+// ends at 100%.
+func TestCapturePcapTTY(t *testing.T) {
+	var errb bytes.Buffer
+	opts := &captureOptions{
+		IO:    IO{Out: io.Discard, Err: &errb, ErrTTY: true},
+		Pcaps: []string{filepath.Join(edgeDir, "pipelining.pcap")}, Output: filepath.Join(t.TempDir(), "p.tape"),
+		MaxBody: "1MiB", StatusEvery: time.Second,
+	}
+	if err := runCapture(context.Background(), opts); err != nil {
+		t.Fatalf("runCapture: %v\n%s", err, errb.String())
+	}
+	if stderr := errb.String(); !strings.Contains(stderr, "100 %") || strings.Contains(stderr, "herd: capture: ") {
+		t.Errorf("want a bar at 100%% and no status line; stderr:\n%q", stderr)
 	}
 }
 
