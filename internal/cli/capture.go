@@ -281,28 +281,18 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var why string // what ended a live capture
-	var whyMu sync.Mutex
-	stopFor := func(reason string) {
-		whyMu.Lock()
-		if why == "" {
-			why = reason
-		}
-		whyMu.Unlock()
-		stop()
-	}
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	if cfg.live && o.Duration > 0 {
-		t := time.AfterFunc(o.Duration, func() { stopFor("--duration " + o.Duration.String()) })
+		t := time.AfterFunc(o.Duration, func() { stop(limitReached("--duration " + o.Duration.String())) })
 		defer t.Stop()
 	}
 	var sink capture.Sink = rot
 	if cfg.maxSize > 0 {
-		sink = &sizeLimit{Rotator: rot, max: cfg.maxSize, stop: func() { stopFor("--max-size " + o.MaxSize) }}
+		sink = &sizeLimit{Rotator: rot, max: cfg.maxSize, stop: func() { stop(limitReached("--max-size " + o.MaxSize)) }}
 	}
 
-	view := newCaptureView(o.IO, cfg.live, total, o.StatusEvery)
+	view := newCaptureView(o.IO, total, o.StatusEvery)
 	view.start()
 	st, runErr := capture.Run(runCtx, src, cfg.opts, sink, view.update)
 	view.stop()
@@ -322,12 +312,11 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if interrupted {
 		if cfg.live {
 			// A live capture is meant to be ended: by a signal, --duration
-			// or --max-size. The tape is complete.
-			whyMu.Lock()
-			reason := why
-			whyMu.Unlock()
-			if reason == "" {
-				reason = "a signal"
+			// or --max-size, whichever came first. The tape is complete.
+			reason := "a signal"
+			var limit limitReached
+			if errors.As(context.Cause(runCtx), &limit) {
+				reason = string(limit)
 			}
 			fmt.Fprintf(o.IO.Err, "herd: capture stopped by %s\n", reason)
 			return nil
@@ -345,6 +334,12 @@ func portFilterText(ports []int) string {
 	}
 	return strings.Join(parts, " or ")
 }
+
+// limitReached is the cause a live capture is cancelled with when one of
+// its limits ends it; it names the limit.
+type limitReached string
+
+func (l limitReached) Error() string { return string(l) }
 
 // sizeLimit stops the capture once the tape files reach a size.
 type sizeLimit struct {
@@ -367,8 +362,7 @@ func (s *sizeLimit) Write(e *tape.Exchange) error {
 // line every few seconds.
 type captureView struct {
 	io    IO
-	live  bool
-	total int64
+	total int64 // bytes of the capture files; 0 when live or unknown
 	every time.Duration
 
 	mu   sync.Mutex
@@ -380,15 +374,21 @@ type captureView struct {
 	bar  *mpb.Bar
 }
 
-func newCaptureView(io IO, live bool, total int64, every time.Duration) *captureView {
-	return &captureView{io: io, live: live, total: total, every: every, done: make(chan struct{})}
+func newCaptureView(io IO, total int64, every time.Duration) *captureView {
+	return &captureView{io: io, total: total, every: every, done: make(chan struct{})}
 }
 
-// update is called by the capture with a snapshot.
+// update is called by the capture, from the goroutine that runs it, with
+// the counters so far.
 func (v *captureView) update(p capture.Stats) {
 	v.mu.Lock()
 	v.last = p
 	v.mu.Unlock()
+	if v.bar != nil && v.total > 0 {
+		// Packet bytes stand for file bytes (record headers aside): close
+		// enough for a bar, never past its end.
+		v.bar.SetCurrent(min(p.Bytes, v.total-1))
+	}
 }
 
 func (v *captureView) snapshot() capture.Stats {
@@ -457,36 +457,18 @@ func (v *captureView) startBar() {
 		rmu.Unlock()
 		return progressLine(p, rps)
 	})
-	if v.live || v.total <= 0 {
+	if v.total <= 0 {
 		v.bar = v.p.New(0, mpb.SpinnerStyle(), mpb.PrependDecorators(decor.Name("capturing ")), mpb.AppendDecorators(info))
 	} else {
 		v.bar = v.p.AddBar(v.total, mpb.PrependDecorators(decor.Percentage(decor.WCSyncSpace)), mpb.AppendDecorators(info))
 	}
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-v.done:
-				return
-			case <-t.C:
-				if v.total > 0 && !v.live {
-					// Packet bytes stand for file bytes (record headers
-					// aside): close enough for a bar, never past its end.
-					v.bar.SetCurrent(min(v.snapshot().Bytes, v.total-1))
-				}
-			}
-		}
-	}()
 }
 
 func (v *captureView) stop() {
 	close(v.done)
 	v.wg.Wait()
 	if v.p != nil {
-		if v.total > 0 && !v.live {
+		if v.total > 0 {
 			v.bar.SetCurrent(v.total)
 		}
 		v.bar.Abort(false)

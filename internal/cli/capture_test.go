@@ -312,6 +312,22 @@ func TestCaptureLiveMaxSizeAndTTY(t *testing.T) {
 	}
 }
 
+// TestCaptureLiveSignal: a live capture ended by its context (a signal)
+// says so.
+func TestCaptureLiveSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var errb bytes.Buffer
+	opts := fakeLiveOptions(t, ctx, &errb, false, time.Millisecond)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if err := runCapture(ctx, opts); err != nil {
+		t.Fatalf("runCapture: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "capture stopped by a signal") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+}
+
 // TestCapturePcapTTY: a capture of files on a terminal shows a bar that
 // ends at 100%.
 func TestCapturePcapTTY(t *testing.T) {
