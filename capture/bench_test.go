@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/herd-replay/herd/internal/pcapgen"
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -40,7 +41,7 @@ func benchCapture(b *testing.B, data []byte) {
 
 // BenchmarkCaptureShared is the largest shared capture (real browsing).
 func BenchmarkCaptureShared(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join(sharedPcaps(b), "http-browsing-338req-large.pcap"))
+	data, err := os.ReadFile(filepath.Join(testenv.SharedPcaps(b), "http-browsing-338req-large.pcap"))
 	if err != nil {
 		b.Fatal(err)
 	}

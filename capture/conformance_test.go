@@ -2,18 +2,20 @@ package capture
 
 import (
 	"bufio"
-	"github.com/herd-replay/herd/tape"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/herd-replay/herd/internal/testenv"
+	"github.com/herd-replay/herd/tape"
 )
 
 // TestConformance captures every shared real-world capture and compares
 // the exchanges written with the hand-checked counts of expected.tsv.
 func TestConformance(t *testing.T) {
-	dir := sharedPcaps(t)
+	dir := testenv.SharedPcaps(t)
 	f, err := os.Open(filepath.Join(dir, "expected.tsv"))
 	if err != nil {
 		t.Fatal(err)

@@ -3,46 +3,13 @@ package capture
 import (
 	"context"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-
 	"github.com/herd-replay/herd/tape"
 )
-
-// moduleRoot finds the directory holding go.mod above the test's directory.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 10 {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		dir = filepath.Dir(dir)
-	}
-	t.Fatal("go.mod not found above the test directory")
-	return ""
-}
-
-// sharedPcaps returns ../shared/testdata/pcaps beside the checkout. It is
-// missing outside CI: the test skips then, and fails under CI=true.
-func sharedPcaps(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(moduleRoot(t), "..", "shared", "testdata", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared captures missing under CI: %v", err)
-		}
-		t.Skipf("shared captures not present (%v); CI always has them", err)
-	}
-	return dir
-}
 
 // memSink collects exchanges, copying them (the engine reuses its own).
 type memSink struct{ ex []tape.Exchange }

@@ -14,24 +14,11 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
 
 const edgeDir = "../../capture/testdata/edge"
-
-// sharedPcap returns a file of ../shared/testdata/pcaps, skipping (or, under
-// CI=true, failing) when the shared captures are not beside the checkout.
-func sharedPcap(t *testing.T, name string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "testdata", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared captures missing under CI: %v", err)
-		}
-		t.Skipf("shared captures not present (%v)", err)
-	}
-	return filepath.Join(dir, name)
-}
 
 func TestCaptureUsageErrors(t *testing.T) {
 	pcap := filepath.Join(edgeDir, "gap.pcap")
@@ -145,7 +132,7 @@ func TestCaptureEdgeGolden(t *testing.T) {
 // TestCaptureSharedInspect checks that the counters reach herd inspect
 // --json as the contract names them.
 func TestCaptureSharedInspect(t *testing.T) {
-	pcap := sharedPcap(t, "http-requests-only-unidirectional-378req.pcap")
+	pcap := filepath.Join(testenv.SharedPcaps(t), "http-requests-only-unidirectional-378req.pcap")
 	out := filepath.Join(t.TempDir(), "r.tape")
 	if _, stderr, code := run(t, "capture", "--pcap", pcap, "-o", out); code != 0 {
 		t.Fatalf("capture: exit %d\n%s", code, stderr)
