@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"hash/crc64"
 	"os"
@@ -12,11 +11,10 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/herd-replay/herd/internal/golden"
 	"github.com/herd-replay/herd/internal/pcapgen"
 	"github.com/herd-replay/herd/tape"
 )
-
-var update = flag.Bool("update", false, "rewrite the edge-case captures in testdata/edge")
 
 // t0 is the start time of every edge-case capture.
 var t0 = time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
@@ -39,7 +37,7 @@ var ethernet = pcapgen.Link{Type: layers.LinkTypeEthernet}
 
 func body(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 
-func crc(b []byte) uint64 { return crc64.Checksum(b, crc64.MakeTable(crc64.ECMA)) }
+func crc(b []byte) uint64 { return crc64.Checksum(b, crcTable) }
 
 // simple writes one request/response exchange on a fresh connection.
 func simple(w *pcapgen.Writer, cli, srv string, req, resp []byte) error {
@@ -450,7 +448,7 @@ func TestEdgeCases(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join("testdata", "edge", c.name+".pcap")
 			data := writeEdge(t, c)
-			if *update {
+			if golden.Update() {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}
