@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
@@ -112,39 +113,6 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 	return cmd
 }
 
-// parseBytes reads a size: 1048576, 64k, 500MB, 2GiB (k, M, G, T are
-// powers of 1000 with B, of 1024 with iB or alone).
-func parseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (500MB, 2GiB)", s)
-	}
-	n, err := strconv.ParseFloat(t[:i], 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: %w", s, err)
-	}
-	unit := strings.ToLower(strings.TrimSpace(t[i:]))
-	mult := map[string]float64{
-		"": 1, "b": 1,
-		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
-		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
-		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
-		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
-	}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("size %q: unknown unit %q", s, t[i:])
-	}
-	v := n * mult
-	if v > 1<<62 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return int64(v), nil
-}
-
 // captureConfig is what the flags mean, once checked.
 type captureConfig struct {
 	live    bool
@@ -187,7 +155,7 @@ func (o *captureOptions) check() (captureConfig, error) {
 		return c, usageErrorf("at most 64 --port values")
 	}
 	c.opts.Ports = o.Ports
-	mb, err := parseBytes(o.MaxBody)
+	mb, err := units.ParseBytes(o.MaxBody)
 	if err != nil {
 		return c, usageErrorf("--max-body: %v", err)
 	}
@@ -223,7 +191,7 @@ func (o *captureOptions) check() (captureConfig, error) {
 	}
 	c.opts.Redact.Query = o.RedactQuery
 	if o.MaxSize != "" {
-		if c.maxSize, err = parseBytes(o.MaxSize); err != nil || c.maxSize <= 0 {
+		if c.maxSize, err = units.ParseBytes(o.MaxSize); err != nil || c.maxSize <= 0 {
 			return c, usageErrorf("--max-size %q: want a positive size such as 500MB", o.MaxSize)
 		}
 	}
@@ -233,7 +201,7 @@ func (o *captureOptions) check() (captureConfig, error) {
 				return c, usageErrorf("--rotate %s: at least 1s", o.Rotate)
 			}
 			c.rot.Every = d
-		} else if n, err := parseBytes(o.Rotate); err == nil && n >= 1<<20 {
+		} else if n, err := units.ParseBytes(o.Rotate); err == nil && n >= 1<<20 {
 			c.rot.Size = n
 		} else {
 			return c, usageErrorf("--rotate %q: want a size of at least 1MiB (100MiB) or a duration (15m)", o.Rotate)
