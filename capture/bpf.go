@@ -19,8 +19,8 @@ const packetOutgoing = 4
 // link is the interface's framing, Ethernet or raw IP. With dropOutgoing
 // (the loopback interface, where every packet passes twice: once sent,
 // once received) the sent copy is dropped. IPv6 packets with extension
-// headers, and VLAN-tagged frames the NIC did not untag, are accepted
-// and filtered in user space.
+// headers, and VLAN-tagged frames the NIC did not untag (any of
+// vlanTypes), are accepted and filtered in user space.
 func PortFilter(ports []int, link layers.LinkType, dropOutgoing bool) ([]bpf.RawInstruction, error) {
 	if len(ports) == 0 || len(ports) > 64 {
 		return nil, fmt.Errorf("kernel filter takes 1 to 64 ports, got %d", len(ports))
@@ -37,8 +37,10 @@ func PortFilter(ports []int, link layers.LinkType, dropOutgoing bool) ([]bpf.Raw
 		a.add(bpf.LoadAbsolute{Off: 12, Size: 2})
 		a.jeq(ethIPv4, "ipv4", "")
 		a.jeq(ethIPv6, "ipv6", "")
-		a.jeq(ethVLAN, "accept", "")
-		a.jeq(ethQinQ, "accept", "drop")
+		for _, et := range vlanTypes {
+			a.jeq(uint32(et), "accept", "")
+		}
+		a.jump("drop")
 	case layers.LinkTypeRaw:
 		a.add(bpf.LoadAbsolute{Off: 0, Size: 1})
 		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})

@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -41,9 +43,17 @@ func TestPortFilter(t *testing.T) {
 			{"ipv6 other port", pcapgen.AppendFrame(nil, l, seg("[2001:db8::1]:5000", "[2001:db8::2]:443")), false},
 		}
 		if link == layers.LinkTypeEthernet {
-			cases = append(cases,
-				filterCase{"udp to 80", udp, false},
-				filterCase{"vlan tagged (filtered in user space)", pcapgen.AppendFrame(nil, pcapgen.Link{Type: link, VLANs: []uint16{7}}, seg("10.0.0.1:5000", "10.0.0.2:81")), true})
+			cases = append(cases, filterCase{"udp to 80", udp, false})
+			// Every tag type the decoder walks is left to it.
+			for _, tpid := range vlanTypes {
+				tagged := pcapgen.AppendFrame(nil, pcapgen.Link{Type: link, VLANs: []uint16{7}}, seg("10.0.0.1:5000", "10.0.0.2:81"))
+				binary.BigEndian.PutUint16(tagged[12:], tpid)
+				var f frame
+				if decodeLink(link, tagged, &f) != decodedTCP {
+					t.Fatalf("tag %#04x: the decoder does not find the TCP segment", tpid)
+				}
+				cases = append(cases, filterCase{fmt.Sprintf("tagged %#04x (filtered in user space)", tpid), tagged, true})
+			}
 		}
 		for _, c := range cases {
 			n, err := vm.Run(c.frame)
