@@ -73,6 +73,51 @@ func TestPortFilter(t *testing.T) {
 	}
 }
 
+// TestPortFilterManyPorts: the filter takes as many ports as the CLI
+// allows (64), on every link and with the loopback's extra check; a
+// conditional jump reaches at most 255 instructions, so the program must
+// stay within that whatever the number of ports.
+func TestPortFilterManyPorts(t *testing.T) {
+	ports := make([]int, 64)
+	for i := range ports {
+		ports[i] = 8000 + i
+	}
+	for _, link := range []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw} {
+		// The VM has no packet-type extension: the loopback's program is
+		// only assembled.
+		if _, err := PortFilter(ports, link, true); err != nil {
+			t.Errorf("%v, dropping outgoing: %v", link, err)
+		}
+		prog, err := PortFilter(ports, link, false)
+		if err != nil {
+			t.Fatalf("%v: %v", link, err)
+		}
+		vm, err := bpf.NewVM(disassemble(t, prog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			src, dst string
+			keep     bool
+		}{
+			{"10.0.0.1:5000", "10.0.0.2:8063", true},
+			{"10.0.0.2:8000", "10.0.0.1:5000", true},
+			{"[2001:db8::1]:5000", "[2001:db8::2]:8063", true},
+			{"10.0.0.1:5000", "10.0.0.2:8064", false},
+			{"[2001:db8::1]:5000", "[2001:db8::2]:7999", false},
+		} {
+			s := pcapgen.Segment{Src: netip.MustParseAddrPort(c.src), Dst: netip.MustParseAddrPort(c.dst), Flags: pcapgen.ACK}
+			n, err := vm.Run(pcapgen.AppendFrame(nil, pcapgen.Link{Type: link}, s))
+			if err != nil || (n > 0) != c.keep {
+				t.Errorf("%v: %s -> %s: filter returned %d, %v; keep %v", link, c.src, c.dst, n, err, c.keep)
+			}
+		}
+	}
+	if _, err := PortFilter(append(ports, 9000), layers.LinkTypeEthernet, false); err == nil {
+		t.Error("a filter of 65 ports was accepted")
+	}
+}
+
 func disassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
 	t.Helper()
 	ins, ok := bpf.Disassemble(raw)
