@@ -156,8 +156,6 @@ type engine struct {
 	tcp       layers.TCP
 	ctxs      []packetCtx
 	ex        tape.Exchange
-	link      layers.LinkType
-	linkOK    bool
 }
 
 // packetCtx carries a packet's capture info through the assembler, which
@@ -323,11 +321,8 @@ func (e *engine) run(ctx context.Context, src Source, progress func(Stats)) erro
 func (e *engine) packet(p *Packet) error {
 	e.stats.Packets++
 	e.stats.Bytes += int64(len(p.Data))
-	if p.Link != e.link || !e.linkOK {
-		if !supportedLink(p.Link) {
-			return &UnsupportedLinkError{Link: p.Link}
-		}
-		e.link, e.linkOK = p.Link, true
+	if !supportedLink(p.Link) {
+		return &UnsupportedLinkError{Link: p.Link}
 	}
 	f := &e.frame
 	switch decodeLink(p.Link, p.Data, f) {
