@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -59,8 +60,7 @@ func BenchmarkCaptureKeepAlive(b *testing.B) {
 }
 
 func BenchmarkDecodeLink(b *testing.B) {
-	s := pcapgen.Segment{Seq: 1, Flags: pcapgen.ACK, Payload: make([]byte, 1448)}
-	s.Src, s.Dst = mustAddrPort("10.0.0.1:1234"), mustAddrPort("10.0.0.2:80")
+	s := pcapgen.Segment{Src: netip.MustParseAddrPort("10.0.0.1:1234"), Dst: netip.MustParseAddrPort("10.0.0.2:80"), Seq: 1, Flags: pcapgen.ACK, Payload: make([]byte, 1448)}
 	pkt := pcapgen.AppendFrame(nil, pcapgen.Link{Type: layers.LinkTypeEthernet, VLANs: []uint16{10}}, s)
 	var f frame
 	b.SetBytes(int64(len(pkt)))

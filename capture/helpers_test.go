@@ -2,7 +2,6 @@ package capture
 
 import (
 	"context"
-	"net/netip"
 	"path/filepath"
 	"testing"
 
@@ -61,5 +60,3 @@ func captureFiles(t testing.TB, paths []string, opts Options) ([]tape.Exchange, 
 	}
 	return sink.ex, st
 }
-
-func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
