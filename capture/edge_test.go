@@ -381,6 +381,26 @@ var edgeCases = []edgeCase{
 		check: func(t *testing.T, ex []tape.Exchange, st Stats) { wantCount(t, ex, 1) },
 	},
 	{
+		// OpenBSD's loopback: the address family in network byte order,
+		// 24 for IPv6.
+		name: "loop-ipv4-ipv6", link: pcapgen.Link{Type: layers.LinkTypeLoop, NullAF: 24},
+		write: func(w *pcapgen.Writer) error {
+			if err := simple(w, "127.0.0.1:40019", "127.0.0.1:8080", pcapgen.Request("GET", "/loop4", nil, nil), pcapgen.Response(200, nil, []byte("four"))); err != nil {
+				return err
+			}
+			return simple(w, "[::1]:40020", "[::1]:8080", pcapgen.Request("GET", "/loop6", nil, nil), pcapgen.Response(200, nil, []byte("six")))
+		},
+		check: func(t *testing.T, ex []tape.Exchange, st Stats) {
+			wantCount(t, ex, 2)
+			if ex[0].Target != "/loop4" || ex[0].Client.String() != "127.0.0.1:40019" || ex[1].Target != "/loop6" || ex[1].Client.String() != "[::1]:40020" {
+				t.Errorf("got %s from %s, %s from %s", ex[0].Target, ex[0].Client, ex[1].Target, ex[1].Client)
+			}
+			for _, e := range ex {
+				wantFlags(t, e, 0)
+			}
+		},
+	},
+	{
 		name: "bodies-and-redaction", link: ethernet,
 		write: func(w *pcapgen.Writer) error {
 			c := w.NewConn("10.0.0.1:40016", "10.0.0.2:80", 1000, 5000)
