@@ -26,14 +26,7 @@ func TestPortFilter(t *testing.T) {
 	udp := pcapgen.AppendFrame(nil, pcapgen.Link{Type: layers.LinkTypeEthernet}, seg("10.0.0.1:5000", "10.0.0.2:80"))
 	udp[14+9] = 17 // IPv4 protocol: UDP
 	for _, link := range []layers.LinkType{layers.LinkTypeEthernet, layers.LinkTypeRaw} {
-		prog, err := PortFilter([]int{80, 8080}, link, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vm, err := bpf.NewVM(disassemble(t, prog))
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := filterVM(t, []int{80, 8080}, link)
 		l := pcapgen.Link{Type: link}
 		cases := []filterCase{
 			{"ipv4 to 80", pcapgen.AppendFrame(nil, l, seg("10.0.0.1:5000", "10.0.0.2:80")), true},
@@ -88,14 +81,7 @@ func TestPortFilterManyPorts(t *testing.T) {
 		if _, err := PortFilter(ports, link, true); err != nil {
 			t.Errorf("%v, dropping outgoing: %v", link, err)
 		}
-		prog, err := PortFilter(ports, link, false)
-		if err != nil {
-			t.Fatalf("%v: %v", link, err)
-		}
-		vm, err := bpf.NewVM(disassemble(t, prog))
-		if err != nil {
-			t.Fatal(err)
-		}
+		vm := filterVM(t, ports, link)
 		for _, c := range []struct {
 			src, dst string
 			keep     bool
@@ -118,11 +104,20 @@ func TestPortFilterManyPorts(t *testing.T) {
 	}
 }
 
-func disassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
+// filterVM loads the kernel filter of ports on link in x/net/bpf's VM.
+func filterVM(t *testing.T, ports []int, link layers.LinkType) *bpf.VM {
 	t.Helper()
-	ins, ok := bpf.Disassemble(raw)
+	prog, err := PortFilter(ports, link, false)
+	if err != nil {
+		t.Fatalf("%v: %v", link, err)
+	}
+	ins, ok := bpf.Disassemble(prog)
 	if !ok {
 		t.Fatal("filter does not disassemble")
 	}
-	return ins
+	vm, err := bpf.NewVM(ins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vm
 }

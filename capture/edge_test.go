@@ -449,12 +449,19 @@ var edgeCases = []edgeCase{
 // writeEdge renders an edge case as pcap bytes.
 func writeEdge(t *testing.T, c edgeCase) []byte {
 	t.Helper()
+	return genPcap(t, c.link, t0, c.snaplen, c.write)
+}
+
+// genPcap renders what write writes as pcap bytes, its first packet at
+// start (snaplen as pcapgen.NewWriter takes it).
+func genPcap(t *testing.T, link pcapgen.Link, start time.Time, snaplen int, write func(w *pcapgen.Writer) error) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	w, err := pcapgen.NewWriter(&b, c.link, t0, c.snaplen)
+	w, err := pcapgen.NewWriter(&b, link, start, snaplen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.write(w); err != nil {
+	if err := write(w); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()

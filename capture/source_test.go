@@ -193,16 +193,8 @@ func TestUnsupportedLink(t *testing.T) {
 // first packet at start, and returns its path.
 func writePcap(t *testing.T, dir, name string, start time.Time, write func(w *pcapgen.Writer) error) string {
 	t.Helper()
-	var b bytes.Buffer
-	w, err := pcapgen.NewWriter(&b, ethernet, start, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := write(w); err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, genPcap(t, ethernet, start, 0, write), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
