@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
 	"github.com/herd-replay/herd/internal/pcapgen"
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -40,7 +42,7 @@ func benchCapture(b *testing.B, data []byte) {
 
 // BenchmarkCaptureShared is the largest shared capture (real browsing).
 func BenchmarkCaptureShared(b *testing.B) {
-	data, err := os.ReadFile(filepath.Join(sharedPcaps(b), "http-browsing-338req-large.pcap"))
+	data, err := os.ReadFile(filepath.Join(testenv.SharedPcaps(b), "http-browsing-338req-large.pcap"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,8 +60,7 @@ func BenchmarkCaptureKeepAlive(b *testing.B) {
 }
 
 func BenchmarkDecodeLink(b *testing.B) {
-	s := pcapgen.Segment{Seq: 1, Flags: pcapgen.ACK, Payload: make([]byte, 1448)}
-	s.Src, s.Dst = mustAddrPort("10.0.0.1:1234"), mustAddrPort("10.0.0.2:80")
+	s := pcapgen.Segment{Src: netip.MustParseAddrPort("10.0.0.1:1234"), Dst: netip.MustParseAddrPort("10.0.0.2:80"), Seq: 1, Flags: pcapgen.ACK, Payload: make([]byte, 1448)}
 	pkt := pcapgen.AppendFrame(nil, pcapgen.Link{Type: layers.LinkTypeEthernet, VLANs: []uint16{10}}, s)
 	var f frame
 	b.SetBytes(int64(len(pkt)))
@@ -71,11 +72,11 @@ func BenchmarkDecodeLink(b *testing.B) {
 }
 
 func BenchmarkParseHead(b *testing.B) {
-	head := pcapgen.Request("GET", "/api/items/42?view=full", []string{"Accept: application/json", "User-Agent: bench/1.0", "Cookie: session=1", "Accept-Encoding: gzip"}, nil)
-	b.SetBytes(int64(len(head)))
+	raw := pcapgen.Request("GET", "/api/items/42?view=full", []string{"Accept: application/json", "User-Agent: bench/1.0", "Cookie: session=1", "Accept-Encoding: gzip"}, nil)
+	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok := parseHead(head, true); !ok {
+		if h := parseHead(raw, head{request: true}); h.method != "GET" {
 			b.Fatal("bad head")
 		}
 	}

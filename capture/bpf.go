@@ -19,8 +19,8 @@ const packetOutgoing = 4
 // link is the interface's framing, Ethernet or raw IP. With dropOutgoing
 // (the loopback interface, where every packet passes twice: once sent,
 // once received) the sent copy is dropped. IPv6 packets with extension
-// headers, and VLAN-tagged frames the NIC did not untag, are accepted
-// and filtered in user space.
+// headers, and VLAN-tagged frames the NIC did not untag (any of
+// vlanTypes), are accepted and filtered in user space.
 func PortFilter(ports []int, link layers.LinkType, dropOutgoing bool) ([]bpf.RawInstruction, error) {
 	if len(ports) == 0 || len(ports) > 64 {
 		return nil, fmt.Errorf("kernel filter takes 1 to 64 ports, got %d", len(ports))
@@ -37,8 +37,10 @@ func PortFilter(ports []int, link layers.LinkType, dropOutgoing bool) ([]bpf.Raw
 		a.add(bpf.LoadAbsolute{Off: 12, Size: 2})
 		a.jeq(ethIPv4, "ipv4", "")
 		a.jeq(ethIPv6, "ipv6", "")
-		a.jeq(ethVLAN, "accept", "")
-		a.jeq(ethQinQ, "accept", "drop")
+		for _, et := range vlanTypes {
+			a.jeq(uint32(et), "accept", "")
+		}
+		a.jump("drop")
 	case layers.LinkTypeRaw:
 		a.add(bpf.LoadAbsolute{Off: 0, Size: 1})
 		a.add(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
@@ -47,35 +49,36 @@ func PortFilter(ports []int, link layers.LinkType, dropOutgoing bool) ([]bpf.Raw
 	default:
 		return nil, &UnsupportedLinkError{Link: link}
 	}
+	// A conditional jump reaches at most 255 instructions ahead, and each
+	// port list is as long as ports: every block ends with verdicts of its
+	// own rather than jumping over the others.
+	a.verdicts("")
 
 	a.label("ipv4")
 	a.add(bpf.LoadAbsolute{Off: l3 + 9, Size: 1})
-	a.jeq(protoTCP, "", "drop")
+	a.jeq(protoTCP, "", "drop4")
 	a.add(bpf.LoadAbsolute{Off: l3 + 6, Size: 2})
-	a.jset(0x1fff, "drop", "") // a fragment after the first: no TCP header
+	a.jset(0x1fff, "drop4", "") // a fragment after the first: no TCP header
 	a.add(bpf.LoadMemShift{Off: l3})
 	a.add(bpf.LoadIndirect{Off: l3, Size: 2})
-	a.ports(ports, "accept", "")
+	a.ports(ports, "accept4", "")
 	a.add(bpf.LoadIndirect{Off: l3 + 2, Size: 2})
-	a.ports(ports, "accept", "drop")
+	a.ports(ports, "accept4", "drop4")
+	a.verdicts("4")
 
 	a.label("ipv6")
 	a.add(bpf.LoadAbsolute{Off: l3 + 6, Size: 1})
 	a.jeq(protoTCP, "tcp6", "")
 	for _, ext := range []uint32{0, 43, 44, 51, 60} {
-		a.jeq(ext, "accept", "")
+		a.jeq(ext, "accept6", "")
 	}
-	a.jump("drop")
+	a.jump("drop6")
 	a.label("tcp6")
 	a.add(bpf.LoadAbsolute{Off: l3 + 40, Size: 2})
-	a.ports(ports, "accept", "")
+	a.ports(ports, "accept6", "")
 	a.add(bpf.LoadAbsolute{Off: l3 + 42, Size: 2})
-	a.ports(ports, "accept", "drop")
-
-	a.label("accept")
-	a.add(bpf.RetConstant{Val: snapLen})
-	a.label("drop")
-	a.add(bpf.RetConstant{Val: 0})
+	a.ports(ports, "accept6", "drop6")
+	a.verdicts("6")
 	return a.assemble()
 }
 
@@ -115,6 +118,15 @@ func (a *asm) jset(mask uint32, t, f string) {
 func (a *asm) jump(to string) {
 	a.fixups = append(a.fixups, fixup{at: len(a.ins), always: to})
 	a.add(bpf.Jump{})
+}
+
+// verdicts places the two returns, accept (with the snap length) labelled
+// "accept"+suffix and drop labelled "drop"+suffix.
+func (a *asm) verdicts(suffix string) {
+	a.label("accept" + suffix)
+	a.add(bpf.RetConstant{Val: snapLen})
+	a.label("drop" + suffix)
+	a.add(bpf.RetConstant{Val: 0})
 }
 
 // ports compares the accumulator with each port: equal goes to t; after

@@ -119,17 +119,6 @@ type StatsSink interface {
 	BindStats(func() tape.Stats)
 }
 
-// Progress is a snapshot of a running capture.
-type Progress struct {
-	Packets     int64
-	Bytes       int64
-	Exchanges   int64
-	Drops       int64 // kernel drops (live)
-	Connections int   // open now
-	PacketTime  time.Time
-	Stats       Stats
-}
-
 // portSet is a set of TCP ports.
 type portSet struct {
 	bits [1024]uint64
@@ -167,8 +156,6 @@ type engine struct {
 	tcp       layers.TCP
 	ctxs      []packetCtx
 	ex        tape.Exchange
-	link      layers.LinkType
-	linkOK    bool
 }
 
 // packetCtx carries a packet's capture info through the assembler, which
@@ -256,8 +243,9 @@ func (dropStream) ReassemblyComplete(reassembly.AssemblerContext) bool          
 // sink for every complete request, and returns the counters. When ctx is
 // cancelled, everything already read is still flushed and written before
 // Run returns ctx.Err(). progress, if not nil, is called from Run's
-// goroutine every Options.ProgressEvery and once at the end.
-func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func(Progress)) (Stats, error) {
+// goroutine with the counters so far every Options.ProgressEvery, and once
+// at the end.
+func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func(Stats)) (Stats, error) {
 	e, err := newEngine(opts, sink)
 	if err != nil {
 		return Stats{}, err
@@ -269,7 +257,7 @@ func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func
 	return e.stats, err
 }
 
-func (e *engine) run(ctx context.Context, src Source, progress func(Progress)) error {
+func (e *engine) run(ctx context.Context, src Source, progress func(Stats)) error {
 	dropper, _ := src.(Dropper)
 	report := func() {
 		if dropper != nil {
@@ -278,10 +266,7 @@ func (e *engine) run(ctx context.Context, src Source, progress func(Progress)) e
 			}
 		}
 		if progress != nil {
-			progress(Progress{
-				Packets: e.stats.Packets, Bytes: e.stats.Bytes, Exchanges: e.stats.Exchanges,
-				Drops: e.stats.KernelDrops, Connections: len(e.live), PacketTime: e.now, Stats: e.stats,
-			})
+			progress(e.stats)
 		}
 	}
 	defer report()
@@ -336,11 +321,8 @@ func (e *engine) run(ctx context.Context, src Source, progress func(Progress)) e
 func (e *engine) packet(p *Packet) error {
 	e.stats.Packets++
 	e.stats.Bytes += int64(len(p.Data))
-	if p.Link != e.link || !e.linkOK {
-		if !supportedLink(p.Link) {
-			return &UnsupportedLinkError{Link: p.Link}
-		}
-		e.link, e.linkOK = p.Link, true
+	if !supportedLink(p.Link) {
+		return &UnsupportedLinkError{Link: p.Link}
 	}
 	f := &e.frame
 	switch decodeLink(p.Link, p.Data, f) {
@@ -452,7 +434,7 @@ func (e *engine) emit(c *conn, m *message) {
 		x.Flags |= tape.NoResponse
 	} else {
 		x.Flags |= r.flags
-		if !r.lost {
+		if x.HasResponse() { // not a response lost whole in a gap (responseLost)
 			x.RespStart, x.RespEnd = r.start, max(r.end, r.start)
 			x.Status, x.RespProto, x.RespHeader = r.h.status, r.h.proto, r.h.fields
 			x.RespBodyLen, x.RespBodyHash = r.bodyLen, r.crc

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/internal/pcapgen"
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
 
 // TestSample keeps whole connections, the same ones on every run.
 func TestSample(t *testing.T) {
-	path := filepath.Join(sharedPcaps(t), "http-browsing-338req-large.pcap")
+	path := filepath.Join(testenv.SharedPcaps(t), "http-browsing-338req-large.pcap")
 	all, _ := captureFile(t, path, Options{})
 	perConn := func(ex []tape.Exchange) map[string]int {
 		m := make(map[string]int)
@@ -44,7 +45,7 @@ func TestSample(t *testing.T) {
 // TestRotator rotates by packet time: the files hold every exchange once,
 // and their counters add up to the capture's.
 func TestRotator(t *testing.T) {
-	path := filepath.Join(sharedPcaps(t), "http-browsing-338req-large.pcap")
+	path := filepath.Join(testenv.SharedPcaps(t), "http-browsing-338req-large.pcap")
 	src, err := OpenFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (c *conn) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.T
 	if nextSeq == -1 {
 		h := &c.h[dirIndex(dir)]
 		if tcp.SYN {
-			h.began, h.synced = true, true
+			h.synced = true
 		} else {
 			// Mid-connection: the capture started after the handshake.
 			// Take this packet as the start; the parser resynchronises
@@ -107,8 +107,14 @@ func (c *conn) ReassembledSG(sg reassembly.ScatterGather, ac reassembly.Assemble
 		h.feed(&seg)
 	}
 	if end {
-		h.end(&seg)
+		h.end()
 	}
+	c.afterData()
+}
+
+// afterData accounts the connection's buffers after the parser has taken
+// new bytes, and flushes it when they exceed its bound.
+func (c *conn) afterData() {
 	c.account()
 	if c.mem > c.eng.opts.MaxConnBuffered {
 		c.flush()
@@ -205,7 +211,6 @@ func (c *conn) addRequest(m *message) {
 			m.resp, r.req = r, m
 			break
 		}
-		r.orphan = true
 		c.eng.stats.OrphanResponses++
 	}
 	c.q = append(c.q, m)
@@ -227,12 +232,10 @@ func (c *conn) addResponse(m *message) {
 		}
 		// It began before the oldest request we have: it answers one
 		// the capture did not see.
-		m.orphan = true
 		c.eng.stats.OrphanResponses++
 		return
 	}
 	if len(c.deferred) >= maxDeferred {
-		c.deferred[0].orphan = true
 		c.eng.stats.OrphanResponses++
 		c.deferred = c.deferred[1:]
 	}
@@ -260,7 +263,7 @@ func (c *conn) responseLost(ts int64) {
 		return
 	}
 	req := c.q[c.ans]
-	r := &message{start: ts, end: ts, done: true, lost: true, req: req, flags: tape.NoResponse | tape.Gap}
+	r := &message{start: ts, end: ts, done: true, req: req, flags: tape.NoResponse | tape.Gap}
 	req.resp = r
 	c.ans++
 	if c.holdFor == req {

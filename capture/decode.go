@@ -18,6 +18,21 @@ const (
 	protoTCP = 6
 )
 
+// vlanTypes are the tag types the decoder walks through, any number deep.
+// The kernel filter accepts a frame tagged with any of them and leaves it
+// to the decoder, so live capture and files read the same frames.
+var vlanTypes = [...]uint16{ethVLAN, ethQinQ, ethQinQOld, ethQinQ2}
+
+// isVLAN reports whether et is one of vlanTypes.
+func isVLAN(et uint16) bool {
+	for _, v := range vlanTypes {
+		if et == v {
+			return true
+		}
+	}
+	return false
+}
+
 // Link types that are raw IP under another number: 12 and 14 are DLT_RAW as
 // some BSDs number it.
 const (
@@ -66,7 +81,7 @@ func decodeLink(link layers.LinkType, data []byte, f *frame) decodeResult {
 		data = data[14:]
 		// Any number of 802.1Q / 802.1ad tags: each is 2 bytes of tag
 		// control then the next type.
-		for et == ethVLAN || et == ethQinQ || et == ethQinQOld || et == ethQinQ2 {
+		for isVLAN(et) {
 			if len(data) < 4 {
 				return decodedMalformed
 			}

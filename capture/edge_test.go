@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"hash/crc64"
 	"os"
@@ -12,11 +11,10 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/herd-replay/herd/internal/golden"
 	"github.com/herd-replay/herd/internal/pcapgen"
 	"github.com/herd-replay/herd/tape"
 )
-
-var update = flag.Bool("update", false, "rewrite the edge-case captures in testdata/edge")
 
 // t0 is the start time of every edge-case capture.
 var t0 = time.Date(2026, 1, 15, 9, 0, 0, 0, time.UTC)
@@ -39,7 +37,7 @@ var ethernet = pcapgen.Link{Type: layers.LinkTypeEthernet}
 
 func body(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 
-func crc(b []byte) uint64 { return crc64.Checksum(b, crc64.MakeTable(crc64.ECMA)) }
+func crc(b []byte) uint64 { return crc64.Checksum(b, crcTable) }
 
 // simple writes one request/response exchange on a fresh connection.
 func simple(w *pcapgen.Writer, cli, srv string, req, resp []byte) error {
@@ -383,6 +381,26 @@ var edgeCases = []edgeCase{
 		check: func(t *testing.T, ex []tape.Exchange, st Stats) { wantCount(t, ex, 1) },
 	},
 	{
+		// OpenBSD's loopback: the address family in network byte order,
+		// 24 for IPv6.
+		name: "loop-ipv4-ipv6", link: pcapgen.Link{Type: layers.LinkTypeLoop, NullAF: 24},
+		write: func(w *pcapgen.Writer) error {
+			if err := simple(w, "127.0.0.1:40019", "127.0.0.1:8080", pcapgen.Request("GET", "/loop4", nil, nil), pcapgen.Response(200, nil, []byte("four"))); err != nil {
+				return err
+			}
+			return simple(w, "[::1]:40020", "[::1]:8080", pcapgen.Request("GET", "/loop6", nil, nil), pcapgen.Response(200, nil, []byte("six")))
+		},
+		check: func(t *testing.T, ex []tape.Exchange, st Stats) {
+			wantCount(t, ex, 2)
+			if ex[0].Target != "/loop4" || ex[0].Client.String() != "127.0.0.1:40019" || ex[1].Target != "/loop6" || ex[1].Client.String() != "[::1]:40020" {
+				t.Errorf("got %s from %s, %s from %s", ex[0].Target, ex[0].Client, ex[1].Target, ex[1].Client)
+			}
+			for _, e := range ex {
+				wantFlags(t, e, 0)
+			}
+		},
+	},
+	{
 		name: "bodies-and-redaction", link: ethernet,
 		write: func(w *pcapgen.Writer) error {
 			c := w.NewConn("10.0.0.1:40016", "10.0.0.2:80", 1000, 5000)
@@ -398,7 +416,7 @@ var edgeCases = []edgeCase{
 		check: func(t *testing.T, ex []tape.Exchange, st Stats) {
 			wantCount(t, ex, 2)
 			for _, e := range ex {
-				if a, _ := e.Header("Authorization"); !strings.HasPrefix(a, RedactPrefix) || len(a) != len(RedactPrefix)+16 {
+				if a, _ := e.Header("Authorization"); !strings.HasPrefix(a, tape.RedactedPrefix) || len(a) != len(tape.RedactedPrefix)+16 {
 					t.Errorf("authorization %q not redacted", a)
 				}
 			}
@@ -431,12 +449,19 @@ var edgeCases = []edgeCase{
 // writeEdge renders an edge case as pcap bytes.
 func writeEdge(t *testing.T, c edgeCase) []byte {
 	t.Helper()
+	return genPcap(t, c.link, t0, c.snaplen, c.write)
+}
+
+// genPcap renders what write writes as pcap bytes, its first packet at
+// start (snaplen as pcapgen.NewWriter takes it).
+func genPcap(t *testing.T, link pcapgen.Link, start time.Time, snaplen int, write func(w *pcapgen.Writer) error) []byte {
+	t.Helper()
 	var b bytes.Buffer
-	w, err := pcapgen.NewWriter(&b, c.link, t0, c.snaplen)
+	w, err := pcapgen.NewWriter(&b, link, start, snaplen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.write(w); err != nil {
+	if err := write(w); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
@@ -450,7 +475,7 @@ func TestEdgeCases(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join("testdata", "edge", c.name+".pcap")
 			data := writeEdge(t, c)
-			if *update {
+			if golden.Update() {
 				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 					t.Fatal(err)
 				}

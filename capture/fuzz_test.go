@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -66,14 +64,8 @@ func FuzzHTTPStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		w := validatingSink(t)
 		defer w.Close()
-		e, err := newEngine(Options{MaxBody: 16, MaxConnBuffered: 1 << 16, MaxPending: 4}, w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tcp layers.TCP
-		tcp.SrcPort, tcp.DstPort = 40000, 80
-		c := newConn(e, 1, gopacket.NewFlow(layers.EndpointIPv4, []byte{10, 0, 0, 1}, []byte{10, 0, 0, 2}), &tcp)
-		e.live[c] = struct{}{}
+		c := testConn(t, Options{MaxBody: 16, MaxConnBuffered: 1 << 16, MaxPending: 4}, w)
+		e := c.eng
 		ts := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 		feedFrames(c, a, &ts)
 		feedFrames(c, b, &ts)
@@ -115,11 +107,8 @@ func feedFrames(c *conn, in []byte, ts *int64) {
 		h.feed(&segment{data: in[:n], ts: *ts, packet: ctl&8 != 0})
 		in = in[n:]
 		if ctl&4 != 0 {
-			h.end(nil)
+			h.end()
 		}
-		c.account()
-		if c.mem > c.eng.opts.MaxConnBuffered {
-			c.flush()
-		}
+		c.afterData()
 	}
 }

@@ -43,12 +43,19 @@ const (
 	incMalformed            // its framing broke (a bad chunk-size line)
 )
 
+// discard is why a request cut short for this reason is not written.
+func (why incomplete) discard() discardReason {
+	if why == incFlush {
+		return reqMemoryFlush
+	}
+	return reqIncomplete
+}
+
 // segment is a run of reassembled bytes with a way to find the capture
 // time of any of them.
 type segment struct {
 	data []byte
 	sg   reassembly.ScatterGather // nil for bytes replayed from a hold
-	base int                      // offset of data[0] within sg
 	ts   int64                    // the time of every byte when sg is nil
 	// packet: data begins at a packet boundary of the capture (not bytes
 	// replayed from a hold), where a message is likely to start.
@@ -61,7 +68,7 @@ func (s *segment) time(off int) int64 {
 		return s.ts
 	}
 	off = max(0, min(off, len(s.data)-1))
-	return s.sg.CaptureInfo(s.base + off).Timestamp.UnixNano()
+	return s.sg.CaptureInfo(off).Timestamp.UnixNano()
 }
 
 // heldSeg is client data kept while an Upgrade or CONNECT is answered.
@@ -90,7 +97,6 @@ type half struct {
 	ended   bool  // FIN or RST seen
 	lastTS  int64 // time of the last byte seen
 	payload bool  // any byte seen
-	began   bool  // the first byte was seen at the start of the stream (SYN)
 
 	held      []heldSeg
 	heldBytes int
@@ -190,7 +196,9 @@ func (h *half) feed(s *segment) {
 			off = h.trailerLine(s, off)
 		case stBodyClose:
 			h.c.bodyBytes(h.msg, s.data[off:])
-			h.msg.end = s.time(len(s.data) - 1)
+			// lastTS is the time of data's last byte: set above, and
+			// only a release re-enters feed, for the client's half.
+			h.msg.end = h.lastTS
 			off = len(s.data)
 		case stHold:
 			h.hold(s.data[off:], s.time(off), 0)
@@ -442,14 +450,9 @@ func (h *half) abandon() {
 // headDone parses a complete head and sets up reading the body.
 func (h *half) headDone(raw []byte, s *segment, endOff int) {
 	m := h.msg
-	status := m.h.status
-	hd, ok := parseHead(raw, m.request())
+	m.h = parseHead(raw, m.h)
 	m.end = s.time(endOff)
-	if !ok {
-		h.giveUp(reqMalformed)
-		return
-	}
-	m.h = hd
+	hd := &m.h
 	if m.request() {
 		if hd.tooLarge {
 			// Keep reading it, to stay in step, but it cannot be stored.
@@ -472,9 +475,8 @@ func (h *half) headDone(raw []byte, s *segment, endOff int) {
 		}
 		return
 	}
-	m.h.status = status
 	if hd.tooLarge {
-		m.h.fields = fitFields(m.h.fields)
+		hd.fields = fitFields(hd.fields)
 	}
 	if m.interim {
 		h.c.eng.stats.InterimResponses++
@@ -482,7 +484,7 @@ func (h *half) headDone(raw []byte, s *segment, endOff int) {
 		h.st, h.lineStart, h.synced = stIdle, true, true
 		return
 	}
-	req := m.req
+	req, status := m.req, hd.status
 	connectOK := req != nil && req.h.method == "CONNECT" && status >= 200 && status < 300
 	switch {
 	case status == 204 || status == 304 || status == 101 || connectOK || (req != nil && req.h.method == "HEAD"):
@@ -513,9 +515,15 @@ func fitFields(fs []tape.Field) []tape.Field {
 }
 
 // complete ends h.msg at data[endOff].
-func (h *half) complete(s *segment, endOff int) {
+func (h *half) complete(s *segment, endOff int) { h.completeAt(s.time(endOff)) }
+
+// completeAt ends h.msg, read to its end, with its last byte at ts, and
+// sets up what follows: the client waits after an Upgrade or CONNECT; a
+// response that accepts one turns the connection into a tunnel, one that
+// refuses it releases the client's held bytes.
+func (h *half) completeAt(ts int64) {
 	m := h.msg
-	m.end = s.time(endOff)
+	m.end = ts
 	m.done = true
 	h.msg = nil
 	h.st, h.lineStart, h.synced, h.buf = stIdle, true, true, h.buf[:0]
@@ -660,13 +668,8 @@ func (h *half) gap(n int64, ts int64) {
 				h.st = stChunkEnd
 				return
 			}
-			m := h.msg
-			m.done, h.msg = true, nil
-			h.st, h.lineStart, h.synced = stIdle, true, true
-			if !m.request() && m.req != nil && h.c.holdFor == m.req {
-				h.c.release()
-			}
-			h.c.tryEmit()
+			// Its last bytes fell in the gap: its end stays as recorded.
+			h.completeAt(h.msg.end)
 			return
 		}
 		h.cut(incGap)
@@ -692,10 +695,7 @@ func (h *half) cut(why incomplete) {
 	}
 	if m.request() {
 		if m.drop == keep {
-			m.drop = reqIncomplete
-			if why == incFlush {
-				m.drop = reqMemoryFlush
-			}
+			m.drop = why.discard()
 		}
 		if why == incGap {
 			m.flags |= tape.Gap
@@ -713,15 +713,12 @@ func (h *half) cut(why incomplete) {
 	h.buf = h.buf[:0]
 }
 
-// end handles the FIN or RST of this direction.
-func (h *half) end(s *segment) {
+// end handles the FIN or RST of this direction: it completes a body
+// delimited by the close.
+func (h *half) end() {
 	h.ended = true
 	if h.st == stBodyClose {
-		m := h.msg
-		m.done = true
-		h.msg = nil
-		h.st = stIdle
-		h.c.tryEmit()
+		h.completeAt(h.lastTS)
 	}
 }
 
@@ -735,20 +732,11 @@ func (h *half) finish(why incomplete) {
 	switch h.st {
 	case stIdle:
 		if len(h.buf) > 0 && h.cutRequest() {
-			if why == incFlush {
-				h.c.requestCut(h.candTS, reqMemoryFlush)
-			} else {
-				h.c.requestCut(h.candTS, reqIncomplete)
-			}
+			h.c.requestCut(h.candTS, why.discard())
 		}
-	case stBodyClose:
-		if h.ended {
-			m := h.msg
-			m.done, h.msg = true, nil
-			break
-		}
-		h.cut(why)
-	case stHead, stBody, stChunkSize, stChunkData, stChunkEnd, stTrailer:
+	case stHead, stBody, stChunkSize, stChunkData, stChunkEnd, stTrailer, stBodyClose:
+		// A body delimited by the close is never left open after the
+		// FIN: end (or headDone, when the FIN came first) completes it.
 		h.cut(why)
 	}
 	h.msg = nil

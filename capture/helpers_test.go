@@ -2,44 +2,13 @@ package capture
 
 import (
 	"context"
-	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
 	"github.com/herd-replay/herd/tape"
 )
-
-// moduleRoot finds the directory holding go.mod above the test's directory.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 10 {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		dir = filepath.Dir(dir)
-	}
-	t.Fatal("go.mod not found above the test directory")
-	return ""
-}
-
-// sharedPcaps returns ../shared/testdata/pcaps beside the checkout. It is
-// missing outside CI: the test skips then, and fails under CI=true.
-func sharedPcaps(t testing.TB) string {
-	t.Helper()
-	dir := filepath.Join(moduleRoot(t), "..", "shared", "testdata", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared captures missing under CI: %v", err)
-		}
-		t.Skipf("shared captures not present (%v); CI always has them", err)
-	}
-	return dir
-}
 
 // memSink collects exchanges, copying them (the engine reuses its own).
 type memSink struct{ ex []tape.Exchange }
@@ -53,10 +22,33 @@ func (m *memSink) Write(e *tape.Exchange) error {
 	return nil
 }
 
+// testConn makes an engine writing to sink and one live connection on it,
+// from 10.0.0.1:40000 (half 0, the client) to 10.0.0.2:80, for tests that
+// feed the parser directly.
+func testConn(t testing.TB, opts Options, sink Sink) *conn {
+	t.Helper()
+	e, err := newEngine(opts, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tcp layers.TCP
+	tcp.SrcPort, tcp.DstPort = 40000, 80
+	c := newConn(e, 1, gopacket.NewFlow(layers.EndpointIPv4, []byte{10, 0, 0, 1}, []byte{10, 0, 0, 2}), &tcp)
+	e.live[c] = struct{}{}
+	return c
+}
+
 // captureFile runs a capture of path into memory.
 func captureFile(t testing.TB, path string, opts Options) ([]tape.Exchange, Stats) {
 	t.Helper()
-	src, err := OpenFile(path)
+	return captureFiles(t, []string{path}, opts)
+}
+
+// captureFiles runs a capture of files read as one (OpenFiles, as the
+// CLI reads them) into memory.
+func captureFiles(t testing.TB, paths []string, opts Options) ([]tape.Exchange, Stats) {
+	t.Helper()
+	src, err := OpenFiles(paths)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +56,7 @@ func captureFile(t testing.TB, path string, opts Options) ([]tape.Exchange, Stat
 	var sink memSink
 	st, err := Run(context.Background(), src, opts, &sink, nil)
 	if err != nil {
-		t.Fatalf("capture %s: %v", filepath.Base(path), err)
+		t.Fatalf("capture %s: %v", filepath.Base(paths[0]), err)
 	}
 	return sink.ex, st
 }
-
-func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

@@ -150,36 +150,24 @@ type head struct {
 	tooLarge      bool // a field exceeds what a tape record can hold
 }
 
-// parseHead parses a complete head (start line through the empty line).
-// The first line has already been validated by the caller.
-func parseHead(raw []byte, request bool) (h head, ok bool) {
+// parseHead parses a complete head (start line through the empty line)
+// into h. The start line was checked when the message began (tryStart),
+// which set h.request and a response's h.status: here it is only split.
+func parseHead(raw []byte, h head) head {
 	s := string(raw) // the one copy; every field below aliases it
-	h.request = request
 	h.contentLength = -1
 	nl := strings.IndexByte(s, '\n')
-	if nl < 0 {
-		return h, false
-	}
-	first := []byte(s[:nl]) // does not escape: only indices are kept
-	first = trimCR(first)
-	if request {
-		m, t, p, ok := requestLine(first)
-		if !ok {
-			return h, false
-		}
-		h.method = s[:len(m)]
-		h.target = s[len(m)+1 : len(m)+1+len(t)]
-		h.proto = s[len(m)+1+len(t)+1 : len(first)]
-		_ = p
+	first := strings.TrimSuffix(s[:nl], "\r")
+	if h.request {
+		// As requestLine splits it: the method ends at the first space,
+		// the version is the last 8 bytes, after the last space.
+		sp := strings.IndexByte(first, ' ')
+		h.method, h.target, h.proto = first[:sp], first[sp+1:len(first)-9], first[len(first)-8:]
 		if len(h.target) > tape.MaxTarget {
 			h.tooLarge = true
 		}
 	} else {
-		p, st, ok := statusLine(first)
-		if !ok {
-			return h, false
-		}
-		h.proto, h.status = s[:len(p)], st
+		h.proto = first[:8] // "HTTP/1.x", as statusLine checked
 	}
 	rest := s[nl+1:]
 	n := strings.Count(rest, "\n")
@@ -250,7 +238,7 @@ func parseHead(raw []byte, request bool) (h head, ok bool) {
 		h.tooLarge = true
 	}
 	h.upgrade = hasUpgrade && connUpgrade
-	return h, true
+	return h
 }
 
 // parseContentLength accepts one non-negative decimal, or a list of equal

@@ -68,8 +68,8 @@ func TestParseChunkSize(t *testing.T) {
 
 func TestParseHead(t *testing.T) {
 	raw := "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\nX-Folded: one\r\n two\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\nbogus line\r\n\r\n"
-	h, ok := parseHead([]byte(raw), true)
-	if !ok || h.method != "POST" || h.contentLength != 5 || h.badLength || !h.upgrade || len(h.fields) != 5 {
+	h := parseHead([]byte(raw), head{request: true})
+	if h.method != "POST" || h.target != "/x" || h.proto != "HTTP/1.1" || h.contentLength != 5 || h.badLength || !h.upgrade || len(h.fields) != 5 {
 		t.Fatalf("got %+v", h)
 	}
 	if h.fields[2].Value != "one two" {
@@ -85,8 +85,8 @@ func TestParseHead(t *testing.T) {
 		{"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", false, true, false},
 		{"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", false, true, false},
 	} {
-		h, ok := parseHead([]byte(c.head), false)
-		if !ok || h.chunked != c.chunked || h.badLength != c.bad || h.otherCoding != c.te {
+		h := parseHead([]byte(c.head), head{status: 200})
+		if h.proto != "HTTP/1.1" || h.status != 200 || h.chunked != c.chunked || h.badLength != c.bad || h.otherCoding != c.te {
 			t.Errorf("parseHead(%q) = chunked %v bad %v other %v", c.head, h.chunked, h.badLength, h.otherCoding)
 		}
 	}

@@ -8,26 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
-
-// needRoot skips a test that opens AF_PACKET sockets when not root, except
-// under CI (which runs as root), where it fails instead.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("live capture tests need root, and CI runs as root")
-		}
-		t.Skip("live capture needs root (AF_PACKET); run the tests as root to include it")
-	}
-}
 
 // syncSink collects exchanges from the capture goroutine.
 type syncSink struct {
@@ -51,7 +39,7 @@ func (s *syncSink) count() int {
 // sends requests over keep-alive and fresh connections, and checks that
 // every request sent is captured once, paired with its response.
 func TestLiveLoopback(t *testing.T) {
-	needRoot(t)
+	testenv.NeedRoot(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

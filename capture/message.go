@@ -41,10 +41,8 @@ type message struct {
 	holdAfter bool          // CONNECT or Upgrade: the client waits for the answer
 
 	// response side
-	interim bool // 1xx other than 101: not the response
-	orphan  bool // answers no request that was seen
-	req     *message
-	lost    bool       // nothing of it was seen: it fell in a gap
+	interim bool       // 1xx other than 101: not the response
+	req     *message   // the request it answers
 	why     incomplete // why it is incomplete, when it is
 }
 

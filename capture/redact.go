@@ -19,14 +19,14 @@ var DefaultRedactedHeaders = []string{
 	"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie", "X-Api-Key", "X-Auth-Token",
 }
 
-// RedactPrefix starts every redacted value.
-const RedactPrefix = "herd-redacted:"
-
 // Redaction says which secrets are replaced at capture.
 type Redaction struct {
-	Disabled bool             // record every value as sent
-	Headers  []*regexp.Regexp // more header names to redact (matched whole, case-insensitively)
-	Query    []string         // query parameter names whose values are redacted
+	Disabled bool // record every value as sent
+	// Headers are regular expressions of more header names to redact,
+	// each matched against a whole name, case-insensitively (see
+	// HeaderPattern). The tape's metadata records them as given.
+	Headers []string
+	Query   []string // query parameter names whose values are redacted
 	// Key keys the hash kept in redacted values. Empty: a random key per
 	// capture, never stored, so values cannot be recovered by guessing.
 	Key []byte
@@ -51,8 +51,8 @@ func (r Redaction) Meta() tape.Redaction {
 	for _, h := range DefaultRedactedHeaders {
 		m.Headers = append(m.Headers, strings.ToLower(h))
 	}
-	for _, re := range r.Headers {
-		m.Headers = append(m.Headers, "re:"+strings.TrimSuffix(strings.TrimPrefix(re.String(), "(?i)^(?:"), ")$"))
+	for _, expr := range r.Headers {
+		m.Headers = append(m.Headers, "re:"+expr)
 	}
 	return m
 }
@@ -60,8 +60,7 @@ func (r Redaction) Meta() tape.Redaction {
 // redactor replaces secret values with a keyed hash of them.
 type redactor struct {
 	on    bool
-	names []string // header names, compared case-insensitively
-	res   []*regexp.Regexp
+	res   []*regexp.Regexp // Redaction.Headers, compiled
 	query map[string]bool
 	mac   hash.Hash
 	sum   []byte
@@ -81,12 +80,17 @@ func newRedactor(r Redaction) (*redactor, error) {
 	}
 	rd := &redactor{
 		on:    true,
-		res:   r.Headers,
 		query: make(map[string]bool),
 		mac:   hmac.New(sha256.New, key),
 		cache: make(map[string]string),
 	}
-	rd.names = append(rd.names, DefaultRedactedHeaders...)
+	for _, expr := range r.Headers {
+		re, err := HeaderPattern(expr)
+		if err != nil {
+			return nil, err
+		}
+		rd.res = append(rd.res, re)
+	}
 	for _, q := range r.Query {
 		rd.query[q] = true
 	}
@@ -102,7 +106,7 @@ func (rd *redactor) marker(v string) string {
 	rd.mac.Reset()
 	rd.mac.Write([]byte(v))
 	rd.sum = rd.mac.Sum(rd.sum[:0])
-	m := RedactPrefix + hex.EncodeToString(rd.sum[:8])
+	m := tape.RedactedPrefix + hex.EncodeToString(rd.sum[:8])
 	if len(rd.cache) >= 4096 {
 		clear(rd.cache)
 	}
@@ -113,7 +117,7 @@ func (rd *redactor) marker(v string) string {
 // secretHeader reports whether the header name is redacted. It runs for
 // every header of every exchange, so it does not allocate.
 func (rd *redactor) secretHeader(name string) bool {
-	for _, h := range rd.names {
+	for _, h := range DefaultRedactedHeaders {
 		if len(h) == len(name) && strings.EqualFold(h, name) {
 			return true
 		}

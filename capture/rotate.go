@@ -31,7 +31,6 @@ type Rotator struct {
 	stats func() tape.Stats
 
 	w       *tape.Writer
-	n       int      // files started
 	files   []string // closed and current
 	start   int64    // ReqStart of the current file's first exchange
 	base    tape.Stats
@@ -62,11 +61,11 @@ func (r *Rotator) name(n int) string {
 }
 
 func (r *Rotator) open() error {
-	r.n++
-	name := r.name(r.n)
+	n := len(r.files) + 1
+	name := r.name(n)
 	meta := r.meta
 	if r.rotating() {
-		meta.Notes = append(append([]string(nil), meta.Notes...), fmt.Sprintf("file %d of a rotated capture", r.n))
+		meta.Notes = append(append([]string(nil), meta.Notes...), fmt.Sprintf("file %d of a rotated capture", n))
 	}
 	w, err := tape.Create(name, meta, r.wopt)
 	if err != nil {

@@ -234,12 +234,8 @@ func (s *fileSource) Close() error {
 // connection that spans rotated files (tcpdump -C, -G) stays one connection.
 type multiSource struct {
 	paths []string
-	cur   Source
-	next  int
-	open  func(string) (Source, error)
-	// pending: the current file ended early and the next one is still to
-	// be opened.
-	pending bool
+	cur   Source // nil between two files
+	next  int    // index in paths of the file to open after cur
 }
 
 // OpenFiles opens capture files to be read one after the other, in the
@@ -249,63 +245,48 @@ func OpenFiles(paths []string) (Source, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no capture files")
 	}
-	m := &multiSource{paths: paths, open: OpenFile}
 	// Open the first file now, so that a bad path or format is reported
 	// before anything is written.
-	s, err := m.open(paths[0])
+	s, err := OpenFile(paths[0])
 	if err != nil {
 		return nil, err
 	}
-	m.cur, m.next = s, 1
-	return m, nil
+	return &multiSource{paths: paths, cur: s, next: 1}, nil
 }
 
 func (m *multiSource) Next(p *Packet) error {
 	for {
-		if m.cur == nil && m.pending {
-			m.pending = false
-			s, err := m.open(m.paths[m.next])
+		if m.cur == nil {
+			if m.next == len(m.paths) {
+				return io.EOF
+			}
+			s, err := OpenFile(m.paths[m.next])
 			if err != nil {
 				return err
 			}
 			m.cur = s
 			m.next++
 		}
-		if m.cur == nil {
-			return io.EOF
-		}
 		err := m.cur.Next(p)
 		if err == nil {
 			return nil
 		}
-		path := m.paths[m.next-1]
-		if errors.Is(err, ErrTruncatedFile) {
-			// Report it; the next call continues with the next file.
+		eof := errors.Is(err, io.EOF)
+		if eof || errors.Is(err, ErrTruncatedFile) {
+			// Done with this file. A cut is reported; the next call goes
+			// on with the next file.
 			m.cur.Close()
 			m.cur = nil
-			if m.next < len(m.paths) {
-				m.pending = true
-			}
-			return fmt.Errorf("read %s: %w", path, err)
 		}
-		if !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s: %w", path, err)
+		if !eof {
+			return fmt.Errorf("read %s: %w", m.paths[m.next-1], err)
 		}
-		m.cur.Close()
-		m.cur = nil
-		if m.next == len(m.paths) {
-			return io.EOF
-		}
-		s, err := m.open(m.paths[m.next])
-		if err != nil {
-			return err
-		}
-		m.cur = s
-		m.next++
 	}
 }
 
+// Close closes the current file; Next returns io.EOF after it.
 func (m *multiSource) Close() error {
+	m.next = len(m.paths)
 	if m.cur != nil {
 		err := m.cur.Close()
 		m.cur = nil

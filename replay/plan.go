@@ -96,9 +96,6 @@ func (p *Plan) Rate() float64 {
 	return float64(p.Requests) / p.Length.Seconds()
 }
 
-// redactedPrefix marks a value replaced at capture (docs/tape-format.md).
-const redactedPrefix = "herd-redacted:"
-
 // Load reads the window of r and builds the plan.
 func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	if o.Target == nil {
@@ -172,7 +169,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 				c.Reqs[i].Status = e.Status
 			}
 			for _, f := range e.ReqHeader {
-				if strings.HasPrefix(f.Value, redactedPrefix) || strings.Contains(f.Value, "="+redactedPrefix) {
+				if strings.HasPrefix(f.Value, tape.RedactedPrefix) || strings.Contains(f.Value, "="+tape.RedactedPrefix) {
 					if !overridden(f.Name, o.SetHeaders) {
 						p.Redacted[strings.ToLower(f.Name)]++
 					}

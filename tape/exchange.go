@@ -28,6 +28,11 @@ const (
 	knownFlags = NoResponse | RespIncomplete | Gap | ReqBodyTruncated | Redacted | Upgraded
 )
 
+// RedactedPrefix begins every value replaced at capture (a header value, or
+// a query parameter's): 16 hex digits of a keyed hash of the original
+// follow it, as docs/tape-format.md specifies.
+const RedactedPrefix = "herd-redacted:"
+
 // Field is one header line, with its name in the original casing.
 type Field struct {
 	Name  string

@@ -8,15 +8,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/herd-replay/herd/internal/pcapgen"
+	"github.com/herd-replay/herd/internal/units"
 )
 
 func main() {
 	out := flag.String("o", "", "output pcap file")
-	size := flag.String("size", "512MiB", "stop once the file is this large (MiB or GiB)")
+	size := flag.String("size", "512MiB", "stop once the file is this large (e.g. 64MiB, 1GiB, 500MB)")
 	conns := flag.Int("conns", 64, "concurrent connections")
 	perConn := flag.Int("requests", 200, "requests per connection before it is closed and replaced")
 	flag.Parse()
@@ -24,7 +23,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "genpcap: -o is required")
 		os.Exit(2)
 	}
-	limit, err := parseSize(*size)
+	limit, err := units.ParseBytes(*size)
+	if err == nil && limit <= 0 {
+		err = fmt.Errorf("size %q: want a positive size", *size)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "genpcap:", err)
 		os.Exit(2)
@@ -45,19 +47,4 @@ func generate(path string, limit int64, conns, perConn int) error {
 		return err
 	}
 	return f.Close()
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "GiB"):
-		mult, s = 1<<30, strings.TrimSuffix(s, "GiB")
-	case strings.HasSuffix(s, "MiB"):
-		mult, s = 1<<20, strings.TrimSuffix(s, "MiB")
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
@@ -112,39 +113,6 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 	return cmd
 }
 
-// parseBytes reads a size: 1048576, 64k, 500MB, 2GiB (k, M, G, T are
-// powers of 1000 with B, of 1024 with iB or alone).
-func parseBytes(s string) (int64, error) {
-	t := strings.TrimSpace(s)
-	i := 0
-	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
-		i++
-	}
-	if i == 0 {
-		return 0, fmt.Errorf("size %q: want a number with an optional unit (500MB, 2GiB)", s)
-	}
-	n, err := strconv.ParseFloat(t[:i], 64)
-	if err != nil {
-		return 0, fmt.Errorf("size %q: %w", s, err)
-	}
-	unit := strings.ToLower(strings.TrimSpace(t[i:]))
-	mult := map[string]float64{
-		"": 1, "b": 1,
-		"k": 1 << 10, "kib": 1 << 10, "kb": 1e3,
-		"m": 1 << 20, "mib": 1 << 20, "mb": 1e6,
-		"g": 1 << 30, "gib": 1 << 30, "gb": 1e9,
-		"t": 1 << 40, "tib": 1 << 40, "tb": 1e12,
-	}[unit]
-	if mult == 0 {
-		return 0, fmt.Errorf("size %q: unknown unit %q", s, t[i:])
-	}
-	v := n * mult
-	if v > 1<<62 {
-		return 0, fmt.Errorf("size %q is too large", s)
-	}
-	return int64(v), nil
-}
-
 // captureConfig is what the flags mean, once checked.
 type captureConfig struct {
 	live    bool
@@ -187,7 +155,7 @@ func (o *captureOptions) check() (captureConfig, error) {
 		return c, usageErrorf("at most 64 --port values")
 	}
 	c.opts.Ports = o.Ports
-	mb, err := parseBytes(o.MaxBody)
+	mb, err := units.ParseBytes(o.MaxBody)
 	if err != nil {
 		return c, usageErrorf("--max-body: %v", err)
 	}
@@ -210,12 +178,12 @@ func (o *captureOptions) check() (captureConfig, error) {
 	}
 	c.opts.Redact.Disabled = o.NoRedact
 	for _, expr := range o.RedactHeader {
-		re, err := capture.HeaderPattern(expr)
-		if err != nil {
+		// The capture compiles them; a bad one is the user's to fix.
+		if _, err := capture.HeaderPattern(expr); err != nil {
 			return c, usageErrorf("--redact-header: %v", err)
 		}
-		c.opts.Redact.Headers = append(c.opts.Redact.Headers, re)
 	}
+	c.opts.Redact.Headers = o.RedactHeader
 	for _, q := range o.RedactQuery {
 		if q == "" {
 			return c, usageErrorf("--redact-query needs a parameter name")
@@ -223,7 +191,7 @@ func (o *captureOptions) check() (captureConfig, error) {
 	}
 	c.opts.Redact.Query = o.RedactQuery
 	if o.MaxSize != "" {
-		if c.maxSize, err = parseBytes(o.MaxSize); err != nil || c.maxSize <= 0 {
+		if c.maxSize, err = units.ParseBytes(o.MaxSize); err != nil || c.maxSize <= 0 {
 			return c, usageErrorf("--max-size %q: want a positive size such as 500MB", o.MaxSize)
 		}
 	}
@@ -233,7 +201,7 @@ func (o *captureOptions) check() (captureConfig, error) {
 				return c, usageErrorf("--rotate %s: at least 1s", o.Rotate)
 			}
 			c.rot.Every = d
-		} else if n, err := parseBytes(o.Rotate); err == nil && n >= 1<<20 {
+		} else if n, err := units.ParseBytes(o.Rotate); err == nil && n >= 1<<20 {
 			c.rot.Size = n
 		} else {
 			return c, usageErrorf("--rotate %q: want a size of at least 1MiB (100MiB) or a duration (15m)", o.Rotate)
@@ -281,28 +249,18 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if err != nil {
 		return err
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	var why string // what ended a live capture
-	var whyMu sync.Mutex
-	stopFor := func(reason string) {
-		whyMu.Lock()
-		if why == "" {
-			why = reason
-		}
-		whyMu.Unlock()
-		stop()
-	}
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	if cfg.live && o.Duration > 0 {
-		t := time.AfterFunc(o.Duration, func() { stopFor("--duration " + o.Duration.String()) })
+		t := time.AfterFunc(o.Duration, func() { stop(limitReached("--duration " + o.Duration.String())) })
 		defer t.Stop()
 	}
 	var sink capture.Sink = rot
 	if cfg.maxSize > 0 {
-		sink = &sizeLimit{Rotator: rot, max: cfg.maxSize, stop: func() { stopFor("--max-size " + o.MaxSize) }}
+		sink = &sizeLimit{Rotator: rot, max: cfg.maxSize, stop: func() { stop(limitReached("--max-size " + o.MaxSize)) }}
 	}
 
-	view := newCaptureView(o.IO, cfg.live, total, o.StatusEvery)
+	view := newCaptureView(o.IO, total, o.StatusEvery)
 	view.start()
 	st, runErr := capture.Run(runCtx, src, cfg.opts, sink, view.update)
 	view.stop()
@@ -322,12 +280,11 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if interrupted {
 		if cfg.live {
 			// A live capture is meant to be ended: by a signal, --duration
-			// or --max-size. The tape is complete.
-			whyMu.Lock()
-			reason := why
-			whyMu.Unlock()
-			if reason == "" {
-				reason = "a signal"
+			// or --max-size, whichever came first. The tape is complete.
+			reason := "a signal"
+			var limit limitReached
+			if errors.As(context.Cause(runCtx), &limit) {
+				reason = string(limit)
 			}
 			fmt.Fprintf(o.IO.Err, "herd: capture stopped by %s\n", reason)
 			return nil
@@ -345,6 +302,12 @@ func portFilterText(ports []int) string {
 	}
 	return strings.Join(parts, " or ")
 }
+
+// limitReached is the cause a live capture is cancelled with when one of
+// its limits ends it; it names the limit.
+type limitReached string
+
+func (l limitReached) Error() string { return string(l) }
 
 // sizeLimit stops the capture once the tape files reach a size.
 type sizeLimit struct {
@@ -367,12 +330,11 @@ func (s *sizeLimit) Write(e *tape.Exchange) error {
 // line every few seconds.
 type captureView struct {
 	io    IO
-	live  bool
-	total int64
+	total int64 // bytes of the capture files; 0 when live or unknown
 	every time.Duration
 
 	mu   sync.Mutex
-	last capture.Progress
+	last capture.Stats
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -380,18 +342,24 @@ type captureView struct {
 	bar  *mpb.Bar
 }
 
-func newCaptureView(io IO, live bool, total int64, every time.Duration) *captureView {
-	return &captureView{io: io, live: live, total: total, every: every, done: make(chan struct{})}
+func newCaptureView(io IO, total int64, every time.Duration) *captureView {
+	return &captureView{io: io, total: total, every: every, done: make(chan struct{})}
 }
 
-// update is called by the capture with a snapshot.
-func (v *captureView) update(p capture.Progress) {
+// update is called by the capture, from the goroutine that runs it, with
+// the counters so far.
+func (v *captureView) update(p capture.Stats) {
 	v.mu.Lock()
 	v.last = p
 	v.mu.Unlock()
+	if v.bar != nil && v.total > 0 {
+		// Packet bytes stand for file bytes (record headers aside): close
+		// enough for a bar, never past its end.
+		v.bar.SetCurrent(min(p.Bytes, v.total-1))
+	}
 }
 
-func (v *captureView) snapshot() capture.Progress {
+func (v *captureView) snapshot() capture.Stats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.last
@@ -414,9 +382,9 @@ func (r *rate) observe(now time.Time, count int64) float64 {
 	return r.rps
 }
 
-func progressLine(p capture.Progress, rps float64) string {
+func progressLine(p capture.Stats, rps float64) string {
 	return fmt.Sprintf("%d packets, %s, %d exchanges, %d drops, %.1f req/s",
-		p.Packets, bytesIEC(p.Bytes), p.Exchanges, p.Drops, rps)
+		p.Packets, bytesIEC(p.Bytes), p.Exchanges, p.KernelDrops, rps)
 }
 
 func (v *captureView) start() {
@@ -444,7 +412,10 @@ func (v *captureView) start() {
 }
 
 func (v *captureView) startBar() {
-	v.p = mpb.New(mpb.WithOutput(v.io.Err), mpb.WithWidth(40), mpb.WithRefreshRate(250*time.Millisecond))
+	// ErrTTY already decided there is a terminal; auto refresh on makes the
+	// bar draw to whatever writer it is given (on its own, mpb draws only
+	// to a terminal it recognises).
+	v.p = mpb.New(mpb.WithOutput(v.io.Err), mpb.WithWidth(40), mpb.WithRefreshRate(250*time.Millisecond), mpb.WithAutoRefresh())
 	var r rate
 	var rmu sync.Mutex
 	info := decor.Any(func(decor.Statistics) string {
@@ -454,36 +425,18 @@ func (v *captureView) startBar() {
 		rmu.Unlock()
 		return progressLine(p, rps)
 	})
-	if v.live || v.total <= 0 {
+	if v.total <= 0 {
 		v.bar = v.p.New(0, mpb.SpinnerStyle(), mpb.PrependDecorators(decor.Name("capturing ")), mpb.AppendDecorators(info))
 	} else {
 		v.bar = v.p.AddBar(v.total, mpb.PrependDecorators(decor.Percentage(decor.WCSyncSpace)), mpb.AppendDecorators(info))
 	}
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-v.done:
-				return
-			case <-t.C:
-				if v.total > 0 && !v.live {
-					// Packet bytes stand for file bytes (record headers
-					// aside): close enough for a bar, never past its end.
-					v.bar.SetCurrent(min(v.snapshot().Bytes, v.total-1))
-				}
-			}
-		}
-	}()
 }
 
 func (v *captureView) stop() {
 	close(v.done)
 	v.wg.Wait()
 	if v.p != nil {
-		if v.total > 0 && !v.live {
+		if v.total > 0 {
 			v.bar.SetCurrent(v.total)
 		}
 		v.bar.Abort(false)

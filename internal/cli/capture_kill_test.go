@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -22,12 +23,7 @@ import (
 // NAME.tape.partial holds every chunk written before the kill, readable up
 // to the torn tail.
 func TestCaptureKill9(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("live capture tests need root, and CI runs as root")
-		}
-		t.Skip("live capture needs root (AF_PACKET); run the tests as root to include it")
-	}
+	testenv.NeedRoot(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "herd")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd/herd")

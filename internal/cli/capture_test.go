@@ -14,24 +14,11 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
 
 const edgeDir = "../../capture/testdata/edge"
-
-// sharedPcap returns a file of ../shared/testdata/pcaps, skipping (or, under
-// CI=true, failing) when the shared captures are not beside the checkout.
-func sharedPcap(t *testing.T, name string) string {
-	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "testdata", "pcaps")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("shared captures missing under CI: %v", err)
-		}
-		t.Skipf("shared captures not present (%v)", err)
-	}
-	return filepath.Join(dir, name)
-}
 
 func TestCaptureUsageErrors(t *testing.T) {
 	pcap := filepath.Join(edgeDir, "gap.pcap")
@@ -76,26 +63,6 @@ func TestCaptureInputErrors(t *testing.T) {
 		_, stderr, code := run(t, c.args...)
 		if code != ExitFailure || !strings.Contains(stderr, c.err) {
 			t.Errorf("herd %v: exit %d, stderr %q; want exit 1 and %q", c.args, code, stderr, c.err)
-		}
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	for _, c := range []struct {
-		in   string
-		want int64
-	}{
-		{"1048576", 1 << 20}, {"1MiB", 1 << 20}, {"1M", 1 << 20}, {"500MB", 500e6}, {"2GiB", 2 << 30},
-		{"64k", 64 << 10}, {"1.5KiB", 1536}, {"0", 0}, {" 10 mb ", 10e6},
-	} {
-		got, err := parseBytes(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", c.in, got, err, c.want)
-		}
-	}
-	for _, bad := range []string{"", "MB", "12XB", "-1", "1e30GiB"} {
-		if _, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) accepted", bad)
 		}
 	}
 }
@@ -145,7 +112,7 @@ func TestCaptureEdgeGolden(t *testing.T) {
 // TestCaptureSharedInspect checks that the counters reach herd inspect
 // --json as the contract names them.
 func TestCaptureSharedInspect(t *testing.T) {
-	pcap := sharedPcap(t, "http-requests-only-unidirectional-378req.pcap")
+	pcap := filepath.Join(testenv.SharedPcaps(t), "http-requests-only-unidirectional-378req.pcap")
 	out := filepath.Join(t.TempDir(), "r.tape")
 	if _, stderr, code := run(t, "capture", "--pcap", pcap, "-o", out); code != 0 {
 		t.Fatalf("capture: exit %d\n%s", code, stderr)
@@ -172,6 +139,26 @@ func TestCaptureSharedInspect(t *testing.T) {
 	}
 	if got.Meta.Source.Kind != "pcap" || !got.Meta.Redaction.Enabled || got.Meta.Source.MaxBody != 1<<20 {
 		t.Errorf("meta %+v", got.Meta)
+	}
+}
+
+// TestCaptureRedactHeaderMeta: the tape's metadata records the
+// --redact-header expressions as the user gave them.
+func TestCaptureRedactHeaderMeta(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "r.tape")
+	exprs := []string{`x-(a|b)-token`, `(?:session)`}
+	if _, stderr, code := run(t, "capture", "--pcap", filepath.Join(edgeDir, "bodies-and-redaction.pcap"),
+		"--redact-header", exprs[0], "--redact-header", exprs[1], "-o", out); code != 0 {
+		t.Fatalf("capture: exit %d\n%s", code, stderr)
+	}
+	r, err := tape.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	h := r.Meta().Redaction.Headers
+	if len(h) < 2 || h[len(h)-2] != "re:"+exprs[0] || h[len(h)-1] != "re:"+exprs[1] {
+		t.Errorf("redacted headers in the metadata %q, want them to end with re:%s, re:%s", h, exprs[0], exprs[1])
 	}
 }
 
@@ -239,6 +226,9 @@ func TestCaptureLiveStatusAndDuration(t *testing.T) {
 	if n := strings.Count(stderr, "herd: capture: "); n < 2 {
 		t.Errorf("%d status lines, want at least 2:\n%s", n, stderr)
 	}
+	if strings.Contains(stderr, "capturing") {
+		t.Errorf("a progress bar on stderr that is not a terminal:\n%s", stderr)
+	}
 	if !strings.Contains(stderr, "capture stopped by --duration 600ms") || !strings.Contains(stderr, "herd: captured 6 exchanges") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
@@ -276,11 +266,49 @@ func TestCaptureLiveMaxSizeAndTTY(t *testing.T) {
 		cancel()
 		t.Fatal("--max-size did not stop the capture")
 	}
-	if !strings.Contains(errb.String(), "capture stopped by --max-size 1") {
-		t.Errorf("stderr:\n%s", errb.String())
+	stderr := errb.String()
+	if !strings.Contains(stderr, "capture stopped by --max-size 1") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	// On a terminal: the bar, with the counters, and no status lines.
+	if !regexp.MustCompile(`capturing \d+ packets`).MatchString(stderr) || strings.Contains(stderr, "herd: capture: ") {
+		t.Errorf("want the progress bar and no status line on a terminal; stderr:\n%q", stderr)
 	}
 	if _, err := os.Stat(out); err != nil {
 		t.Errorf("tape not closed: %v", err)
+	}
+}
+
+// TestCaptureLiveSignal: a live capture ended by its context (a signal)
+// says so.
+func TestCaptureLiveSignal(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var errb bytes.Buffer
+	opts := fakeLiveOptions(t, ctx, &errb, false, time.Millisecond)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if err := runCapture(ctx, opts); err != nil {
+		t.Fatalf("runCapture: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "capture stopped by a signal") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+}
+
+// TestCapturePcapTTY: a capture of files on a terminal shows a bar that
+// ends at 100%.
+func TestCapturePcapTTY(t *testing.T) {
+	var errb bytes.Buffer
+	opts := &captureOptions{
+		IO:    IO{Out: io.Discard, Err: &errb, ErrTTY: true},
+		Pcaps: []string{filepath.Join(edgeDir, "pipelining.pcap")}, Output: filepath.Join(t.TempDir(), "p.tape"),
+		MaxBody: "1MiB", StatusEvery: time.Second,
+	}
+	if err := runCapture(context.Background(), opts); err != nil {
+		t.Fatalf("runCapture: %v\n%s", err, errb.String())
+	}
+	if stderr := errb.String(); !strings.Contains(stderr, "100 %") || strings.Contains(stderr, "herd: capture: ") {
+		t.Errorf("want a bar at 100%% and no status line; stderr:\n%q", stderr)
 	}
 }
 

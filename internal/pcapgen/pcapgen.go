@@ -63,9 +63,6 @@ func NewWriter(w io.Writer, link Link, t0 time.Time, snaplen int) (*Writer, erro
 // Advance moves the clock of the next packets forward.
 func (w *Writer) Advance(d time.Duration) { w.now = w.now.Add(d) }
 
-// Now is the timestamp of the next packet.
-func (w *Writer) Now() time.Time { return w.now }
-
 // Raw writes a frame as given (link header included).
 func (w *Writer) Raw(frame []byte) error {
 	ci := gopacket.CaptureInfo{Timestamp: w.now, Length: len(frame), CaptureLength: min(len(frame), w.snaplen)}
@@ -104,12 +101,6 @@ func AppendFrame(b []byte, link Link, s Segment) []byte {
 			b = binary.BigEndian.AppendUint16(b, tpid)
 			b = binary.BigEndian.AppendUint16(b, id&0x0fff)
 		}
-		b = binary.BigEndian.AppendUint16(b, ethType)
-	case layers.LinkTypeLinuxSLL:
-		b = binary.BigEndian.AppendUint16(b, 0) // to us
-		b = binary.BigEndian.AppendUint16(b, 1) // ARPHRD_ETHER
-		b = binary.BigEndian.AppendUint16(b, 6)
-		b = append(b, 0x02, 0, 0, 0, 0, 0x01, 0, 0)
 		b = binary.BigEndian.AppendUint16(b, ethType)
 	case layers.LinkTypeLinuxSLL2:
 		b = binary.BigEndian.AppendUint16(b, ethType)
