@@ -35,6 +35,9 @@ type Summary struct {
 	Indexed bool
 	Damage  []error
 	Meta    Meta
+	// MetaErr is set when the metadata block was damaged: Meta is then
+	// unknown, not its zero value.
+	MetaErr error
 	Stats   *Stats
 }
 
@@ -61,6 +64,7 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 		Statuses: make(map[string]int64),
 		Indexed:  r.Indexed(),
 		Meta:     r.Meta(),
+		MetaErr:  r.MetaErr(),
 	}
 	if st, ok := r.Stats(); ok {
 		s.Stats = &st

@@ -115,7 +115,9 @@ type inspectJSON struct {
 	Capture     map[string]int64  `json:"capture"`
 	Discarded   map[string]int64  `json:"discarded"`
 	Damage      []string          `json:"damage"`
-	Meta        tape.Meta         `json:"meta"`
+	// Meta is null when the metadata block was damaged; MetaDamage says why.
+	Meta       *tape.Meta `json:"meta"`
+	MetaDamage string     `json:"meta_damage,omitempty"`
 }
 
 type inspectEndpoint struct {
@@ -166,7 +168,11 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) err
 		Capture:     map[string]int64{},
 		Discarded:   map[string]int64{},
 		Damage:      []string{},
-		Meta:        s.Meta,
+	}
+	if s.MetaErr != nil {
+		out.MetaDamage = s.MetaErr.Error()
+	} else {
+		out.Meta = &s.Meta
 	}
 	if s.Requests > 0 {
 		out.Start = time.Unix(0, s.First).UTC().Format(time.RFC3339Nano)
@@ -220,6 +226,10 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 			end.Format("2006-01-02 15:04:05.000 MST"), roundDuration(time.Duration(s.Duration()))))
 	}
 	m := s.Meta
+	if s.MetaErr != nil {
+		// Never show the zero value's defaults ("redaction off") as facts.
+		kv.Add("metadata", "DAMAGED: source, redaction and writer unknown ("+s.MetaErr.Error()+")")
+	}
 	src := m.Source.Kind
 	if len(m.Source.Files) > 0 {
 		src += " " + strings.Join(m.Source.Files, ", ")
@@ -234,7 +244,10 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 		kv.Add("source", src)
 	}
 	red := "off"
-	if m.Redaction.Enabled {
+	switch {
+	case s.MetaErr != nil:
+		red = "unknown (metadata damaged)"
+	case m.Redaction.Enabled:
 		red = "on"
 		if all := append(slices.Clone(m.Redaction.Headers), m.Redaction.Query...); len(all) > 0 {
 			red += " (" + strings.Join(all, ", ") + ")"
