@@ -13,8 +13,9 @@ package replay_test
 //   - the target read exactly `written` requests: a request is resent only
 //     after an attempt that wrote not one byte of it, so `retried` never
 //     adds a duplicate; the only requests herd wrote that a target does not
-//     read are those it closed the connection on unread, which herd counts
-//     as idle_closed errors;
+//     read are those that arrived as it closed the connection (counted as
+//     idle_closed errors) or reset it (among the reset errors: herd cannot
+//     tell those from a reset after the read, so there it is a bound);
 //   - bytes that arrive with no request outstanding are never a response:
 //     each arrival is counted once, as unsolicited_response when herd found
 //     it on an idle connection, or as an idle_closed error when it crossed
