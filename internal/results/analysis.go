@@ -57,6 +57,14 @@ func Analyze(f *File) {
 		if lastGood != nil {
 			bp.LastGoodScale = lastGood.Scale
 		}
+		if bp.Route == "" || !perRouteViolation(firstBad) {
+			// Blame a route against the last passing step, on the first
+			// whole-step SLO that failed.
+			if s, ok := firstWholeViolation(f, firstBad); ok {
+				b := BlameRoute(firstBad, lastGood, s)
+				bp.Route, bp.Blame = b.Route, b.Reason
+			}
+		}
 		if lo, hi, ok := refinedBracket(f.Steps, bp.LastGoodScale, bp.Scale); ok {
 			mid := Round3((lo + hi) / 2)
 			bp.RefinedScale = &mid
@@ -74,6 +82,35 @@ func Analyze(f *File) {
 		}
 	}
 	f.Verdict = verdict(f, lastGood, firstBad)
+}
+
+// perRouteViolation reports whether a per-route SLO of the step failed:
+// then the route it names is the one that broke.
+func perRouteViolation(st *Step) bool {
+	for _, v := range st.Violations {
+		if strings.Contains(v, " on ") {
+			return true
+		}
+	}
+	return false
+}
+
+// firstWholeViolation is the first of the run's whole-step SLOs that the
+// step violated.
+func firstWholeViolation(f *File, st *Step) (SLO, bool) {
+	slos, err := ParseSLOs(f.Params.SLOs)
+	if err != nil {
+		return SLO{}, false
+	}
+	for _, s := range slos {
+		if s.Route != "" {
+			continue
+		}
+		if v := s.check(st.LatencyMS, st.Sent, st.Completed, st.Errors, st.Mismatches); v != "" {
+			return s, true
+		}
+	}
+	return SLO{}, false
 }
 
 // refinedBracket narrows [lo, hi] with the refinement steps: the highest
@@ -112,7 +149,7 @@ func verdict(f *File, lastGood, firstBad *Step) string {
 	case f.Kind == "replay" && len(f.Steps) == 1:
 		st := &f.Steps[0]
 		s := fmt.Sprintf("Replayed %d requests at %s: %.1f of %.1f req/s offered, p99 %s, %s errors",
-			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), FmtPct(st.ErrorRate))
+			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, st.LatencyMS.Text("p99"), FmtPct(st.ErrorRate))
 		switch {
 		case f.Aborted:
 			s += "; emergency stop: " + f.AbortReason
@@ -135,6 +172,9 @@ func verdict(f *File, lastGood, firstBad *Step) string {
 			s += " on " + bp.Route
 		}
 		s += " because " + bp.Reason
+		if bp.Route == "" && strings.HasPrefix(bp.Blame, "all routes") {
+			s += " (all routes degraded together)"
+		}
 		if bp.LastGoodScale > 0 {
 			s += fmt.Sprintf("; it held %s", x(bp.LastGoodScale))
 		} else {
