@@ -3,7 +3,7 @@ package results
 import (
 	"fmt"
 	"math"
-		"strconv"
+	"strconv"
 	"strings"
 	"time"
 )
