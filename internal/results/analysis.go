@@ -46,6 +46,7 @@ func Analyze(f *File) {
 	if f.Window.RPS > 0 {
 		f.Capacity.Scale = Round3(f.Capacity.RPS / f.Window.RPS)
 	}
+	f.Capacity.Evidence = capacityEvidence(f)
 	if firstBad != nil && !f.Aborted {
 		bp := &BreakingPoint{
 			Scale:         firstBad.Scale,
@@ -82,6 +83,33 @@ func Analyze(f *File) {
 		}
 	}
 	f.Verdict = verdict(f, lastGood, firstBad)
+}
+
+// capacityEvidence describes the steps behind the capacity figure: those
+// offered more than the target delivered whose achieved rate is within 5%
+// of the highest (the plateau), or why the figure is only a lower bound.
+func capacityEvidence(f *File) string {
+	if len(f.Steps) == 0 || f.Capacity.RPS <= 0 {
+		return ""
+	}
+	if !f.Capacity.Reached {
+		return "no step offered more than the target delivered: a lower bound (ramp --find-capacity runs two steps past the break to measure the plateau)"
+	}
+	var parts []string
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if st.Interrupted || st.Generator.Limited || st.Sent == 0 {
+			continue
+		}
+		if st.OfferedRPS > 1.05*st.AchievedRPS && st.AchievedRPS >= 0.95*f.Capacity.RPS {
+			parts = append(parts, fmt.Sprintf("%s: %.1f of %.1f req/s", st.Label(), st.AchievedRPS, st.OfferedRPS))
+		}
+	}
+	what := "a plateau: achieved stayed within 5% while offered rose"
+	if len(parts) < 2 {
+		what = "one step past saturation"
+	}
+	return what + " (" + strings.Join(parts, "; ") + ")"
 }
 
 // perRouteViolation reports whether a per-route SLO of the step failed:

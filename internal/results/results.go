@@ -96,8 +96,12 @@ type Step struct {
 	Refinement bool    `json:"refinement,omitempty"`
 	// Retry marks a step run again because herd itself was the limit the
 	// first time.
-	Retry     bool      `json:"retry,omitempty"`
-	StartedAt time.Time `json:"started_at"`
+	Retry bool `json:"retry,omitempty"`
+	// BeyondBreak marks a step run above the first failure to measure the
+	// throughput plateau (ramp --find-capacity): it is not a step of the
+	// search for the breaking point.
+	BeyondBreak bool      `json:"beyond_break,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
 	// DurationS is the measured period: the step minus its settle time.
 	DurationS float64 `json:"duration_s"`
 	SettleS   float64 `json:"settle_s"`
@@ -334,6 +338,9 @@ type Capacity struct {
 	// Reached is true when a step offered more than the target delivered:
 	// the figure is the plateau. False means it is only a lower bound.
 	Reached bool `json:"reached"`
+	// Evidence says what the figure rests on: the steps that reached the
+	// plateau, or why it is only a lower bound.
+	Evidence string `json:"evidence,omitempty"`
 }
 
 // Write encodes f as indented JSON.
