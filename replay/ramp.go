@@ -19,6 +19,10 @@ type RampOptions struct {
 	Cooldown       time.Duration // pause before each refinement step
 	Saturation     float64       // a step fails when achieved < Saturation × offered
 	Refine         int           // bisection steps between the last pass and the first failure
+	// FindCapacity runs up to two more steps above the first failure
+	// (never above To, and the emergency stop still applies), to measure
+	// the plateau of achieved throughput rather than a lower bound of it.
+	FindCapacity bool
 	// OnStep is called before each step, OnStepDone after it.
 	OnStep     func(index int, scale float64, refinement bool)
 	OnStepDone func(st *results.Step)
@@ -66,7 +70,8 @@ func (o *RampOptions) Scales() []float64 {
 }
 
 // Ramp runs the steps and returns the complete results, and stops at the
-// first failure: it never runs a step above one that failed. It then
+// first failure: it never runs a step above one that failed, unless
+// FindCapacity asks for up to two more to see the throughput plateau. It then
 // bisects between the last pass and the first failure with o.Refine more
 // steps, each after o.Cooldown. An emergency stop or an interrupt ends the
 // ramp at once; an interrupted step is not judged and no breaking point is
@@ -158,6 +163,27 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	}
 	if hi == 0 {
 		return f, nil // no step failed
+	}
+	if o.FindCapacity {
+		for j := 1; j <= 2; j++ {
+			k := math.Round((hi+float64(j)*o.Step)*1e6) / 1e6
+			if k > o.To*(1+1e-9) {
+				break
+			}
+			if err := sleepCtx(ctx, o.Cooldown); err != nil {
+				f.Interrupted = true
+				return f, nil
+			}
+			st, err := run(k, false, false)
+			if err != nil {
+				return f, err
+			}
+			st.BeyondBreak = true
+			f.Steps[len(f.Steps)-1].BeyondBreak = true
+			if f.Aborted || f.Interrupted || st.Generator.Limited {
+				return f, nil
+			}
+		}
 	}
 	for i := 0; i < o.Refine; i++ {
 		if err := sleepCtx(ctx, o.Cooldown); err != nil {

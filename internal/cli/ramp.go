@@ -23,6 +23,7 @@ type rampOptions struct {
 	Cooldown     time.Duration
 	Saturation   float64
 	Refine       int
+	FindCapacity bool
 	Require      float64
 	windowGiven  bool // --window was on the command line, even empty
 	replayFlags
@@ -81,6 +82,7 @@ its input.`,
 	fs.DurationVar(&opts.Cooldown, "cooldown", 10*time.Second, "pause before each refinement step, for the target to recover")
 	fs.Float64Var(&opts.Saturation, "saturation", 0.9, "a step fails when achieved throughput is below this fraction of offered")
 	fs.IntVar(&opts.Refine, "refine", 0, "bisection steps between the last passing and the first failing multiple")
+	fs.BoolVar(&opts.FindCapacity, "find-capacity", false, "after the first failure, run up to two more steps above it (never above --to; the emergency stop still applies) to measure the throughput plateau instead of a lower bound; not for production")
 	fs.Var(scaleValue{&opts.Require}, "require", "exit 3 unless every step up to this multiple met its SLOs (a release gate)")
 	return cmd
 }
@@ -105,6 +107,7 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 	ro := replay.RampOptions{
 		Settings: s.settings, From: opts.From, Step: opts.Step, To: opts.To, StepDuration: opts.StepDuration,
 		Settle: opts.Settle, Cooldown: opts.Cooldown, Saturation: opts.Saturation, Refine: opts.Refine,
+		FindCapacity: opts.FindCapacity,
 	}
 	f, err := executeRamp(ctx, opts.IO, plan, ro, s.startAt)
 	if err != nil {

@@ -96,8 +96,12 @@ type Step struct {
 	Refinement bool    `json:"refinement,omitempty"`
 	// Retry marks a step run again because herd itself was the limit the
 	// first time.
-	Retry     bool      `json:"retry,omitempty"`
-	StartedAt time.Time `json:"started_at"`
+	Retry bool `json:"retry,omitempty"`
+	// BeyondBreak marks a step run above the first failure to measure the
+	// throughput plateau (ramp --find-capacity): it is not a step of the
+	// search for the breaking point.
+	BeyondBreak bool      `json:"beyond_break,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
 	// DurationS is the measured period: the step minus its settle time.
 	DurationS float64 `json:"duration_s"`
 	SettleS   float64 `json:"settle_s"`
@@ -130,6 +134,10 @@ type Step struct {
 	// error: why, in words. These four fields are left out when zero or
 	// empty, as in files of herds that did not count them.
 	FirstErrors map[string]string `json:"first_errors,omitempty"`
+	// Remaining are the requests planned for the step after an emergency
+	// stop or an interrupt ended it: never sent, and outside the measured
+	// period, which ends at the stop (DurationS is the time it ran).
+	Remaining int64 `json:"remaining,omitempty"`
 
 	LatencyMS     Percentiles `json:"latency_ms"`
 	ServiceMS     Percentiles `json:"service_ms"`
@@ -198,6 +206,62 @@ type Percentiles struct {
 	P999 float64 `json:"p999"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+	// None is set when the histogram held nothing (no response came
+	// back): every figure is then not available, written as JSON null and
+	// shown as n/a, never as zero.
+	None bool `json:"-"`
+}
+
+// percentilesJSON is Percentiles as written: null when there is none.
+type percentilesJSON struct {
+	P50  *float64 `json:"p50"`
+	P90  *float64 `json:"p90"`
+	P95  *float64 `json:"p95"`
+	P99  *float64 `json:"p99"`
+	P999 *float64 `json:"p999"`
+	Max  *float64 `json:"max"`
+	Mean *float64 `json:"mean"`
+}
+
+// MarshalJSON writes the figures, or nulls when there is none.
+func (p Percentiles) MarshalJSON() ([]byte, error) {
+	if p.None {
+		return json.Marshal(percentilesJSON{})
+	}
+	return json.Marshal(percentilesJSON{&p.P50, &p.P90, &p.P95, &p.P99, &p.P999, &p.Max, &p.Mean})
+}
+
+// UnmarshalJSON reads figures written by MarshalJSON; nulls (or no
+// figure at all) read as None.
+func (p *Percentiles) UnmarshalJSON(b []byte) error {
+	var j percentilesJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*p = Percentiles{}
+	if j.P50 == nil && j.P99 == nil && j.Max == nil {
+		p.None = true
+		return nil
+	}
+	for _, f := range []struct {
+		src *float64
+		dst *float64
+	}{{j.P50, &p.P50}, {j.P90, &p.P90}, {j.P95, &p.P95}, {j.P99, &p.P99}, {j.P999, &p.P999}, {j.Max, &p.Max}, {j.Mean, &p.Mean}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	return nil
+}
+
+// Text writes the figure named by metric in milliseconds the way people
+// read it, or n/a when there is none.
+func (p Percentiles) Text(metric string) string {
+	v, ok := p.Metric(metric)
+	if !ok || p.None {
+		return "n/a"
+	}
+	return fmtMS(v)
 }
 
 // Metric is the figure of p named p50, p90, p95, p99, p999, max or mean,
@@ -274,7 +338,10 @@ type BreakingPoint struct {
 	CapacityScale float64  `json:"capacity_scale"`
 	CapacityRPS   float64  `json:"capacity_rps"`
 	Reason        string   `json:"reason"`
-	Route         string   `json:"route,omitempty"`
+	// Route is the route that broke first, when the evidence singles one
+	// out; Blame says why, or that the routes degraded together.
+	Route string `json:"route,omitempty"`
+	Blame string `json:"blame,omitempty"`
 }
 
 // Capacity is the highest rate of successful responses the target
@@ -285,6 +352,9 @@ type Capacity struct {
 	// Reached is true when a step offered more than the target delivered:
 	// the figure is the plateau. False means it is only a lower bound.
 	Reached bool `json:"reached"`
+	// Evidence says what the figure rests on: the steps that reached the
+	// plateau, or why it is only a lower bound.
+	Evidence string `json:"evidence,omitempty"`
 }
 
 // Write encodes f as indented JSON.
