@@ -16,7 +16,7 @@ func Analyze(f *File) {
 	var lastGood, firstBad *Step
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		if st.Refinement || st.Generator.Limited || st.Interrupted {
+		if st.Refinement || st.Generator.Limited || st.Interrupted || st.Recovery {
 			// An interrupted step is neither passed nor failed: it claims
 			// nothing about the target.
 			continue
@@ -33,7 +33,7 @@ func Analyze(f *File) {
 	// few seconds of a step would read high: how much work a second's
 	// requests carry varies with their mix.)
 	for i := range f.Steps {
-		if !f.Steps[i].Interrupted {
+		if !f.Steps[i].Interrupted && !f.Steps[i].Recovery {
 			f.Capacity.RPS = max(f.Capacity.RPS, f.Steps[i].AchievedRPS)
 		}
 	}
@@ -82,7 +82,28 @@ func Analyze(f *File) {
 			f.Generator.Notes = append(f.Generator.Notes, fmt.Sprintf("%gx: %s", st.Scale, n))
 		}
 	}
-	f.Verdict = verdict(f, lastGood, firstBad)
+	f.Verdict = verdict(f, lastGood, firstBad) + recoveryVerdict(f.Recovery)
+}
+
+// recoveryVerdict says plainly whether the target came back at normal load
+// after it broke.
+func recoveryVerdict(r *Recovery) string {
+	if r == nil {
+		return ""
+	}
+	at := fmt.Sprintf("%gx", Round3(r.Scale))
+	amp := ""
+	if r.Amplification > 1 {
+		amp = fmt.Sprintf(", client retries amplified the load %.2fx", r.Amplification)
+	}
+	switch {
+	case r.Note != "" && !r.Recovered:
+		return fmt.Sprintf(" After the %s, at %s: recovery not judged (%s).", r.After, at, r.Note)
+	case r.Recovered:
+		return fmt.Sprintf(" After the %s, at %s it recovered in %gs%s.", r.After, at, *r.TimeToRecoverS, amp)
+	}
+	return fmt.Sprintf(" After the %s, at %s it did NOT recover in %gs%s: a metastable failure (the load it handled before no longer lets it recover).",
+		r.After, at, r.DurationS, amp)
 }
 
 // capacityEvidence describes the steps behind the capacity figure: those

@@ -38,6 +38,9 @@ type File struct {
 	Aborted       bool           `json:"aborted"`
 	AbortReason   string         `json:"abort_reason,omitempty"`
 	Interrupted   bool           `json:"interrupted"`
+	// Recovery is the recovery check run after the breaking step (ramp
+	// --recovery): does the target come back at normal load?
+	Recovery *Recovery `json:"recovery,omitempty"`
 	// TruthCapacityScale is set by herd demo: the analytic capacity of the
 	// demo service for this traffic, to compare with Capacity.Scale.
 	TruthCapacityScale *float64 `json:"truth_capacity_scale,omitempty"`
@@ -100,8 +103,11 @@ type Step struct {
 	// BeyondBreak marks a step run above the first failure to measure the
 	// throughput plateau (ramp --find-capacity): it is not a step of the
 	// search for the breaking point.
-	BeyondBreak bool      `json:"beyond_break,omitempty"`
-	StartedAt   time.Time `json:"started_at"`
+	BeyondBreak bool `json:"beyond_break,omitempty"`
+	// Recovery marks the step run after the break at a normal multiple
+	// (ramp --recovery): it judges recovery, not capacity.
+	Recovery  bool      `json:"recovery,omitempty"`
+	StartedAt time.Time `json:"started_at"`
 	// DurationS is the measured period: the step minus its settle time.
 	DurationS float64 `json:"duration_s"`
 	SettleS   float64 `json:"settle_s"`
@@ -126,6 +132,8 @@ type Step struct {
 	Written int64 `json:"written,omitempty"`
 	// Retried counts the requests sent again on a fresh connection after
 	// an attempt that wrote none of them: never a duplicate at the target.
+	// It is herd's own transport resend, not an emulated client's retry
+	// (Retries).
 	Retried int64 `json:"retried,omitempty"`
 	// Unsolicited counts the times bytes that no request asked for were
 	// found on an idle connection: discarded, never a response.
@@ -134,6 +142,11 @@ type Step struct {
 	// error: why, in words. These four fields are left out when zero or
 	// empty, as in files of herds that did not count them.
 	FirstErrors map[string]string `json:"first_errors,omitempty"`
+	// Attempts counts every request sent, retries included, when clients
+	// are emulated with a retry policy (0 otherwise); Retries counts the
+	// retries by what triggered them.
+	Attempts int64  `json:"attempts,omitempty"`
+	Retries  Counts `json:"retries,omitempty"`
 	// Remaining are the requests planned for the step after an emergency
 	// stop or an interrupt ended it: never sent, and outside the measured
 	// period, which ends at the stop (DurationS is the time it ran).
@@ -328,6 +341,28 @@ type Histograms struct {
 type Generator struct {
 	Limited bool     `json:"limited"`
 	Notes   []string `json:"notes"`
+}
+
+// Recovery is the outcome of replaying at a normal multiple after the
+// target broke: a target that stays broken at a load it handled before is
+// in a metastable failure, kept there by something (retries, work done
+// for clients that gave up) other than the load.
+type Recovery struct {
+	Scale     float64 `json:"scale"`
+	DurationS float64 `json:"duration_s"`
+	// WindowS is the sliding window over which the SLOs must hold.
+	WindowS   float64 `json:"window_s"`
+	Recovered bool    `json:"recovered"`
+	// TimeToRecoverS is from the start of the recovery phase to the end of
+	// the first window over which the SLOs held; null when they never did.
+	TimeToRecoverS *float64 `json:"time_to_recover_s"`
+	// Amplification is attempts over requests during the recovery phase:
+	// how much the emulated clients' retries multiplied the load.
+	Amplification float64 `json:"amplification"`
+	// After names what the recovery followed: "breaking step" or
+	// "emergency stop".
+	After string `json:"after"`
+	Note  string `json:"note,omitempty"`
 }
 
 // BreakingPoint is where a ramp first failed.
