@@ -34,7 +34,9 @@ type captureOptions struct {
 	Sample       string
 	RedactHeader []string
 	RedactQuery  []string
+	RedactBody   []string
 	NoRedact     bool
+	Force        bool
 
 	// StatusEvery is the interval of status lines when stderr is not a
 	// terminal (tests shorten it).
@@ -108,17 +110,20 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 	f.StringVar(&opts.MaxBody, "max-body", "1MiB", "request body bytes stored per exchange (the real length is always recorded)")
 	f.StringVar(&opts.Sample, "sample", "", "keep this percentage of connections, whole (e.g. 10 or 10%)")
 	f.StringArrayVar(&opts.RedactHeader, "redact-header", nil, "also redact headers whose name matches this regular expression (repeatable)")
-	f.StringArrayVar(&opts.RedactQuery, "redact-query", nil, "also redact the value of this query parameter (repeatable)")
+	f.StringArrayVar(&opts.RedactQuery, "redact-query", nil, "also redact query parameters whose name matches this pattern ('*' for any run; repeatable)")
+	f.StringArrayVar(&opts.RedactBody, "redact-body-field", nil, "also redact form, JSON and multipart body fields whose name matches this pattern ('*' for any run; repeatable)")
 	f.BoolVar(&opts.NoRedact, "no-redact", false, "record every value as sent, secrets included")
+	f.BoolVar(&opts.Force, "force", false, "replace an existing tape (never an input)")
 	return cmd
 }
 
 // captureConfig is what the flags mean, once checked.
 type captureConfig struct {
-	live    bool
-	opts    capture.Options
-	rot     capture.Rotation
-	maxSize int64
+	live      bool
+	opts      capture.Options
+	rot       capture.Rotation
+	maxSize   int64
+	redaction tape.Redaction // the rules, for the tape's metadata
 }
 
 func (o *captureOptions) check() (captureConfig, error) {
@@ -173,23 +178,10 @@ func (o *captureOptions) check() (captureConfig, error) {
 		}
 		c.opts.SamplePct = v
 	}
-	if o.NoRedact && (len(o.RedactHeader) > 0 || len(o.RedactQuery) > 0) {
-		return c, usageErrorf("--no-redact contradicts --redact-header and --redact-query")
+	if c.redaction, err = o.redaction(); err != nil {
+		return c, err
 	}
-	c.opts.Redact.Disabled = o.NoRedact
-	for _, expr := range o.RedactHeader {
-		// The capture compiles them; a bad one is the user's to fix.
-		if _, err := capture.HeaderPattern(expr); err != nil {
-			return c, usageErrorf("--redact-header: %v", err)
-		}
-	}
-	c.opts.Redact.Headers = o.RedactHeader
-	for _, q := range o.RedactQuery {
-		if q == "" {
-			return c, usageErrorf("--redact-query needs a parameter name")
-		}
-	}
-	c.opts.Redact.Query = o.RedactQuery
+	c.opts.Redact = o.redactOptions()
 	if o.MaxSize != "" {
 		if c.maxSize, err = units.ParseBytes(o.MaxSize); err != nil || c.maxSize <= 0 {
 			return c, usageErrorf("--max-size %q: want a positive size such as 500MB", o.MaxSize)
@@ -215,7 +207,10 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if err != nil {
 		return err
 	}
-	meta := tape.Meta{Redaction: cfg.opts.Redact.Meta()}
+	if err := o.checkOutput(cfg.rot != (capture.Rotation{})); err != nil {
+		return err
+	}
+	meta := tape.Meta{Redaction: cfg.redaction}
 	meta.Source.Ports = o.Ports
 	meta.Source.SamplePct = cfg.opts.SamplePct
 	meta.Source.MaxBody = max(cfg.opts.MaxBody, 0)

@@ -233,14 +233,7 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	if src != "" {
 		kv.Add("source", src)
 	}
-	red := "off"
-	if m.Redaction.Enabled {
-		red = "on"
-		if all := append(slices.Clone(m.Redaction.Headers), m.Redaction.Query...); len(all) > 0 {
-			red += " (" + strings.Join(all, ", ") + ")"
-		}
-	}
-	kv.Add("redaction", red)
+	kv.Add("redaction", redactionText(m.Redaction))
 	if m.HerdVersion != "" {
 		kv.Add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
 	}
@@ -265,7 +258,14 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	kv.Add("flags", fmt.Sprintf("no response %d, response incomplete %d, gap %d, redacted %d, body truncated %d, upgraded %d",
 		s.NoResponse, s.RespIncomplete, s.Gaps, s.Redacted, s.BodyTruncated, s.Upgraded))
 	if s.Stats != nil {
-		kv.Add("capture", counts(s.Stats.Counters))
+		rest, redacted, skipped := splitRedacted(s.Stats.Counters)
+		if redacted != "" {
+			kv.Add("redactions", redacted)
+		}
+		if skipped != "" {
+			kv.Add("not inspected", skipped)
+		}
+		kv.Add("capture", counts(rest))
 		kv.Add("discarded", counts(s.Stats.Discarded))
 	} else {
 		kv.Add("capture", "no counters on this tape")
