@@ -61,11 +61,18 @@ line, headers and body were captured becomes one exchange. Whatever is not
 recorded is counted by reason, printed at the end and stored in the tape:
 'herd inspect' shows it.
 
-Secrets are redacted by default: the values of Authorization,
-Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key and X-Auth-Token become
-'herd-redacted:' and 16 hex digits of a keyed hash, so equal secrets stay
-equal. Add headers with --redact-header and query parameters with
---redact-query, or keep everything with --no-redact.
+Secrets are redacted by default, chosen by name: headers, query parameters
+(of the target, Referer and Location) and form, JSON and multipart body
+fields whose name looks like a secret (Authorization, Cookie, *token,
+*secret*, *password*, *apikey*, *session*, sig, auth ... the table is in
+docs/capture.md). A value becomes herd-redacted:L16:0123456789abcdef: its
+length class and a keyed hash, so equal secrets stay equal and different
+ones differ. Add header expressions with --redact-header, query and body
+name patterns with --redact-query and --redact-body-field, or keep
+everything with --no-redact. herd inspect shows what was redacted.
+
+The tape is never written over an existing file without --force, and never
+over an input.
 
 Several --pcap files are read in the order given, as one capture (rotated
 tcpdump files). With --port only connections to those ports are recorded and
@@ -87,8 +94,9 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
   # Live on eth0 for ten minutes, at most 2 GiB, a new file every 100 MiB
   sudo herd capture -i eth0 --port 80 --port 443 --duration 10m --max-size 2GiB --rotate 100MiB -o peak.tape
 
-  # More secrets: a header pattern and a query parameter
-  herd capture --pcap peak.pcap --redact-header 'x-.*-token' --redact-query api_key -o peak.tape`,
+  # More secrets: a header pattern, a query parameter, body fields
+  herd capture --pcap peak.pcap --redact-header 'x-tenant-.*' --redact-query code \
+      --redact-body-field 'card*' -o peak.tape`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				if len(opts.Pcaps) == 0 {

@@ -83,7 +83,8 @@ func redactionText(m tape.Redaction) string {
 	if !m.Enabled {
 		return "off"
 	}
-	defaults := slices.Equal(m.Headers[:min(len(m.Headers), len(redact.DefaultRules))], redact.DefaultRules)
+	hdefaults := redact.DefaultHeaderRules()
+	defaults := slices.Equal(m.Headers[:min(len(m.Headers), len(hdefaults))], hdefaults)
 	if !defaults {
 		// An older tape: its rules as recorded.
 		if all := append(slices.Clone(m.Headers), m.Query...); len(all) > 0 {
@@ -92,14 +93,14 @@ func redactionText(m tape.Redaction) string {
 		return "on"
 	}
 	var extra []string
-	add := func(kind string, rules []string) {
-		if len(rules) > len(redact.DefaultRules) {
-			extra = append(extra, kind+" "+strings.Join(rules[len(redact.DefaultRules):], ", "))
+	add := func(kind string, rules []string, defaults int) {
+		if len(rules) > defaults {
+			extra = append(extra, kind+" "+strings.Join(rules[defaults:], ", "))
 		}
 	}
-	add("headers", m.Headers)
-	add("query", m.Query)
-	add("body fields", m.BodyFields)
+	add("headers", m.Headers, len(hdefaults))
+	add("query", m.Query, len(redact.DefaultRules))
+	add("body fields", m.BodyFields, len(redact.DefaultRules))
 	s := "on (default rules"
 	if len(extra) > 0 {
 		s += "; also " + strings.Join(extra, "; ")

@@ -52,6 +52,22 @@ var DefaultRules = []string{
 	"otp", "totp",
 }
 
+// notSecretHeaders are header patterns (as DefaultRules) never redacted
+// by default, though a rule matches them: the CORS headers name
+// credentials and headers (Access-Control-Allow-Credentials: true), they
+// carry none.
+var notSecretHeaders = []string{"accesscontrol*"}
+
+// DefaultHeaderRules are the header rules as the tape's metadata lists
+// them: DefaultRules, then each notSecretHeaders pattern after a '-'.
+func DefaultHeaderRules() []string {
+	out := append([]string(nil), DefaultRules...)
+	for _, p := range notSecretHeaders {
+		out = append(out, "-"+p)
+	}
+	return out
+}
+
 // urlHeaders carry URLs whose query parameters and fragment are redacted
 // like a request target's (a Referer or a redirect may carry ?token=).
 var urlHeaders = []string{"Referer", "Location", "Content-Location"}
@@ -131,6 +147,9 @@ type Redactor struct {
 	query   []rule // DefaultRules + Options.Query
 	body    []rule // DefaultRules + Options.BodyFields
 	headers []*regexp.Regexp
+	// notHeaders are notSecretHeaders: the default rules leave them, a
+	// --redact-header expression does not.
+	notHeaders []rule
 
 	qrule, brule fields.Rule
 
@@ -168,6 +187,9 @@ func New(o Options) (*Redactor, error) {
 	r.names = make(map[string]int)
 	for _, p := range DefaultRules {
 		r.rules = append(r.rules, compileRule(p))
+	}
+	for _, p := range notSecretHeaders {
+		r.notHeaders = append(r.notHeaders, compileRule(p))
 	}
 	r.query, r.body = r.rules, r.rules
 	for _, p := range o.Query {
@@ -212,7 +234,7 @@ func (r *Redactor) Meta() tape.Redaction {
 		return tape.Redaction{Enabled: false}
 	}
 	m := tape.Redaction{Enabled: true, Marker: MarkerForm}
-	m.Headers = append([]string(nil), DefaultRules...)
+	m.Headers = DefaultHeaderRules()
 	for _, expr := range r.opts.Headers {
 		m.Headers = append(m.Headers, "re:"+expr)
 	}
@@ -336,7 +358,7 @@ func (r *Redactor) secret(k byte, name string) bool {
 	n := normalize(name, false)
 	switch k {
 	case 'h':
-		s = matchAny(r.rules, n)
+		s = matchAny(r.rules, n) && !matchAny(r.notHeaders, n)
 		for _, re := range r.headers {
 			s = s || re.MatchString(name)
 		}
