@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"maps"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,7 +30,7 @@ func TestRewrite(t *testing.T) {
 	got := map[string]int64{}
 	newRewriter(PlanOptions{Target: target}).countRedacted(e, got)
 	want := map[string]int64{"cookie": 1, "x-session-id": 1, "query:token": 1, "query:access_token": 1, "body:password": 1, "body:pin": 1}
-	if !equalCounts(got, want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("no staging values: counted %v, want %v", got, want)
 	}
 
@@ -42,7 +43,7 @@ func TestRewrite(t *testing.T) {
 	got = map[string]int64{}
 	rw.countRedacted(e, got)
 	want = map[string]int64{"x-session-id": 1, "query:access_token": 1, "body:pin": 1}
-	if !equalCounts(got, want) {
+	if !maps.Equal(got, want) {
 		t.Errorf("with staging values: counted %v, want %v", got, want)
 	}
 	before := *e
@@ -64,16 +65,4 @@ func TestRewrite(t *testing.T) {
 	if newRewriter(PlanOptions{Target: target}).request(e) != e {
 		t.Error("a request was copied with nothing to rewrite")
 	}
-}
-
-func equalCounts(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package redact
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -192,7 +193,7 @@ func TestExchange(t *testing.T) {
 		"redacted_query:api_key": 1, "redacted_query:session": 1, "redacted_body:password": 1,
 		"redacted_body:client_secret": 1, "redacted_body:api_key": 1, "redacted_body:credentials": 2,
 	}
-	if got := r.Counters(); !mapsEqual(got, want) {
+	if got := r.Counters(); !maps.Equal(got, want) {
 		t.Errorf("counters\n got %v\nwant %v", got, want)
 	}
 	for k := range want {
@@ -213,18 +214,6 @@ func TestExchange(t *testing.T) {
 	if fmt.Sprintf("%+v", *e2) != fmt.Sprintf("%+v", *e) {
 		t.Error("the same exchange redacted twice differs")
 	}
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestBodies: forms and multipart bodies, and what cannot be inspected
