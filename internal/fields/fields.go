@@ -22,7 +22,9 @@ import (
 // Rule decides which fields are rewritten and how.
 type Rule struct {
 	// Match reports whether a field with this name (decoded) is
-	// rewritten. Nil matches nothing.
+	// rewritten. Nil matches nothing. It runs for every field, so the name
+	// may share memory with the body being walked: it is valid only
+	// during the call (strings.Clone it to keep it).
 	Match func(name string) bool
 	// Replace returns the new value (decoded) of a matched field, given
 	// its name and value (decoded), and false to keep the value.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // JSONBody rewrites the strings and numbers of a JSON body, or of a
@@ -127,7 +128,7 @@ func (w *jsonWalker) walk(truncated bool) error {
 			w.pos++
 			nm := &w.names[len(w.names)-1]
 			nm.s, nm.e = int32(s), int32(e)
-			nm.matched = w.matchAt < 0 && w.r.Match(w.unquote(s, e))
+			nm.matched = w.matchAt < 0 && w.r.Match(w.peek(s, e))
 			st = stValue
 		case stAfter:
 			open := w.kinds[len(w.kinds)-1]
@@ -342,6 +343,20 @@ func (w *jsonWalker) literal(word string) error {
 		w.pos++
 	}
 	return nil
+}
+
+// peek is the string token in[s:e] decoded, for Rule.Match: without an
+// escape, a view of the body's bytes (no copy: Match runs for every key of
+// every body, and the body does not change during the walk).
+func (w *jsonWalker) peek(s, e int) string {
+	raw := w.in[s+1 : e-1]
+	if len(raw) == 0 {
+		return ""
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		return w.unquote(s, e)
+	}
+	return unsafe.String(&raw[0], len(raw))
 }
 
 // unquote decodes the string token in[s:e].

@@ -157,14 +157,10 @@ type Redactor struct {
 	mac     hash.Hash
 	sum     []byte
 	markers map[string]string // recent value → marker: a session's cookie is hashed once
-	isKnown map[nameKey]bool  // recent name → secret or not
+	known   [3]map[string]bool // recent names → secret or not, by kind ('h', 'q', 'b')
 	counts  map[string]int64
+	keys    map[string]map[string]string // by kind: name → its counter's key
 	names   map[string]int // distinct names counted, per kind
-}
-
-type nameKey struct {
-	kind byte // 'h', 'q' or 'b'
-	name string
 }
 
 // New returns a Redactor for o; an error names a bad pattern.
@@ -182,9 +178,12 @@ func New(o Options) (*Redactor, error) {
 	}
 	r.mac = hmac.New(sha256.New, key)
 	r.markers = make(map[string]string)
-	r.isKnown = make(map[nameKey]bool)
+	for i := range r.known {
+		r.known[i] = make(map[string]bool)
+	}
 	r.counts = make(map[string]int64)
 	r.names = make(map[string]int)
+	r.keys = map[string]map[string]string{KindHeader: {}, KindQuery: {}, KindBody: {}}
 	for _, p := range DefaultRules {
 		r.rules = append(r.rules, compileRule(p))
 	}
@@ -349,9 +348,11 @@ func (r *Redactor) fields(fs []tape.Field) bool {
 }
 
 // secret reports whether a name of kind k ('h', 'q', 'b') is redacted.
-// Names repeat across exchanges, so the answer is remembered.
+// Names repeat across exchanges, so the answer is remembered. name may
+// alias a body (fields.Rule.Match): it is cloned to be kept.
 func (r *Redactor) secret(k byte, name string) bool {
-	if s, ok := r.isKnown[nameKey{k, name}]; ok {
+	known := r.known[strings.IndexByte("hqb", k)]
+	if s, ok := known[name]; ok {
 		return s
 	}
 	var s bool
@@ -367,10 +368,10 @@ func (r *Redactor) secret(k byte, name string) bool {
 	default:
 		s = matchAny(r.body, n)
 	}
-	if len(r.isKnown) >= 4096 {
-		clear(r.isKnown)
+	if len(known) >= 4096 {
+		clear(known)
 	}
-	r.isKnown[nameKey{k, name}] = s
+	known[strings.Clone(name)] = s
 	return s
 }
 
@@ -385,13 +386,19 @@ func (r *Redactor) replace(kind, name, value string) (string, bool) {
 }
 
 func (r *Redactor) count(kind, name string) {
-	name = counterName(name)
-	key := CounterPrefix + kind + ":" + name
-	if _, ok := r.counts[key]; !ok {
-		if r.names[kind] >= maxNames {
-			key = CounterPrefix + kind + ":" + OtherName
-		} else {
-			r.names[kind]++
+	keys := r.keys[kind]
+	key, ok := keys[name]
+	if !ok {
+		key = CounterPrefix + kind + ":" + counterName(name)
+		if _, ok := r.counts[key]; !ok {
+			if r.names[kind] >= maxNames {
+				key = CounterPrefix + kind + ":" + OtherName
+			} else {
+				r.names[kind]++
+			}
+		}
+		if len(keys) < 4096 {
+			keys[name] = key
 		}
 	}
 	r.counts[key]++
