@@ -156,11 +156,11 @@ type Redactor struct {
 	mu      sync.Mutex
 	mac     hash.Hash
 	sum     []byte
-	markers map[string]string // recent value → marker: a session's cookie is hashed once
+	markers map[string]string  // recent value → marker: a session's cookie is hashed once
 	known   [3]map[string]bool // recent names → secret or not, by kind ('h', 'q', 'b')
 	counts  map[string]int64
 	keys    map[string]map[string]string // by kind: name → its counter's key
-	names   map[string]int // distinct names counted, per kind
+	names   map[string]int               // distinct names counted, per kind
 }
 
 // New returns a Redactor for o; an error names a bad pattern.
