@@ -159,6 +159,9 @@ func (g *Guard) Check(flag, path string) error {
 // its NAME.partial while it is written, and with rotated, the numbered
 // files NAME-0001.tape ... that replace it (see capture.Rotator).
 func (g *Guard) CheckTape(flag, path string, rotated bool) error {
+	if path == "-" {
+		return fmt.Errorf("%s -: a tape is written to a file (it is indexed and renamed into place when complete); give a file name", flag)
+	}
 	if !rotated {
 		if err := g.Check(flag, path); err != nil {
 			return err

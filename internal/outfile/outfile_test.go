@@ -129,6 +129,10 @@ func TestCheckTape(t *testing.T) {
 		t.Errorf("NAME.partial is the input: got %v", err)
 	}
 
+	if err := New(true).CheckTape("-o", "-", false); err == nil || !strings.Contains(err.Error(), "give a file name") {
+		t.Errorf("-o -: got %v", err)
+	}
+
 	rot := filepath.Join(dir, "rot.tape")
 	if err := New(false).CheckTape("-o", rot, true); err != nil {
 		t.Errorf("no rotated file yet: %v", err)
