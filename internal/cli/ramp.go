@@ -30,7 +30,7 @@ type rampOptions struct {
 	RecoveryScale  float64
 	RecoveryWindow time.Duration
 	RecoveryAbort  string
-	windowGiven  bool // --window was on the command line, even empty
+	windowGiven    bool // --window was on the command line, even empty
 	replayFlags
 }
 
