@@ -248,7 +248,9 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	defer src.Close()
 
-	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{}, cfg.rot)
+	// Without --force a file that appears at the output's name during a
+	// long capture is kept, and the tape stays NAME.partial.
+	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{NoReplace: !o.Force}, cfg.rot)
 	if err != nil {
 		return err
 	}
