@@ -13,9 +13,10 @@ import (
 )
 
 // aggregator owns every histogram and counter of a run. Results arrive on
-// one channel, so it is the single owner hdrhistogram needs, with no locks.
+// its run's channels (one at a time, or in batches from an event loop), so
+// it is the single owner hdrhistogram needs, with no locks.
 type aggregator struct {
-	e        *engine
+	r        *run
 	settle   int64 // ns from time zero
 	end      int64
 	planned  int64
@@ -75,11 +76,11 @@ type recentSecond struct {
 // being offered to a target that has stopped answering.
 type sendSample struct{ at, sends int64 }
 
-func newAggregator(e *engine, planned, measured int64) *aggregator {
+func newAggregator(r *run, planned, measured int64) *aggregator {
 	a := &aggregator{
-		e:           e,
-		settle:      int64(e.o.Settle),
-		end:         int64(e.s.Duration),
+		r:           r,
+		settle:      int64(r.o.Settle),
+		end:         int64(r.s.Duration),
 		planned:     planned,
 		measured:    measured,
 		classes:     results.Counts{},
@@ -90,15 +91,15 @@ func newAggregator(e *engine, planned, measured int64) *aggregator {
 		ttfb:        results.NewHist(),
 		lag:         results.NewHist(),
 		dispatch:    results.NewHist(),
-		routes:      make([]routeAgg, len(e.p.Routes)),
-		seconds:     make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
-		abort:       newAbortWindow(e.o.Abort),
+		routes:      make([]routeAgg, len(r.p.Routes)),
+		seconds:     make([]*secondAgg, int((r.s.Duration+time.Second-1)/time.Second)),
+		abort:       newAbortWindow(r.o.Abort),
 	}
 	for i := range a.recent {
 		a.recent[i] = recentSecond{sec: -1, hist: results.NewTimelineHist()}
 	}
-	if e.o.Raw != nil {
-		a.raw, a.rawErr = zstd.NewWriter(e.o.Raw, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if r.o.Raw != nil {
+		a.raw, a.rawErr = zstd.NewWriter(r.o.Raw, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	}
 	return a
 }
@@ -107,25 +108,35 @@ func (a *aggregator) run() {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastProgress := time.Now()
-	for {
+	in, batches := a.r.results, a.r.batches
+	for in != nil || batches != nil {
 		select {
-		case r, ok := <-a.e.results:
+		case r, ok := <-in:
 			if !ok {
-				a.finish()
-				return
+				in = nil
+				continue
 			}
 			a.add(r)
+		case b, ok := <-batches:
+			if !ok {
+				batches = nil
+				continue
+			}
+			for i := range b {
+				a.add(b[i])
+			}
 		case <-tick.C:
-			now := nanotime() - a.e.t0
+			now := nanotime() - a.r.t0
 			a.sampleSends(now)
 			a.checkAbort(now)
 			a.finalizeSeconds(now)
-			if a.e.o.Progress != nil && time.Since(lastProgress) >= a.e.o.ProgressEvery {
-				a.e.o.Progress(a.progress(now, false))
+			if a.r.o.Progress != nil && time.Since(lastProgress) >= a.r.o.ProgressEvery {
+				a.r.o.Progress(a.progress(now, false))
 				lastProgress = time.Now()
 			}
 		}
 	}
+	a.finish()
 }
 
 func (a *aggregator) checkAbort(now int64) {
@@ -134,15 +145,15 @@ func (a *aggregator) checkAbort(now int64) {
 	}
 	if why := a.abort.check(now); why != "" {
 		if a.lastClass != "" {
-			why += "; the last: " + a.lastClass + ": " + describe(a.lastClass, a.lastFail, a.e.o.Timeout)
+			why += "; the last: " + a.lastClass + ": " + describe(a.lastClass, a.lastFail, a.r.o.Timeout)
 		}
 		a.abortReason = why
-		a.e.halt(errAborted)
+		a.r.halt(errAborted)
 	}
 }
 
 func (a *aggregator) add(r result) {
-	t0 := a.e.t0
+	t0 := a.r.t0
 	due := r.due - t0
 	if r.event {
 		// Found on a connection herd was closing: counted when found, from
@@ -173,7 +184,7 @@ func (a *aggregator) add(r result) {
 		// was due: under load, what completes early in the period was due
 		// before it, and must count. What completes after a stop, while
 		// herd drains, is outside the period the step ran.
-		if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
+		if stop := a.r.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
 			a.good++
 			a.second(done).finished++
 		}
@@ -209,7 +220,7 @@ func (a *aggregator) add(r result) {
 			if r.fail != nil {
 				f = *r.fail
 			}
-			a.firstErrors[r.class] = describe(r.class, f, a.e.o.Timeout)
+			a.firstErrors[r.class] = describe(r.class, f, a.r.o.Timeout)
 		}
 		rt.errors++
 		sec.errors++
@@ -253,7 +264,7 @@ func (a *aggregator) second(due int64) *secondAgg {
 // can still reach: their requests were due so long ago that all have
 // finished or timed out. Memory stays bounded on long runs.
 func (a *aggregator) finalizeSeconds(now int64) {
-	horizon := now - int64(a.e.o.Timeout) - int64(2*time.Second)
+	horizon := now - int64(a.r.o.Timeout) - int64(2*time.Second)
 	for i, s := range a.seconds {
 		if int64(i+1)*int64(time.Second) > horizon {
 			break
@@ -273,7 +284,7 @@ func (s *secondAgg) close() {
 // last held an older second. Eight slots cover the five seconds the
 // progress line reads and the ones results are still arriving for.
 func (a *aggregator) recentAt(t int64) *recentSecond {
-	sec := max(t-a.e.t0, 0) / int64(time.Second)
+	sec := max(t-a.r.t0, 0) / int64(time.Second)
 	b := &a.recent[sec%int64(len(a.recent))]
 	if b.sec != sec {
 		b.sec, b.good = sec, 0
@@ -296,7 +307,7 @@ func (a *aggregator) noteRecent(r result) {
 
 // sampleSends records the requests sent by now, keeping the last 5 s.
 func (a *aggregator) sampleSends(now int64) {
-	a.sendSamples = append(a.sendSamples, sendSample{at: now, sends: a.e.sends.Load()})
+	a.sendSamples = append(a.sendSamples, sendSample{at: now, sends: a.r.sends()})
 	for len(a.sendSamples) > 2 && a.sendSamples[1].at <= now-int64(5*time.Second) {
 		a.sendSamples = a.sendSamples[1:]
 	}
@@ -304,14 +315,14 @@ func (a *aggregator) sampleSends(now int64) {
 
 func (a *aggregator) progress(now int64, done bool) Progress {
 	p := Progress{
-		Scale:     a.e.s.Scale,
+		Scale:     a.r.s.Scale,
 		Elapsed:   time.Duration(max(now, 0)),
-		Duration:  a.e.s.Duration,
+		Duration:  a.r.s.Duration,
 		Planned:   a.planned,
 		Sent:      a.allSent,
 		Completed: a.allSent - a.allErr,
 		Errors:    a.allErr,
-		InFlight:  a.e.inFlight.Load(),
+		InFlight:  a.r.inFlight(),
 		Done:      done,
 	}
 	h := results.NewTimelineHist()
@@ -332,7 +343,7 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		}
 	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
-	if until, rec, ok := a.e.s.IdleAt(a.e.p, p.Elapsed); ok && !done {
+	if until, rec, ok := a.r.s.IdleAt(a.r.p, p.Elapsed); ok && !done {
 		p.IdleUntil, p.IdleRecorded = until, rec
 	}
 	return p
@@ -365,8 +376,8 @@ func (a *aggregator) writeRaw(r result) {
 		return
 	}
 	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
-	rk := a.e.p.Routes[r.route]
-	l := rawLine{DueMS: ms(r.due - a.e.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
+	rk := a.r.p.Routes[r.route]
+	l := rawLine{DueMS: ms(r.due - a.r.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
 		Recorded: r.recorded, Error: r.class, NotSent: r.notSent, Retried: r.retried, Unsolicited: r.unsolicited}
 	if r.notSent == "" {
 		l.LagMS = ms(r.sent - r.due)
@@ -392,8 +403,8 @@ func (a *aggregator) finish() {
 			a.rawErr = err
 		}
 	}
-	if a.e.o.Progress != nil {
-		a.e.o.Progress(a.progress(nanotime()-a.e.t0, true))
+	if a.r.o.Progress != nil {
+		a.r.o.Progress(a.progress(nanotime()-a.r.t0, true))
 	}
 }
 
@@ -405,21 +416,21 @@ func (a *aggregator) cut(end int64) {
 		return
 	}
 	a.end = max(end, a.settle)
-	before := a.e.s.countDueIn(a.e.p, time.Duration(a.settle), time.Duration(a.end))
+	before := a.r.s.countDueIn(a.r.p, time.Duration(a.settle), time.Duration(a.end))
 	a.remaining = a.measured - before
 	a.measured = before
 }
 
 // step builds the step's results once the run is over.
 func (a *aggregator) step(cores float64) *results.Step {
-	o := a.e.o
+	o := a.r.o
 	dur := float64(a.end-a.settle) / 1e9
 	// The counters and histograms are recorded here; every statistic
 	// derived from them (rates, percentiles) is computed by
 	// results.Summarize, the same code that recomputes merged results.
 	st := &results.Step{
-		Scale:        a.e.s.Scale,
-		StartedAt:    clockTime(a.e.t0).UTC(),
+		Scale:        a.r.s.Scale,
+		StartedAt:    clockTime(a.r.t0).UTC(),
 		DurationS:    dur,
 		SettleS:      o.Settle.Seconds(),
 		Planned:      a.measured,
@@ -454,12 +465,12 @@ func (a *aggregator) step(cores float64) *results.Step {
 	}
 	if stopped := a.measured - a.sent - unsent; stopped > 0 {
 		reason := "stopped"
-		if errors.Is(context.Cause(a.e.stop), errOverrun) {
+		if errors.Is(context.Cause(a.r.stop), errOverrun) {
 			reason = "overrun"
 		}
 		st.NotSent[reason] = stopped
 	}
-	for i, k := range a.e.p.Routes {
+	for i, k := range a.r.p.Routes {
 		r := &a.routes[i]
 		if r.sent == 0 {
 			continue
@@ -494,7 +505,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 // generatorNotes decides whether herd, not the target, was the limit.
 func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	g := &st.Generator
-	o := a.e.o
+	o := a.r.o
 	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
 		g.Limited = true
 		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %v > %v", p99.Round(10*time.Microsecond), o.LagBound))

@@ -61,6 +61,7 @@ type Options struct {
 	// target, limited the run.
 	LagBound      time.Duration
 	TLS           *tls.Config // for https targets; nil uses defaults
+	Engine        Engine      // how requests are sent (EngineAuto: the event loops where they apply)
 	Raw           io.Writer   // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
@@ -146,27 +147,21 @@ type result struct {
 	unsolicited, event bool
 }
 
+// engine is the portable engine: a goroutine per replayed connection,
+// woken at due times by the dispatcher, on Go's own network poller. It
+// runs every target (TLS, and on every platform); the event loops of
+// loop_linux.go run plain HTTP/1.x on Linux faster, and count alike.
 type engine struct {
-	p      *Plan
-	o      Options
-	s      Schedule
+	*run
 	disp   *dispatcher
 	cl     *client
-	t0     int64
-	stop   context.Context // cancelled to stop sending
-	halt   context.CancelCauseFunc
 	dialer context.Context // dials outlive stop: in-flight work finishes
 
 	connSlots chan struct{}
 	inflight  chan struct{}
 	spares    chan *conn
-	results   chan result
 	inFlight  atomic.Int64
 	sends     atomic.Int64 // requests written so far, for the progress line
-	// stoppedAt is when an emergency stop or an interrupt stopped sending,
-	// on the replay clock; 0 while running. The step's rates are over the
-	// time it ran.
-	stoppedAt atomic.Int64
 	vconns    sync.WaitGroup
 }
 
@@ -194,33 +189,21 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{
-		p:         p,
-		o:         o,
-		s:         o.Schedule,
-		cl:        cl,
-		connSlots: make(chan struct{}, o.MaxConns),
-		inflight:  make(chan struct{}, o.MaxInflight),
-		spares:    make(chan *conn, o.MaxConns),
-		results:   make(chan result, 1<<14),
-		dialer:    context.WithoutCancel(ctx),
+	r := newRun(ctx, p, o)
+	defer r.halt(nil)
+	planned, measured, err := r.s.countDue(ctx, p, 0, o.Settle, r.s.Duration)
+	if err != nil {
+		return nil, fmt.Errorf("count the plan's requests: %w", err)
 	}
-	e.stop, e.halt = context.WithCancelCause(ctx)
-	defer e.halt(nil)
-	context.AfterFunc(e.stop, func() {
-		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
-			e.stoppedAt.Store(nanotime())
-		}
-	})
-	e.disp = newDispatcher()
-	defer e.disp.close()
-
-	planned, measured := e.s.CountDue(p, o.Settle)
-	agg := newAggregator(e, planned, measured)
+	eng, err := r.engine(cl)
+	if err != nil {
+		return nil, err
+	}
+	agg := newAggregator(r, planned, measured)
 	cpu0 := cpuTime()
 	wall0 := time.Now()
-	// Time zero leaves the first goroutines a moment to start.
-	e.t0 = nanotime() + int64(20*time.Millisecond)
+	// Time zero leaves the engine a moment to start.
+	r.t0 = nanotime() + int64(20*time.Millisecond)
 	aggDone := make(chan struct{})
 	go func() {
 		defer close(aggDone)
@@ -229,31 +212,63 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 
 	// Nothing is sent after the end of the run plus one timeout, so a step
 	// ends on time even when herd or the target falls far behind.
-	stopAt := e.t0 + int64(e.s.Duration) + int64(o.Timeout)
-	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { e.halt(errOverrun) })
+	stopAt := r.t0 + int64(r.s.Duration) + int64(o.Timeout)
+	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { r.halt(errOverrun) })
 	defer overrun.Stop()
-	e.spawn()
-	e.vconns.Wait()
-	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
-		e.retire(<-e.spares)
-	}
-	close(e.results)
+	runErr := eng.runStep()
 	<-aggDone
+	if runErr != nil {
+		return nil, runErr
+	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
 	}
-	if at := e.stoppedAt.Load(); at > 0 {
-		agg.cut(at - e.t0)
+	if at := r.stoppedAt.Load(); at > 0 {
+		agg.cut(at - r.t0)
 	}
 	st := agg.step(cores)
-	switch cause := context.Cause(e.stop); {
+	switch cause := context.Cause(r.stop); {
 	case errors.Is(cause, errAborted):
 		st.Aborted, st.AbortReason = true, agg.abortReason
 	case ctx.Err() != nil:
 		st.Interrupted = true
 	}
 	return st, nil
+}
+
+// stepEngine runs one step: it sends the run's requests, hands every
+// result to the run's aggregator, and returns once every replayed
+// connection is done, having closed the run's result channels.
+type stepEngine interface {
+	runStep() error
+}
+
+// newEngine is the portable engine for the run.
+func newEngine(r *run, cl *client, dialer context.Context) *engine {
+	e := &engine{
+		run:       r,
+		cl:        cl,
+		connSlots: make(chan struct{}, r.o.MaxConns),
+		inflight:  make(chan struct{}, r.o.MaxInflight),
+		spares:    make(chan *conn, r.o.MaxConns),
+		dialer:    dialer,
+	}
+	r.sends, r.inFlight = e.sends.Load, e.inFlight.Load
+	return e
+}
+
+func (e *engine) runStep() error {
+	e.disp = newDispatcher()
+	defer e.disp.close()
+	err := newDriver(e.run, e).run()
+	e.vconns.Wait()
+	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
+		e.retire(<-e.spares)
+	}
+	close(e.results)
+	close(e.batches)
+	return err
 }
 
 func newClient(o Options) (*client, error) {
@@ -283,29 +298,70 @@ func newClient(o Options) (*client, error) {
 	return c, nil
 }
 
-// spawn starts each replayed connection's goroutine shortly before its
-// first request is due. New connections keep arriving on schedule however
-// slow the target is: nothing here waits on a response.
-func (e *engine) spawn() {
-	const lead = int64(5 * time.Millisecond)
-	ch := make(chan struct{}, 1)
-	it := e.s.iter(e.p)
-	for i := int32(0); ; i++ {
-		vc, ok := it.Next()
-		if !ok {
-			return
-		}
-		if err := e.disp.sleepUntil(e.stop, e.t0+int64(vc.First)-lead, ch); err != nil {
-			return
-		}
-		e.vconns.Add(1)
-		go e.runVConn(vc, i)
+// The portable engine as the driver's sink: a goroutine per replayed
+// connection, started shortly before its first request is due, reading its
+// requests from its connection pass as the driver adds them. New
+// connections keep arriving on schedule however slow the target is:
+// nothing here waits on a response.
+
+func (e *engine) pass(cp *connPass) {}
+
+func (e *engine) add(cp *connPass, r *Req) {
+	cp.mu.Lock()
+	cp.add(r)
+	e.wakePass(cp)
+	cp.mu.Unlock()
+}
+
+func (e *engine) close(cp *connPass) {
+	cp.mu.Lock()
+	cp.closed = true
+	e.wakePass(cp)
+	cp.mu.Unlock()
+}
+
+func (e *engine) wakePass(cp *connPass) {
+	if cp.wake != nil {
+		close(cp.wake)
+		cp.wake = nil
 	}
 }
 
-func (e *engine) runVConn(vc VConn, index int32) {
+func (e *engine) flush() {}
+
+func (e *engine) spawn(vc VConn, cp *connPass, index int32) {
+	cp.mu.Lock()
+	c := cp.attach()
+	cp.mu.Unlock()
+	e.vconns.Add(1)
+	go e.runVConn(vc, cp, c, index)
+}
+
+// next returns consumer c's next request of cp, waiting for the driver to
+// read it if need be; false when there is none, or sending stopped.
+func (e *engine) next(cp *connPass, c int) (*Req, int32, bool) {
+	for {
+		cp.mu.Lock()
+		r, i, ok, done := cp.take(c)
+		if ok || done {
+			cp.mu.Unlock()
+			return r, i, ok
+		}
+		if cp.wake == nil {
+			cp.wake = make(chan struct{})
+		}
+		w := cp.wake
+		cp.mu.Unlock()
+		select {
+		case <-w:
+		case <-e.stop.Done():
+			return nil, 0, false
+		}
+	}
+}
+
+func (e *engine) runVConn(vc VConn, cp *connPass, consumer int, index int32) {
 	defer e.vconns.Done()
-	reqs := e.p.Conns[vc.Conn].Reqs
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -315,10 +371,16 @@ func (e *engine) runVConn(vc VConn, index int32) {
 		if own != nil {
 			e.retire(own)
 		}
+		cp.mu.Lock()
+		cp.detach(consumer)
+		cp.mu.Unlock()
 	}()
 	var lastDone int64
-	for i := range reqs {
-		r := &reqs[i]
+	for {
+		r, i, ok := e.next(cp, consumer)
+		if !ok {
+			return
+		}
 		rel := e.s.Due(r.Offset, vc.Shift)
 		if rel >= e.s.Duration {
 			return
@@ -327,7 +389,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 		if e.disp.sleepUntil(e.stop, due, ch) != nil {
 			return // stopped: the request is counted as not sent
 		}
-		id := reqID{vconn: index, req: int32(i)}
+		id := reqID{vconn: index, req: i}
 		if ready := max(due, lastDone); nanotime()-ready > int64(behindLimit) {
 			e.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
 			continue

@@ -108,8 +108,8 @@ func TestResendOnlyWhatWasNotWritten(t *testing.T) {
 		method        string
 		retried, sent bool
 	}{{"GET", true, true}, {"POST", false, false}} {
-		e := &engine{o: Options{Timeout: 5 * time.Second}, cl: cl, connSlots: make(chan struct{}, 2), inflight: make(chan struct{}, 1),
-			results: make(chan result, 4), dialer: context.Background()}
+		e := &engine{run: &run{o: Options{Timeout: 5 * time.Second}, results: make(chan result, 4)}, cl: cl,
+			connSlots: make(chan struct{}, 2), inflight: make(chan struct{}, 1), dialer: context.Background()}
 		// A connection that carried one exchange, then can no longer be
 		// written: the next write fails with nothing accepted.
 		e.connSlots <- struct{}{}

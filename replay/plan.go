@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +36,17 @@ type PlanOptions struct {
 	// Index of Count, so that Count herd processes replay the window
 	// together, each its share. Count 0 keeps them all.
 	Shard Shard
+	// MaxHeld bounds the memory a plan spends on holding its requests
+	// rendered for the target: a window whose requests fit is read once
+	// and held; a larger one is streamed from the tape, in time order,
+	// each time a pass replays it (DefaultMaxHeld when zero; negative
+	// always streams).
+	MaxHeld int64
 }
+
+// DefaultMaxHeld is the memory a plan may spend holding a window's
+// requests (PlanOptions.MaxHeld).
+const DefaultMaxHeld = 64 << 20
 
 // Shard is one of Count disjoint shares of the recorded connections.
 type Shard struct{ Index, Count int }
@@ -96,7 +108,23 @@ type Plan struct {
 	// header name, query:NAME and body:NAME, so the caller can warn that
 	// the target will see it.
 	Redacted map[string]int64
+	// RouteRequests counts the requests of one pass at 1x by route, in
+	// the order of Routes.
+	RouteRequests []int64
+
+	// Conns above holds the requests of a window small enough to hold
+	// (PlanOptions.MaxHeld); a larger one leaves it nil and streams them.
+	stream *tapeStream
+	conns  connIndex
+	peak1x int64 // replayed connections open at once at 1x; 0: compute from Conns
+	order  []reqRef
+	planOnce
 }
+
+// Streamed reports whether the plan's requests are read from its tape on
+// each pass rather than held in memory (PlanOptions.MaxHeld). A streamed
+// plan must not outlive its tape.Reader.
+func (p *Plan) Streamed() bool { return p.stream != nil }
 
 // RouteKey names a route: a method and a route template.
 type RouteKey struct{ Method, Route string }
@@ -139,7 +167,13 @@ func (p *Plan) Rate() float64 {
 	return float64(p.Requests) / p.Length.Seconds()
 }
 
-// Load reads the window of r and builds the plan.
+// Load reads the window of r and builds the plan. It reads the window
+// once, in time order, to learn what a plan must know before it runs (the
+// idle stretches, routes, skipped and redacted requests, the recorded
+// connections and their counts); it keeps the requests themselves only
+// when they fit in PlanOptions.MaxHeld, and otherwise streams them from
+// r each pass, so that memory does not grow with the tape: r must then
+// stay open while the plan is used.
 func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	if o.Target == nil {
 		return nil, errors.New("no target")
@@ -151,6 +185,9 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		o.MaxIdle = DefaultMaxIdle
 	}
 	o.MaxIdle = max(o.MaxIdle, 0)
+	if o.MaxHeld == 0 {
+		o.MaxHeld = DefaultMaxHeld
+	}
 	win, err := resolveWindow(ctx, r, o.Window, o.MaxIdle)
 	if err != nil {
 		return nil, err
@@ -158,18 +195,55 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
 		Skipped: map[string]int64{}, Redacted: map[string]int64{}}
-	byConn := make(map[uint64][]*tape.Exchange)
-	var starts []int64
-	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
-		c := *e
-		byConn[e.ConnID] = append(byConn[e.ConnID], &c)
-		starts = append(starts, e.ReqStart)
-		return nil
-	})
+	ord, err := r.Ordered(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read tape window: %w", err)
 	}
-	tl := newTimeline(from, to, starts, o.MaxIdle)
+	tb := newTimelineBuilder(from, o.MaxIdle)
+	routes := newRouteCounter()
+	rw := newRewriter(o)
+	ordinal := make(map[uint64]int32) // the recorded connections seen, by id
+	x := &p.conns
+	var firsts, ends []int64 // Unix ns, by ordinal
+	var held int64
+	for {
+		e, err := ord.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tape window: %w", err)
+		}
+		tb.add(e.ReqStart)
+		why, ok := keep(e, o)
+		if !ok {
+			if why != "" {
+				p.Skipped[why]++
+			}
+			continue
+		}
+		routes.add(RouteKey{e.Method, route.Template(e.Target)})
+		i, seen := ordinal[e.ConnID]
+		if !seen {
+			i = int32(len(x.id))
+			ordinal[e.ConnID] = i
+			x.id = append(x.id, e.ConnID)
+			x.n = append(x.n, 0)
+			firsts = append(firsts, e.ReqStart)
+			ends = append(ends, 0)
+		}
+		x.n[i]++
+		end := max(e.ReqEnd, e.ReqStart)
+		if e.HasResponse() {
+			end = max(end, e.RespEnd)
+		}
+		ends[i] = max(ends[i], end)
+		rw.countRedacted(e, p.Redacted)
+		held += reqBytes(e)
+		p.Requests++
+	}
+	ordinal = nil
+	tl := tb.finish(to)
 	p.Idles, p.IdleRemoved = tl.idles, tl.removedTotal()
 	p.Recorded = time.Duration(to - from)
 	p.Length = p.Recorded - p.IdleRemoved
@@ -179,79 +253,108 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		// tiny tape stays sane.
 		p.Length = max(p.Length, time.Second)
 	}
-	counts := make(map[RouteKey]int64)
-	type pending struct {
-		e   *tape.Exchange
-		key RouteKey
-	}
-	conns := make(map[uint64][]pending)
-	for id, exs := range byConn {
-		if !o.Shard.has(id) {
-			continue
-		}
-		sort.Slice(exs, func(i, j int) bool {
-			if exs[i].Seq != exs[j].Seq {
-				return exs[i].Seq < exs[j].Seq
-			}
-			return exs[i].ReqStart < exs[j].ReqStart
-		})
-		for _, e := range exs {
-			if why := skipReason(e, o); why != "" {
-				p.Skipped[why]++
-				continue
-			}
-			k := RouteKey{e.Method, route.Template(e.Target)}
-			counts[k]++
-			conns[id] = append(conns[id], pending{e, k})
-		}
-	}
-	p.Routes = topRoutes(counts, o.MaxRoutes)
-	index := make(map[RouteKey]int32, len(p.Routes))
-	for i, k := range p.Routes {
-		index[k] = int32(i)
-	}
-	other, hasOther := index[RouteKey{Route: OtherRoute}]
-	host := o.Target.Host
-	rw := newRewriter(o)
-	for id, ps := range conns {
-		c := Conn{ID: id, Reqs: make([]Req, len(ps))}
-		for i, pe := range ps {
-			e := pe.e
-			ri, ok := index[pe.key]
-			if !ok && hasOther {
-				ri = other
-			}
-			c.Reqs[i] = Req{
-				Offset: tl.offset(e.ReqStart),
-				Wire:   requestBytes(rw.request(e), host, o),
-				Head:   e.Method == "HEAD",
-				Route:  ri,
-			}
-			if e.HasResponse() {
-				c.Reqs[i].Status = e.Status
-			}
-			end := max(e.ReqEnd, e.ReqStart)
-			if e.HasResponse() {
-				end = max(end, e.RespEnd)
-			}
-			c.End = max(c.End, tl.offset(end))
-			rw.countRedacted(e, p.Redacted)
-		}
-		p.Requests += int64(len(c.Reqs))
-		p.Conns = append(p.Conns, c)
-	}
-	sort.Slice(p.Conns, func(i, j int) bool {
-		a, b := p.Conns[i], p.Conns[j]
-		if a.Reqs[0].Offset != b.Reqs[0].Offset {
-			return a.Reqs[0].Offset < b.Reqs[0].Offset
-		}
-		return a.ID < b.ID
-	})
 	if p.Requests == 0 {
 		return nil, noRequests(o.Window.Text, p.Skipped, r.Damage())
 	}
+	p.Routes = routes.top(o.MaxRoutes)
+	s := &tapeStream{r: r, from: from, to: to, tl: tl, o: o, routes: make(map[RouteKey]int32, len(p.Routes)), other: -1}
+	for i, k := range p.Routes {
+		s.routes[k] = int32(i)
+		if k.Route == OtherRoute {
+			s.other = int32(i)
+		}
+	}
+	p.RouteRequests = make([]int64, len(p.Routes))
+	for k, n := range routes.counts {
+		p.RouteRequests[s.routeOf(k)] += n
+	}
+	x.first = make([]time.Duration, len(firsts))
+	for i, f := range firsts {
+		x.first[i] = tl.offset(f)
+		ends[i] = int64(tl.offset(ends[i]))
+	}
+	p.peak1x = peakOpen(x.first, ends)
+	firsts = nil
+	p.once.Do(func() {}) // the index is built
+	if held > o.MaxHeld && o.MaxHeld > 0 || o.MaxHeld < 0 {
+		p.stream = s
+		return p, nil
+	}
+	// Small enough to hold: one more pass renders every request once.
+	cur, err := s.cursor(ctx, p, true)
+	if err != nil {
+		return nil, err
+	}
+	p.Conns = make([]Conn, x.len())
+	for i := range p.Conns {
+		p.Conns[i] = Conn{ID: x.id[i], Reqs: make([]Req, 0, x.n[i]), End: time.Duration(ends[i])}
+	}
+	for {
+		c, rq, err := cur.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tape window: %w", err)
+		}
+		p.Conns[c].Reqs = append(p.Conns[c].Reqs, *rq)
+	}
+	for i := range p.Conns {
+		if len(p.Conns[i].Reqs) != int(x.n[i]) {
+			return nil, fmt.Errorf("the tape changed while it was read: recorded connection %d", x.id[i])
+		}
+	}
 	return p, nil
 }
+
+// peakOpen is the most intervals [first[i], end[i]] open at once, with
+// first in increasing order.
+func peakOpen(first []time.Duration, end []int64) int64 {
+	ends := slices.Clone(end)
+	slices.Sort(ends)
+	var open, peak int64
+	j := 0
+	for _, f := range first {
+		// An interval closes at end+1: one that ends where another starts
+		// overlaps it.
+		for j < len(ends) && ends[j]+1 <= int64(f) {
+			j++
+			open--
+		}
+		open++
+		peak = max(peak, open)
+	}
+	return peak
+}
+
+// routeCounter counts requests by route. Past maxRouteKeys distinct
+// routes (a tape whose paths carry free text the templates cannot
+// collapse) it keeps the heavy hitters only (Misra-Gries), so that a long
+// tape's plan stays bounded; the top routes keep their counts but for
+// a bounded error.
+type routeCounter struct {
+	counts map[RouteKey]int64
+}
+
+const maxRouteKeys = 1 << 16
+
+func newRouteCounter() *routeCounter { return &routeCounter{counts: map[RouteKey]int64{}} }
+
+func (rc *routeCounter) add(k RouteKey) {
+	if _, ok := rc.counts[k]; !ok && len(rc.counts) >= maxRouteKeys {
+		for key, n := range rc.counts {
+			if n <= 1 {
+				delete(rc.counts, key)
+			} else {
+				rc.counts[key] = n - 1
+			}
+		}
+		return
+	}
+	rc.counts[k]++
+}
+
+func (rc *routeCounter) top(limit int) []RouteKey { return topRoutes(rc.counts, limit) }
 
 // noRequests explains an empty plan: what was skipped and why, and whether
 // the tape was damaged (a damaged chunk's requests are lost, not skipped).

@@ -1,0 +1,89 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+)
+
+// Engine selects how a run sends its requests. Both engines send the same
+// requests at the same times and count them by the same rules (outcome.go,
+// the aggregator); they differ in cost.
+type Engine int
+
+const (
+	// EngineAuto runs the event loops where they apply (Linux, a plain
+	// http target) and the goroutine engine elsewhere.
+	EngineAuto Engine = iota
+	// EngineLoop runs a few event loops (one per core herd may use), each
+	// owning its connections: no goroutine per connection, non-blocking
+	// sockets on epoll. Linux only, plain HTTP/1.x only.
+	EngineLoop
+	// EngineGoroutine runs a goroutine per replayed connection on Go's
+	// network poller: every platform, TLS included.
+	EngineGoroutine
+)
+
+func (k Engine) String() string {
+	switch k {
+	case EngineLoop:
+		return "loop"
+	case EngineGoroutine:
+		return "goroutine"
+	}
+	return "auto"
+}
+
+// ParseEngine parses auto, loop or goroutine.
+func ParseEngine(s string) (Engine, error) {
+	switch s {
+	case "auto", "":
+		return EngineAuto, nil
+	case "loop":
+		return EngineLoop, nil
+	case "goroutine":
+		return EngineGoroutine, nil
+	}
+	return 0, fmt.Errorf("engine %q: use auto, loop or goroutine", s)
+}
+
+// loopApplies says whether the event loops can run a target, and if not
+// why: they speak plain HTTP/1.x, on Linux.
+func loopApplies(o Options) (bool, string) {
+	switch {
+	case !loopSupported:
+		return false, "the event loops run on Linux only"
+	case o.Target.Scheme != "http":
+		return false, "the event loops speak plain HTTP/1.x; TLS targets run on the goroutine engine"
+	}
+	return true, ""
+}
+
+// Resolve says which engine a run with these options uses: loop or
+// goroutine, never auto.
+func (k Engine) Resolve(o Options) Engine {
+	if k == EngineGoroutine {
+		return k
+	}
+	if ok, _ := loopApplies(o); ok {
+		return EngineLoop
+	}
+	return EngineGoroutine
+}
+
+// engine makes the run's engine.
+func (r *run) engine(cl *client) (stepEngine, error) {
+	// Dials outlive a stop: the requests in flight finish.
+	dialer := context.WithoutCancel(r.stop)
+	switch r.o.Engine {
+	case EngineGoroutine:
+		return newEngine(r, cl, dialer), nil
+	case EngineLoop:
+		if ok, why := loopApplies(r.o); !ok {
+			return nil, &OptionError{Option: "engine", Err: fmt.Errorf("engine loop: %s", why)}
+		}
+	}
+	if ok, _ := loopApplies(r.o); ok {
+		return newLoopEngine(r, cl)
+	}
+	return newEngine(r, cl, dialer), nil
+}

@@ -1,0 +1,47 @@
+package replay
+
+import (
+	"context"
+	"sync/atomic"
+)
+
+// run is one step as its engine and its aggregator share it: the plan and
+// options, the clock's time zero, how sending is stopped, and where the
+// engine hands its results. An engine owns everything else.
+type run struct {
+	p  *Plan
+	o  Options
+	s  Schedule
+	t0 int64 // the run's time zero on the replay clock
+
+	stop   context.Context // cancelled to stop sending
+	halt   context.CancelCauseFunc
+	halted atomic.Bool // stop is done: cheaper to ask than stop.Err
+	// stoppedAt is when an emergency stop or an interrupt stopped sending,
+	// on the replay clock; 0 while running. The step's rates are over the
+	// time it ran.
+	stoppedAt atomic.Int64
+
+	// results takes one result at a time, batches many; the engine closes
+	// both when it is done.
+	results chan result
+	batches chan []result
+	// sends and inFlight are read by the progress line: requests written
+	// so far, and awaiting a response now.
+	sends, inFlight func() int64
+}
+
+func newRun(ctx context.Context, p *Plan, o Options) *run {
+	r := &run{p: p, o: o, s: o.Schedule, results: make(chan result, 1<<14), batches: make(chan []result, 1<<10)}
+	r.stop, r.halt = context.WithCancelCause(ctx)
+	context.AfterFunc(r.stop, func() {
+		if c := context.Cause(r.stop); c == errAborted || ctx.Err() != nil {
+			r.stoppedAt.Store(nanotime())
+		}
+		r.halted.Store(true)
+	})
+	return r
+}
+
+// stopped reports whether sending has stopped.
+func (r *run) stopped() bool { return r.halted.Load() }

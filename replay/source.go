@@ -1,0 +1,222 @@
+package replay
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/herd-replay/herd/internal/route"
+	"github.com/herd-replay/herd/tape"
+)
+
+// connIndex is what a plan keeps of every recorded connection, whatever
+// the tape's length: its id, its first request's offset and how many
+// requests it carries, in order of first request (then id). That is 20
+// bytes a connection; the requests themselves are held only for a small
+// window and otherwise streamed from the tape (reqCursor).
+type connIndex struct {
+	id    []uint64
+	first []time.Duration
+	n     []int32
+}
+
+func (x *connIndex) len() int { return len(x.id) }
+
+// bytes is what the index holds in memory.
+func (x *connIndex) bytes() int64 {
+	return int64(cap(x.id))*8 + int64(cap(x.first))*8 + int64(cap(x.n))*4
+}
+
+// index returns the plan's connection index, built from Conns for a plan
+// that holds its requests (one made in memory, by Load for a small window
+// or by hand).
+func (p *Plan) index() *connIndex {
+	p.once.Do(func() {
+		if p.stream != nil {
+			return // Load built it
+		}
+		x := &p.conns
+		for i := range p.Conns {
+			c := &p.Conns[i]
+			if len(c.Reqs) == 0 {
+				continue
+			}
+			x.id = append(x.id, c.ID)
+			x.first = append(x.first, c.Reqs[0].Offset)
+			x.n = append(x.n, int32(len(c.Reqs)))
+		}
+	})
+	return &p.conns
+}
+
+// reqCursor yields the requests of one pass of a plan's window in time
+// order (offset, then recorded connection, then position on it), each with
+// the ordinal of its recorded connection in the plan's index. At the end
+// it returns io.EOF.
+type reqCursor interface {
+	next() (conn int32, r *Req, err error)
+}
+
+// requests starts a pass over the plan's requests. Without render, only
+// each request's offset is set: what counting needs.
+func (p *Plan) requests(ctx context.Context, render bool) (reqCursor, error) {
+	if p.stream != nil {
+		return p.stream.cursor(ctx, p, render)
+	}
+	p.index()
+	p.orderOnce.Do(func() {
+		// Conns of a plan with requests in memory; positions sorted by
+		// offset, then connection (in index order), then position.
+		for c := range p.Conns {
+			for i := range p.Conns[c].Reqs {
+				p.order = append(p.order, reqRef{conn: int32(c), req: int32(i)})
+			}
+		}
+		slices.SortStableFunc(p.order, func(a, b reqRef) int {
+			if c := cmp.Compare(p.Conns[a.conn].Reqs[a.req].Offset, p.Conns[b.conn].Reqs[b.req].Offset); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(a.conn, b.conn); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.req, b.req)
+		})
+	})
+	return &memCursor{p: p}, nil
+}
+
+// reqRef locates a request of a plan held in memory.
+type reqRef struct{ conn, req int32 }
+
+type memCursor struct {
+	p *Plan
+	i int
+}
+
+func (c *memCursor) next() (int32, *Req, error) {
+	if c.i >= len(c.p.order) {
+		return 0, nil, io.EOF
+	}
+	ref := c.p.order[c.i]
+	c.i++
+	return ref.conn, &c.p.Conns[ref.conn].Reqs[ref.req], nil
+}
+
+// tapeStream is a plan whose window is too large to hold: its requests are
+// read from the tape, in time order, each time a pass needs them, and
+// rendered for the target as they are read.
+type tapeStream struct {
+	r        *tape.Reader
+	from, to int64
+	tl       *timeline
+	o        PlanOptions
+	routes   map[RouteKey]int32
+	other    int32 // index of the (other) route; -1 when every route is listed
+}
+
+// keep says whether a recorded exchange of the window is replayed, and if
+// not why: the one filter that the plan's counts and every pass share.
+func keep(e *tape.Exchange, o PlanOptions) (skip string, ok bool) {
+	if !o.Shard.has(e.ConnID) {
+		return "", false
+	}
+	if why := skipReason(e, o); why != "" {
+		return why, false
+	}
+	return "", true
+}
+
+func (s *tapeStream) cursor(ctx context.Context, p *Plan, render bool) (reqCursor, error) {
+	ord, err := s.r.Ordered(ctx, s.from, s.to)
+	if err != nil {
+		return nil, fmt.Errorf("read tape window: %w", err)
+	}
+	return &tapeCursor{s: s, x: &p.conns, ord: ord, open: map[uint64]*openConn{}, render: render,
+		rw: newRewriter(s.o), host: s.o.Target.Host}, nil
+}
+
+// tapeCursor reads one pass of a streamed plan. It knows a recorded
+// connection by id only while it is open: from its first request to its
+// last (the index has its count), so its memory is that of the
+// connections open at once in the recording.
+type tapeCursor struct {
+	s      *tapeStream
+	x      *connIndex
+	ord    *tape.Ordered
+	open   map[uint64]*openConn
+	next_  int32 // ordinal of the next connection to open
+	render bool
+	rw     *rewriter
+	host   string
+}
+
+type openConn struct {
+	ord  int32
+	left int32
+}
+
+func (c *tapeCursor) next() (int32, *Req, error) {
+	for {
+		e, err := c.ord.Next()
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, ok := keep(e, c.s.o); !ok {
+			continue
+		}
+		oc := c.open[e.ConnID]
+		if oc == nil {
+			if int(c.next_) >= c.x.len() || c.x.id[c.next_] != e.ConnID {
+				return 0, nil, fmt.Errorf("the tape changed while it was replayed: recorded connection %d is not where the plan has it", e.ConnID)
+			}
+			oc = &openConn{ord: c.next_, left: c.x.n[c.next_]}
+			c.next_++
+			c.open[e.ConnID] = oc
+		}
+		if oc.left--; oc.left <= 0 {
+			delete(c.open, e.ConnID)
+		}
+		r := &Req{Offset: c.s.tl.offset(e.ReqStart)}
+		if c.render {
+			c.s.fill(r, e, c.rw, c.host)
+		}
+		return oc.ord, r, nil
+	}
+}
+
+// fill renders a recorded exchange into the request sent for it.
+func (s *tapeStream) fill(r *Req, e *tape.Exchange, rw *rewriter, host string) {
+	r.Wire = requestBytes(rw.request(e), host, s.o)
+	r.Head = e.Method == "HEAD"
+	r.Route = s.routeOf(RouteKey{e.Method, route.Template(e.Target)})
+	if e.HasResponse() {
+		r.Status = e.Status
+	}
+}
+
+func (s *tapeStream) routeOf(k RouteKey) int32 {
+	if i, ok := s.routes[k]; ok {
+		return i
+	}
+	return max(s.other, 0)
+}
+
+// reqBytes estimates what a request takes in memory once rendered, to
+// decide whether a window is held or streamed.
+func reqBytes(e *tape.Exchange) int64 {
+	n := int64(len(e.Method)+len(e.Target)+len(e.ReqBody)) + 64
+	for _, f := range e.ReqHeader {
+		n += int64(len(f.Name) + len(f.Value) + 4)
+	}
+	return n + 80 // the Req itself and its slice
+}
+
+// planOnce holds the lazily built parts of a plan.
+type planOnce struct {
+	once      sync.Once
+	orderOnce sync.Once
+}
