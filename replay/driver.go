@@ -40,15 +40,16 @@ type connPass struct {
 	base   int32
 	closed bool // no request will be added
 	// cursors holds, per consumer, the index of the next request it
-	// takes; -1 once it is done.
-	cursors []int32
-	wake    chan struct{} // closed when a request is added or the pass closes
-	owner   int           // the event loop that owns it (loop engine)
+	// takes; -1 once it is done. consumers is how many will attach: until
+	// the last has, every request is kept for it.
+	cursors   []int32
+	consumers int
+	wake      chan struct{} // closed when a request is added or the pass closes
+	owner     int           // the event loop that owns it (loop engine)
 }
 
 func newConnPass(conn, loop, total int32, consumers int) *connPass {
-	cp := &connPass{conn: conn, loop: loop, total: total, cursors: make([]int32, 0, consumers)}
-	return cp
+	return &connPass{conn: conn, loop: loop, total: total, cursors: make([]int32, 0, consumers), consumers: consumers}
 }
 
 // attach adds a consumer, which starts at the first request.
@@ -67,6 +68,9 @@ func (cp *connPass) add(r *Req) {
 
 // trim drops the requests every consumer has taken.
 func (cp *connPass) trim() {
+	if len(cp.cursors) < cp.consumers {
+		return // a copy yet to start needs them all
+	}
 	low := cp.base + int32(len(cp.reqs))
 	for _, c := range cp.cursors {
 		if c >= 0 {
@@ -96,7 +100,7 @@ func (cp *connPass) take(c int) (r *Req, i int32, ok, done bool) {
 // detach marks consumer c done.
 func (cp *connPass) detach(c int) {
 	cp.cursors[c] = -1
-	live := false
+	live := len(cp.cursors) < cp.consumers
 	for _, x := range cp.cursors {
 		live = live || x >= 0
 	}

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"net/url"
 )
 
 // Engine selects how a run sends its requests. Both engines send the same
@@ -46,25 +47,25 @@ func ParseEngine(s string) (Engine, error) {
 	return 0, fmt.Errorf("engine %q: use auto, loop or goroutine", s)
 }
 
-// loopApplies says whether the event loops can run a target, and if not
-// why: they speak plain HTTP/1.x, on Linux.
-func loopApplies(o Options) (bool, string) {
+// loopApplies says whether the event loops can run against a target, and
+// if not why: they speak plain HTTP/1.x, on Linux.
+func loopApplies(target *url.URL) (bool, string) {
 	switch {
 	case !loopSupported:
 		return false, "the event loops run on Linux only"
-	case o.Target.Scheme != "http":
+	case target == nil || target.Scheme != "http":
 		return false, "the event loops speak plain HTTP/1.x; TLS targets run on the goroutine engine"
 	}
 	return true, ""
 }
 
-// Resolve says which engine a run with these options uses: loop or
-// goroutine, never auto.
-func (k Engine) Resolve(o Options) Engine {
+// Resolve says which engine runs against target: loop or goroutine,
+// never auto.
+func (k Engine) Resolve(target *url.URL) Engine {
 	if k == EngineGoroutine {
 		return k
 	}
-	if ok, _ := loopApplies(o); ok {
+	if ok, _ := loopApplies(target); ok {
 		return EngineLoop
 	}
 	return EngineGoroutine
@@ -78,11 +79,11 @@ func (r *run) engine(cl *client) (stepEngine, error) {
 	case EngineGoroutine:
 		return newEngine(r, cl, dialer), nil
 	case EngineLoop:
-		if ok, why := loopApplies(r.o); !ok {
+		if ok, why := loopApplies(r.o.Target); !ok {
 			return nil, &OptionError{Option: "engine", Err: fmt.Errorf("engine loop: %s", why)}
 		}
 	}
-	if ok, _ := loopApplies(r.o); ok {
+	if ok, _ := loopApplies(r.o.Target); ok {
 		return newLoopEngine(r, cl)
 	}
 	return newEngine(r, cl, dialer), nil

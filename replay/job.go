@@ -28,6 +28,7 @@ type Settings struct {
 	Abort       AbortRule
 	LagBound    time.Duration
 	TLS         *tls.Config
+	Engine      Engine // how requests are sent (EngineAuto: the event loops where they apply)
 	// SLOs every step is held to; nil holds it to none.
 	SLOs []results.SLO
 	// MaxRun refuses a run planned to last longer (DefaultMaxRun when 0).
@@ -108,6 +109,11 @@ func (o *Settings) check() error {
 	case o.MaxRun < 0:
 		return &OptionError{Option: "max_run", Err: errors.New("the longest run must be positive")}
 	}
+	if o.Engine == EngineLoop {
+		if ok, why := loopApplies(o.Target); !ok {
+			return &OptionError{Option: "engine", Err: errors.New(why), Hint: "use the goroutine engine (or auto)"}
+		}
+	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -130,7 +136,7 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Raw: o.Raw, Progress: o.Progress}
+		Engine: o.Engine, Raw: o.Raw, Progress: o.Progress}
 }
 
 // checkConns refuses a plan that cannot run: more replayed connections
@@ -255,6 +261,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 			MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Seed: o.Seed, AbortOn: o.Abort.Text,
 			ReadOnly: po.ReadOnly, SetHeaders: names, KeepHost: po.KeepHost, SendTrunc: po.SendTruncated,
 			GOMAXPROCS: GOMAXPROCS(), DispatchLagS: o.LagBound.Seconds(), Shard: po.Shard.String(),
+			Engine: o.Engine.Resolve(o.Target).String(),
 		},
 		Steps: []results.Step{},
 	}

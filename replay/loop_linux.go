@@ -157,7 +157,7 @@ func (e *loopEngine) pass(cp *connPass) {
 		}
 	}
 	cp.owner = best
-	e.load[best].Add(int64(cap(cp.cursors)))
+	e.load[best].Add(int64(cp.consumers))
 }
 
 func (e *loopEngine) post(m loopMsg) {

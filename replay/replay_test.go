@@ -151,6 +151,19 @@ func testTape(t *testing.T, conns, perConn int, stagger, gap time.Duration) stri
 	return path
 }
 
+// forEngines runs a test on every engine of this platform: they must
+// send and count alike, each the other's oracle.
+func forEngines(t *testing.T, test func(t *testing.T, eng Engine)) {
+	t.Helper()
+	engines := []Engine{EngineGoroutine}
+	if loopSupported {
+		engines = append(engines, EngineLoop)
+	}
+	for _, eng := range engines {
+		t.Run(eng.String(), func(t *testing.T) { test(t, eng) })
+	}
+}
+
 func loadPlan(t *testing.T, path string, target *url.URL, window string) *Plan {
 	t.Helper()
 	r, err := tape.Open(path)
@@ -172,7 +185,9 @@ func loadPlan(t *testing.T, path string, target *url.URL, window string) *Plan {
 // TestCountIdentity replays at several scales in both modes and checks the
 // server got exactly the requests expected, each replayed connection's
 // requests in recorded order on one TCP connection of its own.
-func TestCountIdentity(t *testing.T) {
+func TestCountIdentity(t *testing.T) { forEngines(t, testCountIdentity) }
+
+func testCountIdentity(t *testing.T, eng Engine) {
 	const conns, perConn = 40, 5
 	path := testTape(t, conns, perConn, 20*time.Millisecond, 50*time.Millisecond)
 	for _, mode := range []Mode{Clone, Compress} {
@@ -181,7 +196,7 @@ func TestCountIdentity(t *testing.T) {
 				srv := newServer(t, nil)
 				p := loadPlan(t, path, srv.url(), "all")
 				sched := NewSchedule(mode, k, 7, p.Length, 0)
-				st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched})
+				st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched, Engine: eng})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -239,13 +254,15 @@ func TestCountIdentity(t *testing.T) {
 
 // TestTiming checks that requests reach a fast server at their recorded
 // offsets: a loose bound here, the exact figures are in the benchmarks.
-func TestTiming(t *testing.T) {
+func TestTiming(t *testing.T) { forEngines(t, testTiming) }
+
+func testTiming(t *testing.T, eng Engine) {
 	path := testTape(t, 20, 10, 37*time.Millisecond, 100*time.Millisecond)
 	srv := newServer(t, nil)
 	p := loadPlan(t, path, srv.url(), "all")
 	sched := NewSchedule(Clone, 1, 1, p.Length, 0)
 	start := time.Now()
-	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched})
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,12 +298,14 @@ func TestTiming(t *testing.T) {
 // TestTimelineTotals: with a settle that ends mid-second, the timeline's
 // seconds still add up to the step: sent by due time, successes by
 // completion time.
-func TestTimelineTotals(t *testing.T) {
+func TestTimelineTotals(t *testing.T) { forEngines(t, testTimelineTotals) }
+
+func testTimelineTotals(t *testing.T, eng Engine) {
 	srv := newServer(t, nil)
 	path := testTape(t, 30, 40, 7*time.Millisecond, 60*time.Millisecond)
 	p := loadPlan(t, path, srv.url(), "all")
 	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 2, 1, p.Length, 3*time.Second),
-		Settle: 1250 * time.Millisecond})
+		Settle: 1250 * time.Millisecond, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,6 +87,7 @@ type Params struct {
 	KeepHost     bool     `json:"keep_host,omitempty"`
 	SendTrunc    bool     `json:"send_truncated,omitempty"`
 	GOMAXPROCS   int      `json:"gomaxprocs"`
+	Engine       string   `json:"engine,omitempty"` // loop or goroutine: how the requests were sent
 	DispatchLagS float64  `json:"generator_lag_bound_s"`
 }
 
