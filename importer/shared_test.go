@@ -1,0 +1,127 @@
+package importer
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/herd-replay/herd/internal/testenv"
+	"github.com/herd-replay/herd/tape"
+)
+
+// expectation is one row of shared/testdata/imports/expected.tsv.
+type expectation struct {
+	file                          string
+	requests, withResp, malformed int64 // withResp -1: not applicable
+}
+
+func readExpected(t *testing.T, dir string) []expectation {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "expected.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []expectation
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		c := strings.Split(line, "\t")
+		if len(c) < 4 {
+			t.Fatalf("expected.tsv: short row %q", line)
+		}
+		num := func(s string) int64 {
+			if s == "-" {
+				return -1
+			}
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatalf("expected.tsv: %q in row %q", s, line)
+			}
+			return n
+		}
+		out = append(out, expectation{c[0], num(c[1]), num(c[2]), num(c[3])})
+	}
+	if len(out) == 0 {
+		t.Fatal("expected.tsv holds no rows")
+	}
+	return out
+}
+
+// importFile imports one file into a tape on disk and reads it back.
+func importFile(t *testing.T, path string, opts Options) (Stats, Result, []tape.Exchange) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	format, srcs, err := DetectAll([]Source{{Name: path, R: f}})
+	if err != nil {
+		t.Fatalf("detect %s: %v", path, err)
+	}
+	out := filepath.Join(t.TempDir(), "out.tape")
+	w, err := tape.Create(out, tape.Meta{Source: tape.Source{Kind: format.Kind()}}, tape.WriterOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, res, err := Run(context.Background(), format, srcs, opts, w)
+	if err != nil {
+		t.Fatalf("import %s: %v", path, err)
+	}
+	w.SetStats(st.Tape())
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := tape.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var exs []tape.Exchange
+	if err := r.All(context.Background(), func(e *tape.Exchange) error {
+		exs = append(exs, *e)
+		return nil
+	}); err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if len(r.Damage()) > 0 {
+		t.Fatalf("read back: damage %v", r.Damage())
+	}
+	return st, res, exs
+}
+
+// TestSharedExpected imports every shared file and compares the counts
+// with expected.tsv, which two independent counting programs produced.
+func TestSharedExpected(t *testing.T) {
+	dir := testenv.SharedImports(t)
+	want := map[string]Format{"har": HAR, "gor": GoReplay}
+	for _, x := range readExpected(t, dir) {
+		t.Run(x.file, func(t *testing.T) {
+			st, _, exs := importFile(t, filepath.Join(dir, x.file), Options{})
+			sub := strings.SplitN(x.file, "/", 2)[0]
+			if f, ok := want[sub]; ok && st.Format != f {
+				t.Errorf("format %v, want %v", st.Format, f)
+			}
+			if sub == "logs" && st.Format != CombinedLog && st.Format != ALBLog {
+				t.Errorf("format %v, want an access log", st.Format)
+			}
+			if st.Exchanges != x.requests || int64(len(exs)) != x.requests {
+				t.Errorf("requests: got %d (tape holds %d), want %d", st.Exchanges, len(exs), x.requests)
+			}
+			if x.withResp >= 0 && st.Responses != x.withResp {
+				t.Errorf("with response: got %d, want %d", st.Responses, x.withResp)
+			}
+			if got := st.Malformed(); got != x.malformed {
+				t.Errorf("malformed: got %d (%v), want %d", got, st.Discarded, x.malformed)
+			}
+		})
+	}
+}
