@@ -194,3 +194,20 @@ func (rd *redactor) exchange(e *tape.Exchange) bool {
 	e.Target = t
 	return a || b || c
 }
+
+// Redactor redacts exchanges exactly as a capture does. It is how the
+// other ways in (herd record, herd import) apply the same rules. It is not
+// safe for concurrent use.
+type Redactor struct{ rd *redactor }
+
+// NewRedactor returns the Redactor for r.
+func NewRedactor(r Redaction) (*Redactor, error) {
+	rd, err := newRedactor(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Redactor{rd: rd}, nil
+}
+
+// Exchange redacts e in place and reports whether anything was replaced.
+func (r *Redactor) Exchange(e *tape.Exchange) bool { return r.rd.exchange(e) }

@@ -19,11 +19,15 @@ import (
 type PlanOptions struct {
 	Window        WindowSpec
 	Target        *url.URL
-	KeepHost      bool         // send the recorded Host header
-	ReadOnly      bool         // send only GET, HEAD and OPTIONS
-	SendTruncated bool         // send requests whose body was cut at capture
-	SetHeaders    []tape.Field // replace (or add) these headers
-	MaxRoutes     int          // routes measured separately; the rest are "(other)" (default 50)
+	KeepHost      bool // send the recorded Host header
+	ReadOnly      bool // send only GET, HEAD and OPTIONS
+	SendTruncated bool // send requests whose body was cut at capture
+	// SendWithoutBody: on a tape whose source holds no request bodies (an
+	// access log), also send the requests that need one, with none.
+	// Otherwise they are skipped as no_body_recorded.
+	SendWithoutBody bool
+	SetHeaders      []tape.Field // replace (or add) these headers
+	MaxRoutes       int          // routes measured separately; the rest are "(other)" (default 50)
 	// Shard keeps only the recorded connections whose hash falls in shard
 	// Index of Count, so that Count herd processes replay the window
 	// together, each its share. Count 0 keeps them all.
@@ -109,6 +113,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		return nil, err
 	}
 	p := &Plan{Spec: o.Window.Text, Start: from, Length: length, Skipped: map[string]int64{}, Redacted: map[string]int64{}}
+	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	byConn := make(map[uint64][]*tape.Exchange)
 	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
 		c := *e
@@ -135,7 +140,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return exs[i].ReqStart < exs[j].ReqStart
 		})
 		for _, e := range exs {
-			if why := skipReason(e, o); why != "" {
+			if why := skipReason(e, o, noBodies); why != "" {
 				p.Skipped[why]++
 				continue
 			}
@@ -244,16 +249,29 @@ func firstRequest(ctx context.Context, r *tape.Reader, sec int64) (int64, error)
 	return first, err
 }
 
-func skipReason(e *tape.Exchange, o PlanOptions) string {
+func skipReason(e *tape.Exchange, o PlanOptions, noBodies bool) string {
 	switch {
 	case e.Method == "CONNECT":
 		return "connect_tunnel"
+	case noBodies && needsBody(e.Method):
+		return "no_body_recorded"
 	case o.ReadOnly && e.Method != "GET" && e.Method != "HEAD" && e.Method != "OPTIONS":
 		return "read_only"
 	case e.Flags&tape.ReqBodyTruncated != 0 && !o.SendTruncated:
 		return "body_truncated"
 	}
 	return ""
+}
+
+// needsBody reports whether requests of method carry a body as a rule:
+// all but GET, HEAD, OPTIONS, DELETE and TRACE. Without the recorded body
+// such a request cannot be replayed faithfully.
+func needsBody(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "DELETE", "TRACE":
+		return false
+	}
+	return true
 }
 
 func topRoutes(counts map[RouteKey]int64, limit int) []RouteKey {

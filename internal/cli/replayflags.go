@@ -31,6 +31,7 @@ type replayFlags struct {
 	KeepHost      bool
 	ReadOnly      bool
 	SendTruncated bool
+	SendNoBody    bool
 	AbortOn       string
 	SLOs          []string
 	JSON          string
@@ -55,6 +56,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
 	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
 	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
+	fs.BoolVar(&f.SendNoBody, "send-without-body", false, "on a tape without request bodies (an access log), also send POST, PUT, PATCH ... requests, with an empty body")
 	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW, or off")
 	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default "+strings.Join(results.DefaultSLOs, ", ")+")")
 	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
@@ -175,13 +177,16 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 	}
 	s.plan, err = replay.Load(ctx, r, replay.PlanOptions{
 		Window: w, Target: s.target, KeepHost: f.KeepHost, ReadOnly: f.ReadOnly,
-		SendTruncated: f.SendTruncated, SetHeaders: s.headers, Shard: s.shard,
+		SendTruncated: f.SendTruncated, SendWithoutBody: f.SendNoBody, SetHeaders: s.headers, Shard: s.shard,
 	})
 	if err != nil {
 		return fmt.Errorf("tape %q: %w", path, err)
 	}
 	for _, d := range r.Damage() {
 		fmt.Fprintf(io.Err, "herd: warning: %v\n", d)
+	}
+	if n := s.plan.Skipped["no_body_recorded"]; n > 0 {
+		fmt.Fprintf(io.Err, "herd: the tape holds no request bodies (its source is %s): %d requests that need one (POST, PUT, PATCH ...) are not sent; --send-without-body sends them with an empty body\n", r.Meta().Source.Kind, n)
 	}
 	for name, n := range s.plan.Redacted {
 		fmt.Fprintf(io.Err, "herd: warning: %d requests carry a redacted %s value; the target will see the placeholder unless you pass --set-header '%s: ...'\n", n, name, name)
