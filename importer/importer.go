@@ -72,12 +72,6 @@ type Redactor interface {
 	Exchange(e *tape.Exchange) bool
 }
 
-// Sink receives the exchanges. A *tape.Writer is one. The exchange is only
-// valid during the call.
-type Sink interface {
-	Write(e *tape.Exchange) error
-}
-
 // Source is one input: a name for messages and its bytes.
 type Source struct {
 	Name string
@@ -221,7 +215,7 @@ func DetectAll(srcs []Source) (Format, []Source, error) {
 // Run imports srcs, which DetectAll has checked, in order, as one
 // recording, into sink. When ctx is cancelled it stops reading, writes
 // what it holds and returns ctx.Err().
-func Run(ctx context.Context, f Format, srcs []Source, opts Options, sink Sink) (Stats, Result, error) {
+func Run(ctx context.Context, f Format, srcs []Source, opts Options, sink tape.Sink) (Stats, Result, error) {
 	res := Result{Format: f, NoRequestBodies: f.noBodies()}
 	if err := opts.defaults(); err != nil {
 		return Stats{}, res, err
@@ -275,7 +269,7 @@ type importer interface {
 type run struct {
 	ctx      context.Context
 	opts     Options
-	sink     Sink
+	sink     tape.Sink
 	stats    Stats
 	err      error // first sink error, or the context's
 	warnings []string
@@ -284,7 +278,7 @@ type run struct {
 	lastRep  time.Time
 }
 
-func newRun(ctx context.Context, f Format, opts Options, sink Sink) *run {
+func newRun(ctx context.Context, f Format, opts Options, sink tape.Sink) *run {
 	return &run{
 		ctx: ctx, opts: opts, sink: sink,
 		stats: Stats{Format: f, Counters: map[string]int64{}, Discarded: map[string]int64{}},

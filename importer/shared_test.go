@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herd-replay/herd/internal/tapetest"
 	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
@@ -80,21 +81,7 @@ func importFile(t *testing.T, path string, opts Options) (Stats, Result, []tape.
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := tape.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var exs []tape.Exchange
-	if err := r.All(context.Background(), func(e *tape.Exchange) error {
-		exs = append(exs, *e)
-		return nil
-	}); err != nil {
-		t.Fatalf("read back: %v", err)
-	}
-	if len(r.Damage()) > 0 {
-		t.Fatalf("read back: damage %v", r.Damage())
-	}
+	exs, _ := tapetest.Read(t, out)
 	return st, res, exs
 }
 

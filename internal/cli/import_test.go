@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/herd-replay/herd/internal/tapetest"
 	"github.com/herd-replay/herd/internal/testenv"
 	"github.com/herd-replay/herd/tape"
 )
@@ -39,25 +40,6 @@ func countingServer(t *testing.T) (*httptest.Server, func() map[string]int) {
 	}
 }
 
-// tapeRequests reads a tape back: every request as "METHOD target", the
-// target in origin form (as replay sends it), and the metadata.
-func tapeRequests(t *testing.T, path string) ([]tape.Exchange, tape.Meta) {
-	t.Helper()
-	r, err := tape.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var exs []tape.Exchange
-	if err := r.All(context.Background(), func(e *tape.Exchange) error {
-		exs = append(exs, *e)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return exs, r.Meta()
-}
-
 func originForm(target string) string {
 	if i := strings.Index(target, "://"); i > 0 {
 		rest := target[i+3:]
@@ -81,7 +63,7 @@ func TestImportReplay(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("import: exit %d\n%s", code, stderr)
 			}
-			exs, meta := tapeRequests(t, out)
+			exs, meta := tapetest.Read(t, out)
 			want := map[string]int{}
 			skipped := 0
 			for _, e := range exs {
