@@ -133,7 +133,9 @@ func (h *h1conn) exchange(start time.Time) bool {
 	h.seq++
 	rb := &bodyRec{p: h.p, max: h.p.opts.MaxBody}
 	if fr.Kind == h1.Length {
-		rb.data = make([]byte, 0, min(fr.Length, h.p.opts.MaxBody))
+		// Room for a typical body up front; a larger one grows as it
+		// comes, within MaxHeld.
+		rb.data = make([]byte, 0, min(fr.Length, h.p.opts.MaxBody, 16<<10))
 	}
 
 	res := h.forward(e, raw, hd, fr, rb)
@@ -161,6 +163,7 @@ type forwarded struct {
 // a reused one turns out closed and nothing was lost) and relays the
 // response.
 func (h *h1conn) forward(e *tape.Exchange, raw []byte, hd h1.Head, fr h1.Framing, rb *bodyRec) forwarded {
+	var reading atomic.Bool // the request body is still being read from the client
 	for attempt := 0; ; attempt++ {
 		reused, err := h.upstream()
 		if err != nil {
@@ -183,15 +186,15 @@ func (h *h1conn) forward(e *tape.Exchange, raw []byte, hd h1.Head, fr h1.Framing
 			// Stream the body while the response is read: a server may
 			// answer early, or first send 100 Continue.
 			body = make(chan error, 1)
+			reading.Store(true)
 			go func(up *upConn) {
-				err := h.copyRequestBody(up, fr, rb, e)
-				body <- err
+				body <- h.copyRequestBody(up, fr, rb, e, &reading)
 			}(h.up)
 		}
 		if err != nil {
 			return h.upstreamFailed(e, err, false, false)
 		}
-		res, retry := h.response(e, hd, body, reused && fr.Kind == h1.None && attempt == 0)
+		res, retry := h.response(e, hd, body, &reading, reused && fr.Kind == h1.None && attempt == 0)
 		if retry {
 			h.p.c.upRetries.Add(1)
 			h.closeUpstream()
@@ -204,7 +207,8 @@ func (h *h1conn) forward(e *tape.Exchange, raw []byte, hd h1.Head, fr h1.Framing
 // copyRequestBody forwards a body from the client as it comes. A client
 // that fails mid-body makes the request incomplete; the upstream
 // connection is closed so the upstream does not wait for the rest.
-func (h *h1conn) copyRequestBody(up *upConn, fr h1.Framing, rb *bodyRec, e *tape.Exchange) error {
+func (h *h1conn) copyRequestBody(up *upConn, fr h1.Framing, rb *bodyRec, e *tape.Exchange, reading *atomic.Bool) error {
+	defer reading.Store(false)
 	var err error
 	if fr.Kind == h1.Length {
 		err = h.copyLengthStream(up, fr.Length, rb)
@@ -214,6 +218,7 @@ func (h *h1conn) copyRequestBody(up *upConn, fr h1.Framing, rb *bodyRec, e *tape
 		e.ReqTrailer = tr
 	}
 	if err == nil {
+		reading.Store(false) // all of it read: what is left is the flush
 		err = h.flusher(up)()
 	}
 	e.ReqEnd = time.Now().UnixNano()
@@ -238,13 +243,21 @@ func (h *h1conn) flusher(up *upConn) func() error {
 // response reads the response head (relaying 1xx), relays the response
 // to the client and finishes the exchange. It asks for a retry when a
 // reused upstream connection ended before a byte of response.
-func (h *h1conn) response(e *tape.Exchange, hd h1.Head, body chan error, canRetry bool) (forwarded, bool) {
+func (h *h1conn) response(e *tape.Exchange, hd h1.Head, body chan error, reading *atomic.Bool, canRetry bool) (forwarded, bool) {
 	up := h.up
 	var rh h1.Head
 	var rawResp []byte
 	for {
+		// The response timeout runs from the end of the request: while
+		// a body is still coming (a slow upload; its own stalls time out
+		// on their own), the wait goes on.
 		up.c.SetReadDeadline(time.Now().Add(h.p.opts.ResponseTimeout))
-		if _, err := up.r.Peek(1); err != nil {
+		_, err := up.r.Peek(1)
+		for err != nil && isTimeout(err) && reading.Load() {
+			up.c.SetReadDeadline(time.Now().Add(h.p.opts.ResponseTimeout))
+			_, err = up.r.Peek(1)
+		}
+		if err != nil {
 			if canRetry && !isTimeout(err) && body == nil {
 				return forwarded{}, true
 			}
@@ -253,7 +266,6 @@ func (h *h1conn) response(e *tape.Exchange, hd h1.Head, body chan error, canRetr
 		}
 		e.RespStart = time.Now().UnixNano()
 		up.c.SetReadDeadline(time.Now().Add(h.p.opts.IOTimeout))
-		var err error
 		rawResp, err = readHead(up.r, h.rhead[:0])
 		h.rhead = rawResp
 		if err == nil {
@@ -319,16 +331,11 @@ func (h *h1conn) response(e *tape.Exchange, hd h1.Head, body chan error, canRetr
 	e.RespEnd = time.Now().UnixNano()
 	e.RespBodyLen, e.RespBodyHash = n, crc
 	h.p.c.respBytes.Add(n)
-	if body != nil {
-		select {
-		case berr := <-body:
-			body <- berr
-		default:
-			// The response is complete and the client is still sending
-			// its body (an early 413 or error): neither side can go on.
-			h.c.Close()
-			h.closeUpstream()
-		}
+	if body != nil && reading.Load() {
+		// The response is complete and the client is still sending its
+		// body (an early 413 or error): neither side can go on.
+		h.c.Close()
+		h.closeUpstream()
 	}
 	berr := h.waitBody(body)
 	up.last = time.Now()

@@ -176,3 +176,30 @@ func TestUpgradeTunnel(t *testing.T) {
 		t.Fatalf("upgraded %d, tunnel bytes %d", st.Upgraded, st.TunnelBytes)
 	}
 }
+
+// TestSlowUploadNoTimeout: the response timeout runs from the end of the
+// request, so an upload slower than it is not cut.
+func TestSlowUploadNoTimeout(t *testing.T) {
+	be := newBackend(t, nil)
+	pr := startProxy(t, be.URL, Options{ResponseTimeout: 200 * time.Millisecond}, nil)
+	c, err := net.Dial("tcp", pr.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(c, "POST /slow HTTP/1.1\r\nHost: svc\r\nContent-Length: 6\r\n\r\n")
+	for _, part := range []string{"ab", "cd", "ef"} {
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprint(c, part)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("slow upload: %v %v", resp, err)
+	}
+	c.Close()
+	st := pr.stop(t)
+	if got := be.received(); len(got) != 1 || got[0] != "POST /slow 6" || st.UpstreamTimeouts != 0 {
+		t.Fatalf("backend %v, timeouts %d", got, st.UpstreamTimeouts)
+	}
+}
