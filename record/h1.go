@@ -64,11 +64,12 @@ func newH1(p *proxy, t *tracked, c net.Conn, cr *bufio.Reader) *h1conn {
 func (h *h1conn) run() {
 	defer h.closeUpstream()
 	for {
-		// Wait for a request; shutdown wakes an idle connection.
+		// Wait for a request; shutdown wakes an idle connection (after
+		// this deadline is set, so its own wins).
+		h.c.SetReadDeadline(time.Now().Add(h.p.opts.IdleTimeout))
 		if !h.p.setIdle(h.t, true) {
 			return
 		}
-		h.c.SetReadDeadline(time.Now().Add(h.p.opts.IdleTimeout))
 		_, err := h.cr.Peek(1)
 		closing := !h.p.setIdle(h.t, false)
 		if err != nil {

@@ -112,6 +112,10 @@ func (o *Options) defaults() error {
 	if o.MaxHeld <= 0 {
 		o.MaxHeld = DefaultMaxHeld
 	}
+	if o.TLS != nil && len(o.TLS.NextProtos) == 0 {
+		o.TLS = o.TLS.Clone()
+		o.TLS.NextProtos = []string{"h2", "http/1.1"}
+	}
 	return nil
 }
 
@@ -135,16 +139,16 @@ type proxy struct {
 	nextConn atomic.Uint64
 	queue    chan *queued
 
+	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[*tracked]struct{}
-	closing bool
 	wg      sync.WaitGroup // connection goroutines
 }
 
 // tracked is a client connection, so shutdown can find it.
 type tracked struct {
 	net.Conn
-	idle bool // waiting for a request (HTTP/1.x)
+	idle atomic.Bool // waiting for a request (HTTP/1.x)
 }
 
 // queued is an exchange waiting for the writer, with the bytes it holds.
@@ -269,7 +273,7 @@ func (p *proxy) accept(ln net.Listener) error {
 func (p *proxy) track(t *tracked) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closing {
+	if p.closing.Load() {
 		return false
 	}
 	p.conns[t] = struct{}{}
@@ -284,29 +288,24 @@ func (p *proxy) untrack(t *tracked) {
 	t.Close()
 }
 
-// setIdle marks an HTTP/1.x connection as waiting for a request; it
-// reports false when the proxy is closing, and the connection should end.
+// setIdle marks an HTTP/1.x connection as waiting for a request, or not;
+// it reports false when the proxy is closing, and the connection should
+// end. Marking first and checking second, against shutdown's setting
+// first and scanning second, means an idle connection either sees the
+// shutdown or is woken by it.
 func (p *proxy) setIdle(t *tracked, idle bool) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	t.idle = idle
-	return !p.closing
-}
-
-func (p *proxy) isClosing() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.closing
+	t.idle.Store(idle)
+	return !p.closing.Load()
 }
 
 // shutdown wakes the idle connections so they end, gives the busy ones
 // ShutdownGrace, then closes whatever is left and waits for every
 // connection goroutine.
 func (p *proxy) shutdown() {
+	p.closing.Store(true)
 	p.mu.Lock()
-	p.closing = true
 	for t := range p.conns {
-		if t.idle {
+		if t.idle.Load() {
 			t.SetReadDeadline(time.Now())
 		}
 	}
