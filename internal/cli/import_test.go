@@ -16,9 +16,9 @@ import (
 	"github.com/herd-replay/herd/tape"
 )
 
-// countingServer is a real server on 127.0.0.1 that counts each request
+// requestCounter is a real server on 127.0.0.1 that counts each request
 // by method and target, as it received them.
-func countingServer(t *testing.T) (*httptest.Server, func() map[string]int) {
+func requestCounter(t *testing.T) (*httptest.Server, func() map[string]int) {
 	t.Helper()
 	var mu sync.Mutex
 	seen := map[string]int{}
@@ -88,7 +88,7 @@ func TestImportReplay(t *testing.T) {
 				t.Fatalf("inspect: %d requests (%v), tape holds %d", ins.Requests, err, len(exs))
 			}
 
-			srv, seen := countingServer(t)
+			srv, seen := requestCounter(t)
 			res := filepath.Join(t.TempDir(), "res.json")
 			_, stderr, code = runCtx(context.Background(), "replay", out, "--target", srv.URL, "--window", "all", "--json", res, "--abort-on", "off")
 			if code != 0 && code != 3 {

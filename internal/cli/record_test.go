@@ -93,7 +93,7 @@ func startRecord(t *testing.T, upstream, out string, edit func(*recordOptions)) 
 // tape with herd inspect, then replays it against another server and
 // counts there the requests the first one received.
 func TestRecordReplay(t *testing.T) {
-	prod, prodSeen := countingServer(t)
+	prod, prodSeen := requestCounter(t)
 	out := filepath.Join(t.TempDir(), "rec.tape")
 	addr, stop := startRecord(t, prod.URL, out, nil)
 
@@ -143,7 +143,7 @@ func TestRecordReplay(t *testing.T) {
 		t.Fatalf("inspect: %+v %v", ins, err)
 	}
 
-	staging, stagingSeen := countingServer(t)
+	staging, stagingSeen := requestCounter(t)
 	_, stderr, code = runCtx(context.Background(), "replay", out, "--target", staging.URL, "--window", "all", "--abort-on", "off")
 	if code != 0 && code != 3 {
 		t.Fatalf("replay: %d\n%s", code, stderr)
@@ -155,7 +155,7 @@ func TestRecordReplay(t *testing.T) {
 }
 
 func TestRecordRotateAndForce(t *testing.T) {
-	prod, _ := countingServer(t)
+	prod, _ := requestCounter(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "rec.tape")
 	addr, stop := startRecord(t, prod.URL, out, func(o *recordOptions) { o.Rotate = "1s" })
