@@ -179,16 +179,15 @@ func (a *albImporter) line(line []byte) bool {
 	if s, err := netip.ParseAddrPort(string(t[albTarget])); err == nil {
 		e.Server = s
 	}
+	var conn *tableConn
 	if c, err := netip.ParseAddrPort(string(t[albClient])); err == nil {
 		e.Client = c
-		e.ConnID, e.Seq = a.conns.assign(c, e.ReqStart)
+		conn = a.conns.assign(c, e.ReqStart)
+		e.ConnID = conn.id
 	} else {
 		e.ConnID = a.r.newConn()
 	}
-	if e.Proto == tape.HTTP2 {
-		e.Stream = 2*e.Seq + 1
-	}
-	a.r.emit(e)
+	a.r.emit(e, conn)
 	return true
 }
 

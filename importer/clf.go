@@ -248,7 +248,7 @@ func (s *spreader) flush() {
 			e.RespStart += shift
 			e.RespEnd += shift
 		}
-		s.r.emit(e)
+		s.r.emit(e, nil)
 	}
 	clear(s.buf)
 	s.buf = s.buf[:0]

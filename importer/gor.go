@@ -96,6 +96,7 @@ type gorResp struct {
 // gorReq is a request waiting for its response.
 type gorReq struct {
 	e    *tape.Exchange
+	conn *tableConn // nil: a connection of its own
 	size int64
 	seq  int64
 }
@@ -311,9 +312,11 @@ func (g *gorImporter) request() {
 	if !g.p.complete() {
 		e.Flags |= tape.ReqBodyTruncated
 	}
+	var conn *tableConn
 	if addr, ok := gorAddr(g.hdr.id, g.hdr.ts); ok {
 		e.Client = addr
-		e.ConnID, e.Seq = g.conns.assign(addr, e.ReqStart)
+		conn = g.conns.assign(addr, e.ReqStart)
+		e.ConnID = conn.id
 	} else {
 		g.noAddr++
 		e.ConnID = g.r.newConn()
@@ -325,15 +328,15 @@ func (g *gorImporter) request() {
 	if rs := g.resps[g.hdr.id]; rs != nil {
 		delete(g.resps, g.hdr.id)
 		g.pair(e, rs)
-		g.r.emit(e)
+		g.r.emit(e, conn)
 		return
 	}
 	if g.index-g.lastResp > reqOnlyAfter {
-		g.r.emit(e)
+		g.r.emit(e, conn)
 		return
 	}
 	size := int64(len(e.ReqBody)) + int64(len(g.p.head)) + 256
-	g.reqs[g.hdr.id] = &gorReq{e: e, size: size, seq: g.index}
+	g.reqs[g.hdr.id] = &gorReq{e: e, conn: conn, size: size, seq: g.index}
 	g.held += size
 	g.queue = append(g.queue, pendingID{id: g.hdr.id, seq: g.index})
 }
@@ -357,7 +360,7 @@ func (g *gorImporter) response() {
 	if q := g.reqs[g.hdr.id]; q != nil {
 		g.drop(g.hdr.id, q)
 		g.pair(q.e, rs)
-		g.r.emit(q.e)
+		g.r.emit(q.e, q.conn)
 		return
 	}
 	if g.resps[g.hdr.id] != nil {
@@ -413,7 +416,7 @@ func (g *gorImporter) expire(p pendingID) {
 	}
 	if q := g.reqs[p.id]; q != nil && q.seq == p.seq {
 		g.drop(p.id, q)
-		g.r.emit(q.e)
+		g.r.emit(q.e, q.conn)
 	}
 }
 

@@ -123,9 +123,10 @@ func (s *str) UnmarshalJSON(b []byte) error {
 }
 
 type harImporter struct {
-	r     *run
-	conns *connTable[string]
-	h3    int64
+	r      *run
+	conns  *connTable[string]
+	h3     int64
+	single int64 // entries without a connection id
 }
 
 func newHAR(r *run) *harImporter {
@@ -137,8 +138,8 @@ func (h *harImporter) notes() []string {
 	if n := h.r.stats.Grouped; n > 0 {
 		notes = append(notes, fmt.Sprintf("connections: %d entries grouped into connections by their HAR connection ids", n))
 	}
-	if n := h.r.stats.Exchanges + h.r.stats.Discarded["request_too_large"] - h.r.stats.Grouped; n > 0 {
-		notes = append(notes, fmt.Sprintf("connections: %d entries without a connection id have a connection each", n))
+	if h.single > 0 {
+		notes = append(notes, fmt.Sprintf("connections: %d entries without a connection id have a connection each", h.single))
 	}
 	if h.h3 > 0 {
 		notes = append(notes, fmt.Sprintf("%d HTTP/3 entries are recorded as HTTP/2.0 (the same request semantics; tapes have no HTTP/3)", h.h3))
@@ -323,16 +324,15 @@ func (h *harImporter) entry(he *harEntry) {
 
 	// Connection ids group entries. Firefox writes the server's port
 	// there instead of an id: that groups nothing.
-	conn := string(he.Connection)
-	if conn != "" && conn != urlPort(scheme, authority) {
-		e.ConnID, e.Seq = h.conns.assign(string(he.ServerIPAddress)+"|"+conn, e.ReqStart)
+	var c *tableConn
+	if id := string(he.Connection); id != "" && id != urlPort(scheme, authority) {
+		c = h.conns.assign(string(he.ServerIPAddress)+"|"+id, e.ReqStart)
+		e.ConnID = c.id
 	} else {
 		e.ConnID = h.r.newConn()
+		h.single++
 	}
-	if proto == tape.HTTP2 {
-		e.Stream = 2*e.Seq + 1 // the ids a client opening streams in this order uses
-	}
-	h.r.emit(e)
+	h.r.emit(e, c)
 }
 
 // harRequestHeader builds the request header in the tape's convention:

@@ -36,8 +36,10 @@ type Options struct {
 	// PairWindow (.gor): a request waits for its response for this many
 	// later payloads; past it, it is written without one.
 	PairWindow int
-	// MaxPendingSize (.gor): bytes of requests waiting for their
-	// responses, at most; past it the oldest are written without one.
+	// MaxPendingSize bounds the bytes of exchanges held: .gor requests
+	// waiting for their responses (past it the oldest are written
+	// without one), and exchanges of grouped connections waiting to be
+	// numbered in order of start (past it the earliest are written).
 	MaxPendingSize int64
 	// Progress, if not nil, is called with the counters so far every
 	// ProgressEvery (default 200ms) and once at the end.
@@ -245,6 +247,7 @@ func Run(ctx context.Context, f Format, srcs []Source, opts Options, sink tape.S
 	if ferr := imp.finish(); err == nil {
 		err = ferr
 	}
+	r.drain()
 	if err == nil && r.err != nil {
 		err = r.err
 	}
@@ -273,6 +276,7 @@ type run struct {
 	stats    Stats
 	err      error // first sink error, or the context's
 	warnings []string
+	order    reorder
 	nextID   uint64
 	crc      *crc64.Table
 	lastRep  time.Time
@@ -316,21 +320,54 @@ func (r *run) progress(final bool) {
 	}
 }
 
-// emit redacts e, writes it, and counts it. A sink error stops the import.
-func (r *run) emit(e *tape.Exchange) {
+// emit hands e, on connection c (nil: a connection of its own), to the
+// reorder stage, which writes it once no earlier request can follow.
+func (r *run) emit(e *tape.Exchange, c *tableConn) {
+	if r.err != nil {
+		return
+	}
+	if c == nil {
+		// Alone on its connection: its number is 0 whatever comes.
+		r.write(&held{e: *e})
+		return
+	}
+	r.order.push(e, c)
+	for r.order.due(r.opts.MaxPendingSize) {
+		r.write(r.order.pop())
+	}
+}
+
+// drain writes everything the reorder stage holds.
+func (r *run) drain() {
+	for r.order.len() > 0 {
+		r.write(r.order.pop())
+	}
+}
+
+// write numbers the exchange on its connection, redacts, writes and
+// counts it. A sink error stops the import.
+func (r *run) write(h *held) {
+	e := &h.e
+	if h.conn != nil {
+		e.Seq = h.conn.seq
+		h.conn.seq++
+	}
+	if e.Proto == tape.HTTP2 {
+		e.Stream = 2*e.Seq + 1 // the ids a client opening streams in this order uses
+	}
 	if r.err != nil {
 		return
 	}
 	if r.opts.Redactor != nil && r.opts.Redactor.Exchange(e) {
 		e.Flags |= tape.Redacted
 	}
-	if e.Flags&tape.Redacted != 0 {
-		r.stats.Redacted++
-	}
 	if err := e.Validate(); err != nil {
 		// Beyond what a tape record holds: the input's fault, counted.
 		r.stats.discard("request_too_large")
 		return
+	}
+	if e.Flags&tape.Redacted != 0 {
+		r.stats.Redacted++
 	}
 	if err := r.sink.Write(e); err != nil {
 		r.err = err // a full disk: the import ends
@@ -345,6 +382,88 @@ func (r *run) emit(e *tape.Exchange) {
 	if e.Flags&tape.ReqBodyTruncated != 0 {
 		r.stats.BodiesTruncated++
 	}
+}
+
+// reorderSpan is how far, in recorded time, an input may run out of order
+// (a request logged after a later one on its connection, as GoReplay and
+// load balancers do) and still get its place: exchanges wait this long
+// behind the latest request seen, then are written in order of their
+// start, which numbers each connection's requests in the order they began.
+const reorderSpan = int64(10 * time.Second)
+
+// held is an exchange waiting in the reorder stage.
+type held struct {
+	e    tape.Exchange
+	conn *tableConn
+	n    int64 // arrival, to keep equal starts in input order
+	size int64
+}
+
+// reorder is a heap of exchanges by request start.
+type reorder struct {
+	h      []*held
+	bytes  int64
+	latest int64
+	n      int64
+}
+
+func (o *reorder) len() int { return len(o.h) }
+
+func (o *reorder) less(i, j int) bool {
+	a, b := o.h[i], o.h[j]
+	return a.e.ReqStart < b.e.ReqStart || (a.e.ReqStart == b.e.ReqStart && a.n < b.n)
+}
+
+func (o *reorder) push(e *tape.Exchange, c *tableConn) {
+	size := int64(len(e.ReqBody)+len(e.Target)) + 128
+	for _, f := range e.ReqHeader {
+		size += int64(len(f.Name) + len(f.Value) + 32)
+	}
+	for _, f := range e.RespHeader {
+		size += int64(len(f.Name) + len(f.Value) + 32)
+	}
+	o.n++
+	o.h = append(o.h, &held{e: *e, conn: c, n: o.n, size: size})
+	o.bytes += size
+	o.latest = max(o.latest, e.ReqStart)
+	for i := len(o.h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !o.less(i, parent) {
+			break
+		}
+		o.h[i], o.h[parent] = o.h[parent], o.h[i]
+		i = parent
+	}
+}
+
+// due reports whether the earliest exchange should be written: it is
+// reorderSpan behind the latest, or the stage holds too much.
+func (o *reorder) due(maxBytes int64) bool {
+	return len(o.h) > 0 && (o.h[0].e.ReqStart < o.latest-reorderSpan || o.bytes > maxBytes || len(o.h) > 1<<20)
+}
+
+func (o *reorder) pop() *held {
+	top := o.h[0]
+	last := len(o.h) - 1
+	o.h[0] = o.h[last]
+	o.h[last] = nil
+	o.h = o.h[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(o.h) && o.less(l, m) {
+			m = l
+		}
+		if r < len(o.h) && o.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		o.h[i], o.h[m] = o.h[m], o.h[i]
+		i = m
+	}
+	o.bytes -= top.size
+	return top
 }
 
 // body keeps the first max bytes of a request body and counts the rest.
@@ -382,7 +501,7 @@ type connTable[K comparable] struct {
 
 type tableConn struct {
 	id   uint64
-	seq  uint32
+	seq  uint32 // the next request's number, given as they are written
 	last int64
 }
 
@@ -390,9 +509,10 @@ func newConnTable[K comparable](r *run) *connTable[K] {
 	return &connTable[K]{r: r, conns: make(map[K]*tableConn)}
 }
 
-// assign returns the connection and sequence number of a request made at
-// ts on the connection known as k.
-func (t *connTable[K]) assign(k K, ts int64) (id uint64, seq uint32) {
+// assign returns the connection of a request made at ts on the connection
+// known as k. The request's number on it is given when it is written,
+// in order of start.
+func (t *connTable[K]) assign(k K, ts int64) *tableConn {
 	if t.ops++; t.ops&0xffff == 0 {
 		for key, c := range t.conns {
 			if ts-c.last > int64(connIdle) {
@@ -405,11 +525,9 @@ func (t *connTable[K]) assign(k K, ts int64) (id uint64, seq uint32) {
 		c = &tableConn{id: t.r.newConn()}
 		t.conns[k] = c
 	}
-	seq = c.seq
-	c.seq++
 	c.last = max(c.last, ts)
 	t.r.stats.Grouped++
-	return c.id, seq
+	return c
 }
 
 // countingReader counts the bytes read through it.

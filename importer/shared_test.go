@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -110,5 +111,51 @@ func TestSharedExpected(t *testing.T) {
 				t.Errorf("malformed: got %d (%v), want %d", got, st.Discarded, x.malformed)
 			}
 		})
+	}
+}
+
+// TestGorConnections: GoReplay 1.3's ids carry the client's address, so
+// the requests hey sent over 4 connections (SOURCES.md: hey -n 100 -c 4)
+// come back as 4 connections in order; a pre-1.2 file's ids carry none,
+// and every request has a connection of its own.
+func TestGorConnections(t *testing.T) {
+	dir := testenv.SharedImports(t)
+	_, res, exs := importFile(t, filepath.Join(dir, "gor/goreplay-1.3-local-req-resp.gor"), Options{})
+	byConn := map[uint64][]tape.Exchange{}
+	for _, e := range exs {
+		if e.Target == "/api/ping?from=hey" {
+			byConn[e.ConnID] = append(byConn[e.ConnID], e)
+		}
+	}
+	if len(byConn) != 4 {
+		t.Fatalf("hey's GETs on %d connections, want 4", len(byConn))
+	}
+	total := 0
+	for id, es := range byConn {
+		total += len(es)
+		sort.Slice(es, func(i, j int) bool { return es[i].Seq < es[j].Seq })
+		for i := 1; i < len(es); i++ {
+			if es[i].Seq <= es[i-1].Seq || es[i].ReqStart <= es[i-1].ReqStart {
+				t.Errorf("connection %d: request seq %d at %d not after seq %d at %d", id, es[i].Seq, es[i].ReqStart, es[i-1].Seq, es[i-1].ReqStart)
+			}
+			if es[i].Client != es[0].Client {
+				t.Errorf("connection %d: clients %v and %v", id, es[0].Client, es[i].Client)
+			}
+		}
+	}
+	if total != 100 {
+		t.Fatalf("%d of hey's 100 GETs", total)
+	}
+	if len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "client address") {
+		t.Errorf("notes %q do not say how connections were formed", res.Notes)
+	}
+
+	st, res, exs := importFile(t, filepath.Join(dir, "gor/gor-pre-1.2-browser-session-req-only.gor"), Options{})
+	conns := map[uint64]bool{}
+	for _, e := range exs {
+		conns[e.ConnID] = true
+	}
+	if len(conns) != len(exs) || st.Grouped != 0 || len(res.Notes) == 0 || !strings.Contains(res.Notes[0], "no client address") {
+		t.Fatalf("%d exchanges on %d connections, grouped %d, notes %q", len(exs), len(conns), st.Grouped, res.Notes)
 	}
 }
