@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -158,5 +159,23 @@ func TestImportMixedFormats(t *testing.T) {
 	_, stderr, code = runCtx(context.Background(), "import", filepath.Join(dir, "SOURCES.md"), "-o", filepath.Join(t.TempDir(), "y.tape"))
 	if code != ExitFailure || !strings.Contains(stderr, "not a GoReplay") {
 		t.Fatalf("unknown format: exit %d, %q", code, stderr)
+	}
+}
+
+func TestImportStdin(t *testing.T) {
+	dir := testenv.SharedImports(t)
+	in, err := os.ReadFile(filepath.Join(dir, "logs/alb-grpcs-h2-tls13.log.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "alb.tape")
+	var errb strings.Builder
+	code := Main(context.Background(), []string{"import", "-", "-o", out}, IO{In: strings.NewReader(string(in)), Out: io.Discard, Err: &errb})
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	exs, meta := tapetest.Read(t, out)
+	if len(exs) == 0 || meta.Source.Kind != "access-log" || !meta.Source.NoRequestBodies || exs[0].Proto != tape.HTTP2 {
+		t.Fatalf("%d exchanges, meta %+v", len(exs), meta.Source)
 	}
 }
