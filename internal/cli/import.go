@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/importer"
-	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
 )
@@ -105,15 +104,9 @@ func runImport(ctx context.Context, o *importOptions) error {
 			return usageErrorf("- (standard input) cannot be combined with other files")
 		}
 	}
-	mb, err := units.ParseBytes(o.MaxBody)
+	mb, err := parseMaxBody(o.MaxBody)
 	if err != nil {
-		return usageErrorf("--max-body: %v", err)
-	}
-	if mb > tape.MaxStoredBody {
-		return usageErrorf("--max-body %s is above the tape's limit of 16 MiB", o.MaxBody)
-	}
-	if mb == 0 {
-		mb = -1 // store no body
+		return err
 	}
 	red, redMeta, err := o.Redact.redactor()
 	if err != nil {

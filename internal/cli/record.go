@@ -150,16 +150,8 @@ func (o *recordOptions) check() (recordConfig, error) {
 	if u.Scheme == "http" && (o.UpstreamCA != "" || o.UpstreamInsecure) {
 		return c, usageErrorf("--upstream-ca and --upstream-insecure are for an https upstream")
 	}
-	mb, err := units.ParseBytes(o.MaxBody)
-	if err != nil {
-		return c, usageErrorf("--max-body: %v", err)
-	}
-	if mb > tape.MaxStoredBody {
-		return c, usageErrorf("--max-body %s is above the tape's limit of 16 MiB", o.MaxBody)
-	}
-	c.opts.MaxBody = mb
-	if mb == 0 {
-		c.opts.MaxBody = -1
+	if c.opts.MaxBody, err = parseMaxBody(o.MaxBody); err != nil {
+		return c, err
 	}
 	if c.rot, err = parseRotation(o.Rotate); err != nil {
 		return c, err

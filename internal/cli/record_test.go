@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,37 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/herd-replay/herd/internal/tapetest"
 )
 
-// lockedBuffer is a stderr that the command and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startRecord runs herd record on 127.0.0.1 in front of upstream, writing
 // out, and returns its address and a function that stops it (as Ctrl-C
 // does) and returns its stderr and error.
 func startRecord(t *testing.T, upstream, out string, edit func(*recordOptions)) (string, func() (string, error)) {
 	t.Helper()
-	errb := &lockedBuffer{}
+	errb := &syncBuffer{}
 	addr := make(chan string, 1)
 	o := &recordOptions{
 		IO: IO{In: strings.NewReader(""), Out: io.Discard, Err: errb}, StatusEvery: time.Hour,

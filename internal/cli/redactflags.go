@@ -2,12 +2,14 @@ package cli
 
 import (
 	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/pflag"
 )
 
 // redactFlags are the redaction flags of the ways in besides capture
-// (record, import): the same names and meaning as herd capture's.
+// (record, import): the same names and meaning as herd capture's. This
+// file also holds what else those commands parse alike.
 type redactFlags struct {
 	Headers []string
 	Query   []string
@@ -50,4 +52,20 @@ func (f *redactFlags) redactor() (exchangeRedactor, tape.Redaction, error) {
 		return nil, tape.Redaction{}, err
 	}
 	return rd, r.Meta(), nil
+}
+
+// parseMaxBody reads --max-body for the ways in: a size up to the tape's
+// limit, 0 for none (the libraries' -1).
+func parseMaxBody(s string) (int64, error) {
+	mb, err := units.ParseBytes(s)
+	if err != nil {
+		return 0, usageErrorf("--max-body: %v", err)
+	}
+	if mb > tape.MaxStoredBody {
+		return 0, usageErrorf("--max-body %s is above the tape's limit of 16 MiB", s)
+	}
+	if mb == 0 {
+		return -1, nil // store no body
+	}
+	return mb, nil
 }
