@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
+	"maps"
 	"sort"
 	"time"
 
+	"github.com/herd-replay/herd/internal/redact"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -30,9 +32,9 @@ type Options struct {
 	// length is recorded whatever it is. 0 means DefaultMaxBody; negative
 	// stores no body.
 	MaxBody int64
-	// Redactor replaces secrets in each exchange before it is written;
-	// nil writes every value as recorded.
-	Redactor Redactor
+	// Redact says which secrets are replaced before an exchange is
+	// written; the zero value applies the default rules, as capture does.
+	Redact redact.Options
 	// PairWindow (.gor): a request waits for its response for this many
 	// later payloads; past it, it is written without one.
 	PairWindow int
@@ -68,12 +70,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Redactor replaces secrets in an exchange in place and reports whether
-// it changed anything (internal/redact's *Redactor is one).
-type Redactor interface {
-	Exchange(e *tape.Exchange) bool
-}
-
 // Source is one input: a name for messages and its bytes.
 type Source struct {
 	Name string
@@ -99,6 +95,9 @@ type Stats struct {
 	// Format-specific counters, by snake_case name (replayed_responses,
 	// blank_lines, header_lines_skipped ...).
 	Counters map[string]int64
+	// Redactions counts the values redacted by kind and name, as
+	// redact.Redactor.Counters names them.
+	Redactions map[string]int64
 	// Discarded counts entries that did not become exchanges, by reason.
 	Discarded map[string]int64
 }
@@ -137,6 +136,9 @@ func (s *Stats) Tape() tape.Stats {
 	for k, v := range s.Counters {
 		c[k] += v
 	}
+	for k, v := range s.Redactions {
+		c[k] += v
+	}
 	d := make(map[string]int64, len(s.Discarded))
 	for k, v := range s.Discarded {
 		d[k] = v
@@ -156,6 +158,7 @@ func (s *Stats) discard(why string) { s.Discarded[why]++ }
 func (s *Stats) clone() (out Stats) {
 	out = *s
 	out.Counters = make(map[string]int64, len(s.Counters))
+	out.Redactions = maps.Clone(s.Redactions)
 	out.Discarded = make(map[string]int64, len(s.Discarded))
 	for k, v := range s.Counters {
 		out.Counters[k] = v
@@ -222,7 +225,12 @@ func Run(ctx context.Context, f Format, srcs []Source, opts Options, sink tape.S
 	if err := opts.defaults(); err != nil {
 		return Stats{}, res, err
 	}
+	red, err := redact.New(opts.Redact)
+	if err != nil {
+		return Stats{}, res, err
+	}
 	r := newRun(ctx, f, opts, sink)
+	r.red = red
 	var imp importer
 	switch f {
 	case GoReplay:
@@ -236,7 +244,6 @@ func Run(ctx context.Context, f Format, srcs []Source, opts Options, sink tape.S
 	default:
 		return r.stats, res, fmt.Errorf("unknown format %v", f)
 	}
-	var err error
 	for _, s := range srcs {
 		r.stats.Files++
 		cr := &countingReader{r: s.R, n: &r.stats.Bytes}
@@ -253,6 +260,7 @@ func Run(ctx context.Context, f Format, srcs []Source, opts Options, sink tape.S
 	}
 	res.Notes = imp.notes()
 	res.Warnings = r.warnings
+	r.stats.Redactions = red.Counters()
 	r.progress(true)
 	return r.stats.clone(), res, err
 }
@@ -277,6 +285,7 @@ type run struct {
 	err      error // first sink error, or the context's
 	warnings []string
 	order    reorder
+	red      *redact.Redactor
 	nextID   uint64
 	crc      *crc64.Table
 	lastRep  time.Time
@@ -358,9 +367,7 @@ func (r *run) write(h *held) {
 	if r.err != nil {
 		return
 	}
-	if r.opts.Redactor != nil && r.opts.Redactor.Exchange(e) {
-		e.Flags |= tape.Redacted
-	}
+	r.red.Exchange(e) // sets tape.Redacted when it replaced anything
 	if err := e.Validate(); err != nil {
 		// Beyond what a tape record holds: the input's fault, counted.
 		r.stats.discard("request_too_large")

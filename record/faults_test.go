@@ -273,25 +273,11 @@ func TestShutdownGrace(t *testing.T) {
 	}
 }
 
-// secretRedactor stands for the capture's redaction: it replaces the
-// Authorization header.
-type secretRedactor struct{}
-
-func (secretRedactor) Exchange(e *tape.Exchange) bool {
-	for i := range e.ReqHeader {
-		if strings.EqualFold(e.ReqHeader[i].Name, "Authorization") {
-			e.ReqHeader[i].Value = tape.RedactedPrefix + "0000000000000000"
-			return true
-		}
-	}
-	return false
-}
-
 func TestRedaction(t *testing.T) {
 	be := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Header.Get("Authorization"))
 	})
-	pr := startProxy(t, be.URL, Options{Redactor: secretRedactor{}}, nil)
+	pr := startProxy(t, be.URL, Options{}, nil) // redaction on by default
 	req, _ := http.NewRequest("GET", "http://"+pr.addr+"/me", nil)
 	req.Header.Set("Authorization", "Bearer s3cret")
 	resp, err := http.DefaultClient.Do(req)
@@ -308,5 +294,8 @@ func TestRedaction(t *testing.T) {
 	v, _ := exs[0].Header("Authorization")
 	if len(exs) != 1 || !strings.HasPrefix(v, tape.RedactedPrefix) || exs[0].Flags&tape.Redacted == 0 || st.Redacted != 1 {
 		t.Fatalf("tape holds %q, flags %b, redacted %d", v, exs[0].Flags, st.Redacted)
+	}
+	if st.Tape().Counters["redacted_header:authorization"] != 1 {
+		t.Fatalf("counters %v lack the redaction of authorization", st.Tape().Counters)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/herd-replay/herd/internal/redact"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -49,9 +50,10 @@ type Options struct {
 	// real length is recorded whatever it is. 0: DefaultMaxBody;
 	// negative: none.
 	MaxBody int64
-	// Redactor replaces secrets in each exchange before it is written
-	// (it runs on the writer's goroutine only). nil: none.
-	Redactor Redactor
+	// Redact says which secrets are replaced in the tape (the upstream
+	// gets every request as sent); the zero value applies the default
+	// rules, as capture does.
+	Redact redact.Options
 	// NoForwardedFor leaves requests as they came. By default the proxy
 	// appends the client's address to X-Forwarded-For, so the service
 	// still sees who called it. The tape records the request as sent by
@@ -119,12 +121,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Redactor replaces secrets in an exchange in place and reports whether
-// it changed anything.
-type Redactor interface {
-	Exchange(e *tape.Exchange) bool
-}
-
 // proxy is one Run.
 type proxy struct {
 	ctx      context.Context
@@ -134,6 +130,7 @@ type proxy struct {
 	upTLS    *tls.Config
 	dialer   net.Dialer
 	h2       *h2Server
+	red      *redact.Redactor
 	c        counters
 	held     atomic.Int64 // bytes held for the tape
 	nextConn atomic.Uint64
@@ -168,7 +165,13 @@ func Run(ctx context.Context, ln net.Listener, opts Options, sink tape.Sink) (St
 		ln.Close()
 		return Stats{}, err
 	}
+	red, err := redact.New(opts.Redact)
+	if err != nil {
+		ln.Close()
+		return Stats{}, err
+	}
 	p := &proxy{
+		red:      red,
 		ctx:      ctx,
 		opts:     opts,
 		upstream: hostPort(opts.Upstream),
@@ -189,7 +192,7 @@ func Run(ctx context.Context, ln net.Listener, opts Options, sink tape.Sink) (St
 	}
 	p.h2 = newH2Server(p)
 	if ss, ok := sink.(tape.StatsSink); ok {
-		ss.BindStats(func() tape.Stats { s := p.c.snapshot(); return s.Tape() })
+		ss.BindStats(func() tape.Stats { s := p.snapshot(); return s.Tape() })
 	}
 
 	writerDone := make(chan struct{})
@@ -204,7 +207,7 @@ func Run(ctx context.Context, ln net.Listener, opts Options, sink tape.Sink) (St
 	<-writerDone
 	close(stopProgress)
 	<-progressDone
-	st := p.c.snapshot()
+	st := p.snapshot()
 	if opts.Progress != nil {
 		opts.Progress(st)
 	}
@@ -412,6 +415,13 @@ func unmap(a netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
+// snapshot is the counters so far, the redactor's included.
+func (p *proxy) snapshot() Stats {
+	s := p.c.snapshot()
+	s.Redactions = p.red.Counters()
+	return s
+}
+
 // take reserves n bytes for the tape; false when MaxHeld would be passed.
 func (p *proxy) take(n int64) bool {
 	if p.held.Add(n) > p.opts.MaxHeld {
@@ -464,9 +474,7 @@ func (p *proxy) writer(sink tape.Sink, done chan struct{}) {
 	failed := false
 	for q := range p.queue {
 		e := q.e
-		if p.opts.Redactor != nil && p.opts.Redactor.Exchange(e) {
-			e.Flags |= tape.Redacted
-		}
+		p.red.Exchange(e) // sets tape.Redacted when it replaced anything
 		if err := sink.Write(e); err != nil {
 			p.c.writeFailed.Add(1)
 			if !failed && p.opts.WriteError != nil {
@@ -506,7 +514,7 @@ func (p *proxy) progress(stop, done chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			p.opts.Progress(p.c.snapshot())
+			p.opts.Progress(p.snapshot())
 		}
 	}
 }

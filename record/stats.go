@@ -45,6 +45,10 @@ type Stats struct {
 	RequestMalformed  int64 // not HTTP, or a body that cannot be framed (answered 400)
 	RequestIncomplete int64 // the client went away or stalled before its request was whole
 	UpstreamFailed    int64 // the upstream failed before the request's body was forwarded (answered 502)
+
+	// Redactions counts the values redacted by kind and name, as
+	// redact.Redactor.Counters names them.
+	Redactions map[string]int64
 }
 
 // counters is Stats updated from many goroutines.
@@ -108,6 +112,9 @@ func (s *Stats) Tape() tape.Stats {
 		"response_incomplete":       s.Incomplete,
 		"body_truncated":            s.BodiesTruncated,
 		"redacted":                  s.Redacted,
+	}
+	for k, v := range s.Redactions {
+		c[k] += v
 	}
 	d := map[string]int64{
 		"tape_write_failed":  s.WriteFailed,

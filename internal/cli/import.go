@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/importer"
+	"github.com/herd-replay/herd/internal/outfile"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
 )
@@ -59,9 +60,12 @@ What each format cannot say is said in the tape's notes:
          unless told otherwise. Times logged to the second are spread
          evenly over their second.
 
-Secrets are redacted by default, as herd capture does: the values of
-Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key and
-X-Auth-Token, and whatever --redact-header and --redact-query add.
+Secrets are redacted by default, by name, with herd capture's rules and
+flags: headers, query parameters and form, JSON and multipart body fields
+whose name looks like a secret (Authorization, Cookie, *token, *secret*,
+*password* ... the table is in docs/recording.md); add more with
+--redact-header, --redact-query and --redact-body-field, or keep every
+value with --no-redact.
 
 An existing output is never replaced without --force, and never an input.`,
 		Example: `  # A GoReplay recording (rotated files import as one)
@@ -89,7 +93,7 @@ An existing output is never replaced without --force, and never an input.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.Output, "output", "o", "", "tape file to write (required)")
-	f.BoolVar(&opts.Force, "force", false, "replace the output if it exists")
+	f.BoolVar(&opts.Force, "force", false, forceUsage)
 	f.StringVar(&opts.MaxBody, "max-body", "1MiB", "request body bytes stored per exchange (the real length is always recorded)")
 	opts.Redact.addFlags(f)
 	return cmd
@@ -108,12 +112,14 @@ func runImport(ctx context.Context, o *importOptions) error {
 	if err != nil {
 		return err
 	}
-	red, redMeta, err := o.Redact.redactor()
+	redOpts, redMeta, err := o.Redact.options()
 	if err != nil {
 		return err
 	}
-	if err := checkTapeOutput(o.Output, o.Force, o.Files...); err != nil {
-		return err
+	g := outfile.New(o.Force)
+	g.Input(o.Files...)
+	if err := g.CheckTape("-o", o.Output, false); err != nil {
+		return &UsageError{Err: err}
 	}
 
 	var total int64
@@ -151,7 +157,9 @@ func runImport(ctx context.Context, o *importOptions) error {
 	meta.Source.Files = names
 	meta.Source.MaxBody = max(mb, 0)
 	meta.Source.NoRequestBodies = format.Kind() == "access-log"
-	w, err := tape.Create(o.Output, meta, tape.WriterOptions{})
+	// Without --force a file that appears at the output's name meanwhile
+	// is kept, and the tape stays NAME.partial.
+	w, err := tape.Create(o.Output, meta, tape.WriterOptions{NoReplace: !o.Force})
 	if err != nil {
 		return err
 	}
@@ -165,14 +173,11 @@ func runImport(ctx context.Context, o *importOptions) error {
 		return fmt.Sprintf("%s read, %d entries, %d exchanges, %d discarded", bytesIEC(last.Bytes), last.Entries, last.Exchanges, discardedTotal(last.Discarded))
 	}, read.Load)
 	view.start()
-	opts := importer.Options{MaxBody: mb, Progress: func(s importer.Stats) {
+	opts := importer.Options{MaxBody: mb, Redact: redOpts, Progress: func(s importer.Stats) {
 		mu.Lock()
 		last = s
 		mu.Unlock()
 	}}
-	if red != nil {
-		opts.Redactor = red
-	}
 	st, res, runErr := importer.Run(ctx, format, srcs, opts, w)
 	view.stop()
 	w.SetStats(st.Tape())

@@ -10,12 +10,12 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/outfile"
 	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/record"
 	"github.com/herd-replay/herd/tape"
@@ -74,8 +74,9 @@ exchanges are forwarded and not recorded. If the tape cannot be written (a
 full disk), herd keeps forwarding and counts what it did not record.
 WebSocket and other upgrades are tunnelled and counted, not recorded.
 
-Secrets are redacted by default, as herd capture does (see --no-redact,
---redact-header, --redact-query). Recording runs until Ctrl-C (SIGINT or
+Secrets are redacted in the tape by default, with herd capture's rules and
+flags (--redact-header, --redact-query, --redact-body-field, --no-redact);
+the service receives every request as the client sent it. Recording runs until Ctrl-C (SIGINT or
 SIGTERM) or --duration; requests under way then get 5 seconds to finish.
 --rotate SIZE|DURATION starts a new file each time: OUT.tape becomes
 OUT-0001.tape, OUT-0002.tape ... An existing output is never replaced
@@ -98,7 +99,7 @@ without --force.`,
 	f.StringVar(&opts.Listen, "listen", "", "address to serve clients on, e.g. :8080 or 127.0.0.1:8080 (required)")
 	f.StringVar(&opts.Upstream, "upstream", "", "the service: http://host:port or https://host:port (required)")
 	f.StringVarP(&opts.Output, "output", "o", "", "tape file to write (required)")
-	f.BoolVar(&opts.Force, "force", false, "replace the output if it exists")
+	f.BoolVar(&opts.Force, "force", false, forceUsage)
 	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve TLS with this certificate (PEM; with --tls-key)")
 	f.StringVar(&opts.TLSKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	f.StringVar(&opts.Rotate, "rotate", "", "start a new file every SIZE (100MiB) or DURATION (15m)")
@@ -156,14 +157,9 @@ func (o *recordOptions) check() (recordConfig, error) {
 	if c.rot, err = parseRotation(o.Rotate); err != nil {
 		return c, err
 	}
-	red, meta, err := o.Redact.redactor()
-	if err != nil {
+	if c.opts.Redact, c.redMeta, err = o.Redact.options(); err != nil {
 		return c, err
 	}
-	if red != nil {
-		c.opts.Redactor = red
-	}
-	c.redMeta = meta
 	c.opts.ResponseTimeout = o.UpstreamTimeout
 	c.opts.NoForwardedFor = o.NoForwardedFor
 	if o.TLSCert != "" {
@@ -213,12 +209,8 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if err != nil {
 		return err
 	}
-	first := o.Output
-	if cfg.rot.Size > 0 || cfg.rot.Every > 0 {
-		first = rotatedName(o.Output, 1)
-	}
-	if err := checkTapeOutput(first, o.Force); err != nil {
-		return err
+	if err := outfile.New(o.Force).CheckTape("-o", o.Output, cfg.rot.Size > 0 || cfg.rot.Every > 0); err != nil {
+		return &UsageError{Err: err}
 	}
 	ln, err := o.listen(o.Listen)
 	if err != nil {
@@ -233,7 +225,9 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		meta.Source.Ports = []int{a.Port}
 	}
-	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{}, cfg.rot)
+	// Without --force a file that appears at the output's name during a
+	// long recording is kept, and the tape stays NAME.partial.
+	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{NoReplace: !o.Force}, cfg.rot)
 	if err != nil {
 		ln.Close()
 		return err
@@ -281,13 +275,6 @@ func runRecord(ctx context.Context, o *recordOptions) error {
 	}
 	fmt.Fprintf(o.IO.Err, "herd: recording stopped by %s\n", reason)
 	return nil
-}
-
-// rotatedName is the name of file n of a rotated output, as
-// capture.Rotator names them.
-func rotatedName(path string, n int) string {
-	ext := filepath.Ext(path)
-	return fmt.Sprintf("%s-%04d%s", strings.TrimSuffix(path, ext), n, ext)
 }
 
 func writeRecordSummary(w io.Writer, st *record.Stats, files []string) {

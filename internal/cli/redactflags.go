@@ -1,57 +1,38 @@
 package cli
 
 import (
-	"github.com/herd-replay/herd/capture"
+	"github.com/herd-replay/herd/internal/redact"
 	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/pflag"
 )
 
 // redactFlags are the redaction flags of the ways in besides capture
-// (record, import): the same names and meaning as herd capture's. This
-// file also holds what else those commands parse alike.
+// (record, import): the same names, meaning and checks as herd capture's.
+// This file also holds what else those commands parse alike.
 type redactFlags struct {
-	Headers []string
-	Query   []string
-	Off     bool
+	Headers    []string
+	Query      []string
+	BodyFields []string
+	Off        bool
 }
 
 func (f *redactFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.Headers, "redact-header", nil, "also redact headers whose name matches this regular expression (repeatable)")
-	fs.StringArrayVar(&f.Query, "redact-query", nil, "also redact the value of this query parameter (repeatable)")
+	fs.StringArrayVar(&f.Query, "redact-query", nil, "also redact query parameters whose name matches this pattern ('*' for any run; repeatable)")
+	fs.StringArrayVar(&f.BodyFields, "redact-body-field", nil, "also redact form, JSON and multipart body fields whose name matches this pattern ('*' for any run; repeatable)")
 	fs.BoolVar(&f.Off, "no-redact", false, "record every value as sent, secrets included")
 }
 
-// exchangeRedactor redacts an exchange in place and says whether it did.
-type exchangeRedactor interface {
-	Exchange(e *tape.Exchange) bool
-}
-
-// redactor checks the flags and returns the redactor they ask for (nil
-// with --no-redact) and what the tape's metadata says of it.
-func (f *redactFlags) redactor() (exchangeRedactor, tape.Redaction, error) {
-	if f.Off && (len(f.Headers) > 0 || len(f.Query) > 0) {
-		return nil, tape.Redaction{}, usageErrorf("--no-redact contradicts --redact-header and --redact-query")
-	}
-	r := capture.Redaction{Disabled: f.Off, Headers: f.Headers, Query: f.Query}
-	for _, expr := range f.Headers {
-		if _, err := capture.HeaderPattern(expr); err != nil {
-			return nil, tape.Redaction{}, usageErrorf("--redact-header: %v", err)
-		}
-	}
-	for _, q := range f.Query {
-		if q == "" {
-			return nil, tape.Redaction{}, usageErrorf("--redact-query needs a parameter name")
-		}
-	}
-	if f.Off {
-		return nil, r.Meta(), nil
-	}
-	rd, err := capture.NewRedactor(r)
+// options checks the flags as herd capture does and returns the
+// redaction they ask for and the rules the tape's metadata records.
+func (f *redactFlags) options() (redact.Options, tape.Redaction, error) {
+	c := captureOptions{RedactHeader: f.Headers, RedactQuery: f.Query, RedactBody: f.BodyFields, NoRedact: f.Off}
+	meta, err := c.redaction()
 	if err != nil {
-		return nil, tape.Redaction{}, err
+		return redact.Options{}, tape.Redaction{}, err
 	}
-	return rd, r.Meta(), nil
+	return c.redactOptions(), meta, nil
 }
 
 // parseMaxBody reads --max-body for the ways in: a size up to the tape's
