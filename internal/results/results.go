@@ -126,6 +126,22 @@ type Step struct {
 	Good         int64  `json:"good"`
 	ErrorClasses Counts `json:"errors_by_class"`
 	NotSent      Counts `json:"not_sent"`
+	// Written counts the sent requests at least one byte of which herd
+	// wrote to a connection: the requests the target may have read. The
+	// rest of Sent failed before that (connect, TLS, a refused write).
+	Written int64 `json:"written,omitempty"`
+	// Retried counts the requests sent again on a fresh connection after
+	// an attempt that wrote none of them: never a duplicate at the target.
+	// It is herd's own transport resend, not an emulated client's retry
+	// (Retries).
+	Retried int64 `json:"retried,omitempty"`
+	// Unsolicited counts the times bytes that no request asked for were
+	// found on an idle connection: discarded, never a response.
+	Unsolicited int64 `json:"unsolicited_response,omitempty"`
+	// FirstErrors holds, for each error class, the message of its first
+	// error: why, in words. These four fields are left out when zero or
+	// empty, as in files of herds that did not count them.
+	FirstErrors map[string]string `json:"first_errors,omitempty"`
 	// Attempts counts every request sent, retries included, when clients
 	// are emulated with a retry policy (0 otherwise); Retries counts the
 	// retries by what triggered them.
