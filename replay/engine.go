@@ -156,15 +156,15 @@ type result struct {
 	// the request's first attempt (0: this one's); nonFinal marks an
 	// attempt that failed and was retried (trigger says why), gaveUp a
 	// final attempt after which the client had no retry left.
-	attempt    int32
-	logical    int64
-	nonFinal   bool
+	attempt  int32
+	logical  int64
+	nonFinal bool
 	// outcomeOnly is the outcome of a request whose retry a stop cut off:
 	// its last attempt, already counted as one, decides it.
 	outcomeOnly bool
 	gaveUp      bool
-	trigger    string
-	retryAfter time.Duration // what a 429 or 503 asked for
+	trigger     string
+	retryAfter  time.Duration // what a 429 or 503 asked for
 }
 
 type engine struct {
