@@ -113,9 +113,10 @@ func (cn *conn) idle() idleState {
 
 // response is what herd keeps of a response besides its attempt.
 type response struct {
-	firstByte int64 // replay clock
-	keepAlive bool
-	upgraded  bool // 101 Switching Protocols: the connection is no longer HTTP
+	firstByte  int64 // replay clock
+	keepAlive  bool
+	upgraded   bool          // 101 Switching Protocols: the connection is no longer HTTP
+	retryAfter time.Duration // Retry-After in seconds, for client emulation
 }
 
 // roundTrip writes a request and reads its response, discarding the body
@@ -152,7 +153,7 @@ func receive(br *bufio.Reader, head bool, a *attempt, resp *response) {
 			a.err = err
 			return
 		}
-		a.status, resp.keepAlive = h.status, h.keepAlive
+		a.status, resp.keepAlive, resp.retryAfter = h.status, h.keepAlive, h.retryAfter
 		switch {
 		case h.status == 101:
 			resp.keepAlive, resp.upgraded = false, true
@@ -178,11 +179,12 @@ func receive(br *bufio.Reader, head bool, a *attempt, resp *response) {
 func (cn *conn) close() { cn.nc.Close() }
 
 type head struct {
-	status    int
-	size      int64
-	keepAlive bool
-	chunked   bool
-	length    int64 // -1 when absent
+	status     int
+	size       int64
+	keepAlive  bool
+	chunked    bool
+	length     int64 // -1 when absent
+	retryAfter time.Duration
 }
 
 // readHead reads a status line and headers.
@@ -247,6 +249,8 @@ func (h *head) headerLine(line []byte) (end bool, err error) {
 			return false, malformed("Content-Length %.40q", value)
 		}
 		h.length = v
+	case bytes.EqualFold(name, []byte("Retry-After")):
+		h.retryAfter = parseRetryAfter(string(value))
 	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 		h.chunked = hasToken(value, "chunked")
 	case bytes.EqualFold(name, []byte("Connection")):

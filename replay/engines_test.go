@@ -89,7 +89,7 @@ func countsOf(st *results.Step) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "planned %d sent %d written %d completed %d errors %d mismatches %d retried %d unsolicited %d\n",
 		st.Planned, st.Sent, st.Written, st.Completed, st.Errors, st.Mismatches, st.Retried, st.Unsolicited)
-	fmt.Fprintf(&b, "classes %v not sent %v\n", st.ErrorClasses, st.NotSent)
+	fmt.Fprintf(&b, "classes %v not sent %v attempts %d retries %v\n", st.ErrorClasses, st.NotSent, st.Attempts, st.Retries)
 	for _, r := range st.Routes {
 		fmt.Fprintf(&b, "%s %s: sent %d completed %d errors %d mismatches %d\n", r.Method, r.Route, r.Sent, r.Completed, r.Errors, r.Mismatches)
 	}
@@ -97,9 +97,10 @@ func countsOf(st *results.Step) string {
 }
 
 // TestEnginesAgree replays one tape against one server with each engine,
-// and with the plan held and streamed: the target must read the same
-// requests on the same number of connections, and the steps must count
-// them alike, class by class and route by route.
+// and with the plan held and streamed, in both modes and with emulated
+// clients that retry: the target must read the same requests on the same
+// number of connections, and the steps must count them alike, class by
+// class and route by route.
 func TestEnginesAgree(t *testing.T) {
 	path := mixedTape(t)
 	type runKind struct {
@@ -110,7 +111,12 @@ func TestEnginesAgree(t *testing.T) {
 	if loopSupported {
 		kinds = append(kinds, runKind{EngineLoop, 0}, runKind{EngineLoop, -1})
 	}
-	for _, mode := range []Mode{Clone, Compress} {
+	retry, _ := ParseRetryPolicy("fixed:2/5ms")
+	for _, run := range []struct {
+		mode  Mode
+		retry RetryPolicy
+	}{{Clone, RetryPolicy{}}, {Compress, RetryPolicy{}}, {Clone, retry}} {
+		mode := run.mode
 		var wantCounts string
 		var wantTargets map[string]int
 		wantConns := 0
@@ -128,7 +134,8 @@ func TestEnginesAgree(t *testing.T) {
 				t.Fatalf("MaxHeld %d: streamed %v", k.held, p.Streamed())
 			}
 			sched := NewSchedule(mode, 2.5, 3, p.Length, 0)
-			st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched, Engine: k.engine, Abort: AbortRule{Off: true}})
+			st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched, Engine: k.engine, Abort: AbortRule{Off: true},
+				Retry: run.retry})
 			r.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -141,10 +148,11 @@ func TestEnginesAgree(t *testing.T) {
 			conns := srv.conns
 			srv.mu.Unlock()
 			got := countsOf(st)
-			name := fmt.Sprintf("%v engine %v, streamed %v", mode, k.engine, p.Streamed())
+			name := fmt.Sprintf("%v engine %v, streamed %v, retries %q", mode, k.engine, p.Streamed(), run.retry.Text)
 			t.Logf("%s: %d connections\n%s", name, conns, got)
+			attempts := max(st.Attempts, st.Written)
 			if st.Errors == 0 || st.Mismatches == 0 || st.Sent != st.Completed+st.Errors || st.Sent != st.Planned ||
-				int64(len(srv.arrivals())) != st.Written {
+				int64(len(srv.arrivals())) != attempts || (run.retry.On() && st.Attempts <= st.Sent) {
 				t.Fatalf("%s: the mix did not happen, or the counts do not add up:\n%s", name, got)
 			}
 			if wantTargets == nil {

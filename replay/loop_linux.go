@@ -35,6 +35,21 @@ type loopEngine struct {
 	// the driver gives a new connection pass to the least loaded.
 	load    []atomic.Int64
 	pending [][]loopMsg // the driver's messages not yet posted, by loop
+	// The retry budget's counts (client emulation), shared by the loops
+	// as the budget is: first attempts sent, retries allowed.
+	firstAttempts, retriesSent atomic.Int64
+}
+
+// budget reports whether a retry may be sent (engine.budget's rule).
+func (e *loopEngine) budget() bool {
+	if e.o.RetryBudget <= 0 {
+		return true
+	}
+	if float64(e.retriesSent.Load()) >= e.o.RetryBudget*float64(e.firstAttempts.Load())+10 {
+		return false
+	}
+	e.retriesSent.Add(1)
+	return true
 }
 
 func newLoopEngine(r *run, cl *client) (stepEngine, error) {
@@ -260,12 +275,23 @@ type lvconn struct {
 	ended    bool
 }
 
-// lreq is a request being sent: from its admission to its result.
+// lreq is a request being sent: from its admission to its result, over
+// every attempt an emulated client makes.
 type lreq struct {
 	v      *lvconn
 	r      *Req
-	res    result
-	giveUp int64 // past it, waiting for a slot ends in not sent
+	res    result // of the attempt under way
+	giveUp int64  // past it, waiting for a slot ends in not sent
+	// Client emulation: the attempt (from 0), the first attempt's due
+	// time, the seed of the retry jitter; clientTO says the attempt's
+	// deadline is the client's timeout; kept is the connection kept for
+	// the next attempt while the client waits to retry.
+	attempt  int32
+	logical  int64
+	seed     uint64
+	clientTO bool
+	kept     *lconn
+	retryAt  int64
 	// spare: sent on a spare connection (strict pacing), not the
 	// replayed connection's own.
 	spare    bool
@@ -498,10 +524,13 @@ func (l *evloop) stopAll() {
 	ts := l.timers
 	l.timers = nil
 	for _, t := range ts {
-		if t.v != nil {
+		switch {
+		case t.v != nil:
 			t.v.noMore = true
 			l.maybeEnd(t.v)
-		} else {
+		case t.retry:
+			l.retryNow(t.q) // stopped: the request's outcome is its last attempt's
+		default:
 			heap.Push(&l.timers, t) // a wait for a slot goes on, as it does in the goroutine engine
 		}
 	}
@@ -514,12 +543,13 @@ func (l *evloop) stopAll() {
 	}
 }
 
-// timer is a replayed connection's next due time (v) or the end of a
-// request's wait for a slot (q).
+// timer is a replayed connection's next due time (v), or for q the end
+// of its wait for a slot, or (retry) its client's next attempt.
 type timer struct {
-	at int64
-	v  *lvconn
-	q  *lreq
+	at    int64
+	v     *lvconn
+	q     *lreq
+	retry bool
 }
 
 type timerHeap []timer
@@ -559,7 +589,11 @@ func (l *evloop) fireTimers() {
 			}
 		}
 		t := heap.Pop(&l.timers).(timer)
-		if t.q != nil {
+		switch {
+		case t.retry:
+			l.retryNow(t.q)
+			continue
+		case t.q != nil:
 			if t.q.waiting {
 				l.giveUp(t.q)
 			}
@@ -586,6 +620,12 @@ func (l *evloop) due(v *lvconn) {
 	}
 	q := &lreq{v: v, r: r, giveUp: due + int64(l.r.o.Timeout),
 		res: result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}}
+	if l.r.o.emulating() {
+		q.seed = mix(l.r.o.Schedule.Seed, uint64(id.vconn), uint64(id.req))
+		if l.r.o.RetryBudget > 0 {
+			l.e.firstAttempts.Add(1)
+		}
+	}
 	if l.r.o.Pacing == Session {
 		v.busy = true
 		l.exec(q)
@@ -626,7 +666,9 @@ func (l *evloop) admit(q *lreq) {
 	l.inflightN.Add(1)
 	q.holds = true
 	var c *lconn
-	if q.spare {
+	if q.kept != nil {
+		c, q.kept = q.kept, nil // the connection of the attempt before
+	} else if q.spare {
 		if n := len(l.spares); n > 0 {
 			c = l.spares[n-1]
 			l.spares = l.spares[:n-1]
@@ -659,6 +701,11 @@ func (l *evloop) send(q *lreq, c *lconn) {
 	q.res.sent = now
 	l.sent.Add(1)
 	q.deadline = now + int64(l.r.o.Timeout)
+	// An emulated client gives up sooner than herd's own bound: its
+	// deadline cuts the attempt short, and the connection is closed.
+	if ct := l.r.o.ClientTimeout; ct > 0 && ct < l.r.o.Timeout {
+		q.deadline, q.clientTO = now+int64(ct), true
+	}
 	l.deadlines.push(q)
 	if c == nil {
 		l.dial(q)
@@ -689,6 +736,9 @@ func (l *evloop) dial(q *lreq) {
 func (l *evloop) dialFailed(q *lreq, err error) {
 	l.conns-- // the slot q held
 	q.res.class, q.res.fail, q.res.done = dialClass(err), &failure{err: err}, nanotime()
+	if q.clientTO && q.res.class == ClassConnectTimeout {
+		q.res.class = ClassClientTimeout
+	}
 	l.finish(q)
 }
 
@@ -851,6 +901,9 @@ func (l *evloop) attemptDone(q *lreq, c *lconn, writeErr error) {
 	q.res.written = q.res.written || a.written > 0
 	q.res.done = nanotime()
 	q.res.class = v.class
+	if q.clientTO && v.class == ClassTimeout {
+		q.res.class = ClassClientTimeout
+	}
 	if v.class != "" {
 		q.res.fail = &failure{err: a.err, written: q.res.written, got: a.got, bytes: a.bytes, status: a.status}
 	}
@@ -867,22 +920,86 @@ func (l *evloop) attemptDone(q *lreq, c *lconn, writeErr error) {
 	if v.response {
 		q.res.first, q.res.status, q.res.bytes = max(q.res.first, q.res.sent), int32(a.status), a.bytes
 		q.res.mismatch = v.class == "" && q.r.Status != 0 && a.status != q.r.Status
+		q.res.retryAfter = c.p.retryAfter
 	}
 	l.finish(q)
 }
 
-// finish reports a request's result, frees its in-flight slot, gives its
-// connection back and moves its replayed connection on.
+// finish ends a request's attempt: it frees the in-flight slot and, when
+// an emulated client retries, reports the attempt and waits for the next
+// one; otherwise it reports the request's result, gives its connection
+// back and moves its replayed connection on.
 func (l *evloop) finish(q *lreq) {
-	l.report(q.res)
 	if q.holds {
 		q.holds = false
 		l.inflight--
 		l.inflightN.Add(-1)
 		l.deadlines.remove(q)
 	}
-	v, c := q.v, q.c
-	q.c = nil
+	if q.res.notSent == "" && l.r.o.emulating() && l.retryLater(q) {
+		l.admitWaiting()
+		return
+	}
+	l.report(q.res)
+	l.done(q, q.c)
+}
+
+// retryLater applies the client's retry policy to the attempt that just
+// ended (exec's rule in the goroutine engine): when it retries, the
+// attempt is reported as one that was retried, and the next one is timed.
+func (l *evloop) retryLater(q *lreq) bool {
+	o, res := &l.r.o, &q.res
+	trigger, retry := o.Retry.Trigger(res.class, int(res.status))
+	var wait time.Duration
+	if retry {
+		wait, retry = o.Retry.Delay(int(q.attempt)+1, q.seed, res.retryAfter)
+		res.gaveUp = !retry
+	}
+	if retry && !l.e.budget() {
+		retry, res.gaveUp = false, true
+	}
+	if !retry {
+		return false
+	}
+	res.nonFinal, res.trigger = true, trigger
+	l.report(*res)
+	// The client keeps its connection when the target answered; one that
+	// failed is gone, and the next attempt opens another.
+	q.kept, q.c = q.c, nil
+	q.retryAt = res.done + int64(wait)
+	heap.Push(&l.timers, timer{at: q.retryAt, q: q, retry: true})
+	return true
+}
+
+// retryNow makes an emulated client's next attempt, due now; after a stop
+// it makes none, and the request's outcome is its last attempt's.
+func (l *evloop) retryNow(q *lreq) {
+	last := q.res
+	if l.r.stopped() {
+		last.nonFinal, last.outcomeOnly = false, true
+		l.report(last)
+		l.done(q, q.kept)
+		return
+	}
+	if q.logical == 0 {
+		q.logical = q.res.due
+	}
+	q.attempt++
+	sched := q.retryAt // the attempt is due when the client retries
+	q.giveUp = sched + int64(l.r.o.Timeout)
+	q.res = result{due: sched, ready: sched, route: last.route, recorded: last.recorded, vconn: last.vconn, req: last.req,
+		attempt: q.attempt, logical: q.logical}
+	l.exec(q)
+}
+
+// done gives a finished request's connection c back and moves its
+// replayed connection on.
+func (l *evloop) done(q *lreq, c *lconn) {
+	v := q.v
+	if c == nil {
+		c = q.kept // a retry that never got its slot
+	}
+	q.c, q.kept = nil, nil
 	switch {
 	case q.spare:
 		if c != nil {

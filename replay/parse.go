@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"io"
+	"time"
 )
 
 // respParser reads an HTTP/1.x response incrementally, from whatever
@@ -23,12 +24,13 @@ type respParser struct {
 	remaining int64 // body or chunk bytes still to come
 
 	// What the attempt observed (attempt's fields).
-	got       bool
-	status    int
-	bytes     int64
-	keepAlive bool
-	upgraded  bool
-	err       error
+	got        bool
+	status     int
+	bytes      int64
+	keepAlive  bool
+	upgraded   bool
+	retryAfter time.Duration
+	err        error
 }
 
 type parseState uint8
@@ -208,7 +210,7 @@ func (p *respParser) onLine(line []byte) {
 func (p *respParser) endHead() {
 	h := p.h
 	p.bytes += h.size
-	p.status, p.keepAlive = h.status, h.keepAlive
+	p.status, p.keepAlive, p.retryAfter = h.status, h.keepAlive, h.retryAfter
 	switch {
 	case h.status == 101:
 		p.keepAlive, p.upgraded = false, true

@@ -32,6 +32,10 @@ type PlanOptions struct {
 	SetQuery      []tape.Field // replace these query parameters where present (rewrite.go)
 	SetBodyFields []tape.Field // replace these form, JSON, multipart body fields where present
 	MaxRoutes     int          // routes measured separately; the rest are "(other)" (default 50)
+	// SendWithoutBody: on a tape whose source holds no request bodies (an
+	// access log), also send the requests that need one, with none.
+	// Otherwise they are skipped as no_body_recorded.
+	SendWithoutBody bool
 	// Shard keeps only the recorded connections whose hash falls in shard
 	// Index of Count, so that Count herd processes replay the window
 	// together, each its share. Count 0 keeps them all.
@@ -195,6 +199,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
 		Skipped: map[string]int64{}, Redacted: map[string]int64{}}
+	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	ord, err := r.Ordered(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read tape window: %w", err)
@@ -215,7 +220,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return nil, fmt.Errorf("read tape window: %w", err)
 		}
 		tb.add(e.ReqStart)
-		why, ok := keep(e, o)
+		why, ok := keep(e, o, noBodies)
 		if !ok {
 			if why != "" {
 				p.Skipped[why]++
@@ -257,7 +262,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		return nil, noRequests(o.Window.Text, p.Skipped, r.Damage())
 	}
 	p.Routes = routes.top(o.MaxRoutes)
-	s := &tapeStream{r: r, from: from, to: to, tl: tl, o: o, routes: make(map[RouteKey]int32, len(p.Routes)), other: -1}
+	s := &tapeStream{r: r, from: from, to: to, tl: tl, o: o, noBodies: noBodies, routes: make(map[RouteKey]int32, len(p.Routes)), other: -1}
 	for i, k := range p.Routes {
 		s.routes[k] = int32(i)
 		if k.Route == OtherRoute {
@@ -480,16 +485,29 @@ func firstRequest(ctx context.Context, r *tape.Reader, sec int64) (int64, error)
 	return first, err
 }
 
-func skipReason(e *tape.Exchange, o PlanOptions) string {
+func skipReason(e *tape.Exchange, o PlanOptions, noBodies bool) string {
 	switch {
 	case e.Method == "CONNECT":
 		return "connect_tunnel"
+	case noBodies && needsBody(e.Method):
+		return "no_body_recorded"
 	case o.ReadOnly && e.Method != "GET" && e.Method != "HEAD" && e.Method != "OPTIONS":
 		return "read_only"
 	case e.Flags&tape.ReqBodyTruncated != 0 && !o.SendTruncated:
 		return "body_truncated"
 	}
 	return ""
+}
+
+// needsBody reports whether requests of method carry a body as a rule:
+// all but GET, HEAD, OPTIONS, DELETE and TRACE. Without the recorded body
+// such a request cannot be replayed faithfully.
+func needsBody(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "DELETE", "TRACE":
+		return false
+	}
+	return true
 }
 
 func topRoutes(counts map[RouteKey]int64, limit int) []RouteKey {

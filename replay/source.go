@@ -114,17 +114,18 @@ type tapeStream struct {
 	from, to int64
 	tl       *timeline
 	o        PlanOptions
+	noBodies bool // the tape's source recorded no request bodies (skipReason)
 	routes   map[RouteKey]int32
 	other    int32 // index of the (other) route; -1 when every route is listed
 }
 
 // keep says whether a recorded exchange of the window is replayed, and if
 // not why: the one filter that the plan's counts and every pass share.
-func keep(e *tape.Exchange, o PlanOptions) (skip string, ok bool) {
+func keep(e *tape.Exchange, o PlanOptions, noBodies bool) (skip string, ok bool) {
 	if !o.Shard.has(e.ConnID) {
 		return "", false
 	}
-	if why := skipReason(e, o); why != "" {
+	if why := skipReason(e, o, noBodies); why != "" {
 		return why, false
 	}
 	return "", true
@@ -165,7 +166,7 @@ func (c *tapeCursor) next() (int32, *Req, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if _, ok := keep(e, c.s.o); !ok {
+		if _, ok := keep(e, c.s.o, c.s.noBodies); !ok {
 			continue
 		}
 		oc := c.open[e.ConnID]

@@ -35,6 +35,7 @@ type replayFlags struct {
 	KeepHost      bool
 	ReadOnly      bool
 	SendTruncated bool
+	SendNoBody    bool
 	AbortOn       string
 	SLOs          []string
 	JSON          string
@@ -47,6 +48,9 @@ type replayFlags struct {
 	MaxIdle       time.Duration
 	MaxRun        time.Duration
 	Engine        string
+	ClientTimeout time.Duration
+	RetryPolicy   string
+	RetryBudget   float64
 	Force         bool
 
 	out *outfile.Guard // checks and writes --json, --html, --raw; set by load
@@ -68,6 +72,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
 	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
 	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
+	fs.BoolVar(&f.SendNoBody, "send-without-body", false, "on a tape without request bodies (an access log), also send POST, PUT, PATCH ... requests, with an empty body")
 	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW stops when more than PCT of the requests that finished over the last WINDOW failed (at least 10); off disables it")
 	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default "+strings.Join(results.DefaultSLOs, ", ")+")")
 	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
@@ -80,6 +85,9 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.DurationVar(&f.MaxIdle, "max-idle", replay.DefaultMaxIdle, "shorten every stretch with no request due longer than this to it, so a recording that spans nights replays its activity; 0 keeps wall-clock time")
 	fs.DurationVar(&f.MaxRun, "max-run", replay.DefaultMaxRun, "refuse to start a run planned to last longer than this")
 	fs.StringVar(&f.Engine, "engine", "auto", "how requests are sent: loop (event loops, one per core; Linux, plain http), goroutine (a goroutine per connection; every platform and TLS) or auto (loop where it applies); both measure and count alike")
+	fs.DurationVar(&f.ClientTimeout, "client-timeout", 0, "emulate clients that give up after this long, closing the connection (separate from --timeout, herd's own bound; 0: off)")
+	fs.StringVar(&f.RetryPolicy, "retry-policy", "none", "emulate client retries after a client timeout, a connection error, a 5xx or a 429: none, fixed:N/DELAY or exp:N/BASE/MAX[/jitter], +retry-after to honour Retry-After (e.g. exp:3/100ms/2s/jitter)")
+	fs.Float64Var(&f.RetryBudget, "retry-budget", 0, "cap emulated retries at this fraction of first attempts (plus 10), as a client retry budget does (0.1 = 10%); 0: no cap")
 }
 
 // setup is what both commands build from the flags: the library's
@@ -151,11 +159,16 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, usageErrorf("--max-idle must be 0 (keep every idle stretch) or at least 1s (got %v)", f.MaxIdle)
 	}
 	st.Seed, st.Timeout, st.MaxConns, st.MaxInflight, st.LagBound, st.MaxRun = f.Seed, f.Timeout, f.MaxConns, f.MaxInflight, f.LagBound, f.MaxRun
+	if st.Retry, err = replay.ParseRetryPolicy(f.RetryPolicy); err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--retry-policy: %w", err)}
+	}
+	st.ClientTimeout, st.RetryBudget = f.ClientTimeout, f.RetryBudget
 	if f.Insecure {
 		st.TLS = &tls.Config{InsecureSkipVerify: true}
 	}
 	po := &s.plan
 	po.Target, po.KeepHost, po.ReadOnly, po.SendTruncated = st.Target, f.KeepHost, f.ReadOnly, f.SendTruncated
+	po.SendWithoutBody = f.SendNoBody
 	po.MaxIdle = f.MaxIdle
 	if f.MaxIdle == 0 {
 		po.MaxIdle = -1 // off: the library's zero is its default
@@ -224,6 +237,9 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 	}
 	for _, d := range r.Damage() {
 		fmt.Fprintf(io.Err, "herd: warning: %v\n", d)
+	}
+	if n := plan.Skipped["no_body_recorded"]; n > 0 {
+		fmt.Fprintf(io.Err, "herd: the tape holds no request bodies (its source is %s): %d requests that need one (POST, PUT, PATCH ...) are not sent; --send-without-body sends them with an empty body\n", r.Meta().Source.Kind, n)
 	}
 	if plan.Clamped {
 		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%v): replaying the whole recording, repeated to fill each step\n",
