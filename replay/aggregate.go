@@ -132,6 +132,11 @@ func (a *aggregator) run() {
 			for i := range b {
 				a.add(b[i])
 			}
+			clear(b)
+			select {
+			case a.r.free <- b[:0]:
+			default:
+			}
 		case <-tick.C:
 			now := nanotime() - a.r.t0
 			a.sampleSends(now)

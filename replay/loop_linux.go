@@ -1,7 +1,6 @@
 package replay
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"net"
@@ -70,7 +69,7 @@ func newLoopEngine(r *run, cl *client) (stepEngine, error) {
 		l, err := newEvloop(e, i, n)
 		if err != nil {
 			for _, l := range e.loops {
-				unix.Close(l.epfd)
+				l.p.close()
 			}
 			return nil, err
 		}
@@ -137,7 +136,7 @@ func (e *loopEngine) runStep() error {
 	}
 	wg.Wait()
 	for _, l := range e.loops {
-		unix.Close(l.epfd)
+		l.p.close()
 	}
 	close(e.results)
 	close(e.batches)
@@ -201,11 +200,11 @@ func (e *loopEngine) flush() {
 
 // evloop is one event loop and everything it owns.
 type evloop struct {
-	e    *loopEngine
-	r    *run
-	t    target
-	id   int
-	epfd int
+	e  *loopEngine
+	r  *run
+	t  target
+	id int
+	p  *poller
 
 	inbox  chan []loopMsg
 	events []unix.EpollEvent
@@ -218,6 +217,7 @@ type evloop struct {
 	deadlines   reqList // requests in flight, by send time: their deadlines rise
 	waitInfl    reqQueue
 	waitConn    reqQueue
+	freeReqs    []*lreq
 	spares      []*lconn // strict pacing: idle connections any replayed connection may take
 	waiting     map[*connPass][]*lvconn
 	inflight    int
@@ -231,19 +231,20 @@ type evloop struct {
 	driverDone  bool
 	batch       []result
 	now         int64
+	polled      int64 // when the sockets were last looked at
 
 	sent      atomic.Int64 // for the progress line
 	inflightN atomic.Int64
 }
 
 func newEvloop(e *loopEngine, id, n int) (*evloop, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	p, err := newPoller()
 	if err != nil {
-		return nil, fmt.Errorf("epoll: %w", err)
+		return nil, err
 	}
 	// The bounds are split between the loops: each owns its share.
 	share := func(total int) int { return max(1, total/n+btoi(id < total%n)) }
-	return &evloop{e: e, r: e.run, t: e.t.own(), id: id, epfd: epfd, inbox: make(chan []loopMsg, 64),
+	return &evloop{e: e, r: e.run, t: e.t.own(), id: id, p: p, inbox: make(chan []loopMsg, 64),
 		events: make([]unix.EpollEvent, 256), rbuf: make([]byte, 64<<10), waiting: map[*connPass][]*lvconn{},
 		maxInflight: share(e.o.MaxInflight), maxConns: share(e.o.MaxConns)}, nil
 }
@@ -276,8 +277,10 @@ type lvconn struct {
 }
 
 // lreq is a request being sent: from its admission to its result, over
-// every attempt an emulated client makes.
+// every attempt an emulated client makes. A loop recycles them; gen tells
+// a timer or a queue entry made for an earlier use from the current one.
 type lreq struct {
+	gen    uint32
 	v      *lvconn
 	r      *Req
 	res    result // of the attempt under way
@@ -340,7 +343,7 @@ func (l *evloop) register(c *lconn) error {
 	l.gen++
 	c.gen = l.gen
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.slot, Pad: c.gen}
-	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
+	return unix.EpollCtl(l.p.epfd, unix.EPOLL_CTL_ADD, c.fd, &ev)
 }
 
 // closeConn closes a connection; its slot of the connection bound stays
@@ -378,15 +381,16 @@ func (l *evloop) flushResults() {
 		return
 	}
 	l.r.batches <- l.batch
-	l.batch = make([]result, 0, max(64, len(l.batch)))
+	select {
+	case l.batch = <-l.r.free:
+	default:
+		l.batch = make([]result, 0, 64)
+	}
 }
 
 // run is the loop: messages from the driver, then due times, deadlines
 // and socket events, until the driver is done and nothing is left.
 func (l *evloop) run() {
-	runtime.LockOSThread() // its own thread: timer slack and caches stay its own
-	defer runtime.UnlockOSThread()
-	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
 	stopped := false
 	for {
 		l.drainInbox()
@@ -406,19 +410,32 @@ func (l *evloop) run() {
 			l.flushResults()
 			return
 		}
-		wait := 10 * time.Millisecond
+		// Sleep until the next due time or deadline (10 ms at most, to
+		// read the driver's messages and see a stop), unless it is so
+		// close that waking would cost more than looking again.
+		until := nanotime() + int64(10*time.Millisecond)
 		if at, ok := l.nextTimer(); ok {
-			wait = min(wait, time.Duration(at-nanotime()))
+			until = min(until, at)
 		}
-		if wait < loopSpin {
-			wait = 0
-		}
-		n, errno := epollWait(l.epfd, l.events, wait)
-		if errno != 0 && errno != unix.EINTR {
-			panic(fmt.Sprintf("epoll_wait: %v", errno)) // only a bug makes the loop's own epoll fail
+		var n int
+		switch now := nanotime(); {
+		case until-now >= int64(loopSpin):
+			n = l.p.wait(l.events, until)
+			l.polled = nanotime()
+		case now-l.polled < int64(loopSpin):
+			// Sockets were looked at a moment ago: wait for the due time
+			// on the clock alone, which costs no system call.
+			for nanotime() < until {
+			}
+		default:
+			n = l.p.poll(l.events)
+			l.polled = now
 		}
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
+			if ev.Fd == timerToken {
+				continue
+			}
 			c := l.slots[ev.Fd]
 			if c == nil || c.gen != ev.Pad {
 				continue // closed earlier in this pass
@@ -499,7 +516,7 @@ func (l *evloop) advance(v *lvconn) {
 		return
 	}
 	v.r, v.i, v.due = r, i, l.r.t0+int64(rel)
-	heap.Push(&l.timers, timer{at: v.due, v: v})
+	l.timers.push(timer{at: v.due, v: v})
 }
 
 func (l *evloop) maybeEnd(v *lvconn) {
@@ -528,10 +545,10 @@ func (l *evloop) stopAll() {
 		case t.v != nil:
 			t.v.noMore = true
 			l.maybeEnd(t.v)
-		case t.retry:
+		case t.retry && t.q.gen == t.gen:
 			l.retryNow(t.q) // stopped: the request's outcome is its last attempt's
 		default:
-			heap.Push(&l.timers, t) // a wait for a slot goes on, as it does in the goroutine engine
+			l.timers.push(t) // a wait for a slot goes on, as it does in the goroutine engine
 		}
 	}
 	for cp, ws := range l.waiting {
@@ -549,19 +566,49 @@ type timer struct {
 	at    int64
 	v     *lvconn
 	q     *lreq
+	gen   uint32 // q's generation: a request recycled since is not this one
 	retry bool
 }
 
+// timerHeap is a min-heap of timers by time, typed so that pushing one
+// allocates nothing.
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p].at <= s[i].at {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *timerHeap) pop() timer {
+	s := *h
+	t := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = timer{}
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l].at < s[m].at {
+			m = l
+		}
+		if r < n && s[r].at < s[m].at {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
 	return t
 }
 
@@ -588,8 +635,10 @@ func (l *evloop) fireTimers() {
 				return
 			}
 		}
-		t := heap.Pop(&l.timers).(timer)
+		t := l.timers.pop()
 		switch {
+		case t.q != nil && t.q.gen != t.gen:
+			continue // the request this was for is long done
 		case t.retry:
 			l.retryNow(t.q)
 			continue
@@ -618,8 +667,9 @@ func (l *evloop) due(v *lvconn) {
 		l.advance(v)
 		return
 	}
-	q := &lreq{v: v, r: r, giveUp: due + int64(l.r.o.Timeout),
-		res: result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}}
+	q := l.newReq()
+	q.v, q.r, q.giveUp = v, r, due+int64(l.r.o.Timeout)
+	q.res = result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
 	if l.r.o.emulating() {
 		q.seed = mix(l.r.o.Schedule.Seed, uint64(id.vconn), uint64(id.req))
 		if l.r.o.RetryBudget > 0 {
@@ -651,7 +701,7 @@ func (l *evloop) exec(q *lreq) {
 		q.waiting = true
 		l.nWaiting++
 		l.waitInfl.push(q)
-		heap.Push(&l.timers, timer{at: q.giveUp, q: q})
+		l.timers.push(timer{at: q.giveUp, q: q, gen: q.gen})
 		return
 	}
 	l.admit(q)
@@ -687,7 +737,7 @@ func (l *evloop) admit(q *lreq) {
 		q.waiting = true
 		l.nWaiting++
 		l.waitConn.push(q)
-		heap.Push(&l.timers, timer{at: q.giveUp, q: q})
+		l.timers.push(timer{at: q.giveUp, q: q, gen: q.gen})
 		return
 	} else {
 		l.conns++
@@ -967,7 +1017,7 @@ func (l *evloop) retryLater(q *lreq) bool {
 	// failed is gone, and the next attempt opens another.
 	q.kept, q.c = q.c, nil
 	q.retryAt = res.done + int64(wait)
-	heap.Push(&l.timers, timer{at: q.retryAt, q: q, retry: true})
+	l.timers.push(timer{at: q.retryAt, q: q, gen: q.gen, retry: true})
 	return true
 }
 
@@ -992,6 +1042,23 @@ func (l *evloop) retryNow(q *lreq) {
 	l.exec(q)
 }
 
+func (l *evloop) newReq() *lreq {
+	if n := len(l.freeReqs); n > 0 {
+		q := l.freeReqs[n-1]
+		l.freeReqs = l.freeReqs[:n-1]
+		return q
+	}
+	return &lreq{}
+}
+
+// recycle keeps a finished request for the next one.
+func (l *evloop) recycle(q *lreq) {
+	*q = lreq{gen: q.gen + 1}
+	if len(l.freeReqs) < 4096 {
+		l.freeReqs = append(l.freeReqs, q)
+	}
+}
+
 // done gives a finished request's connection c back and moves its
 // replayed connection on.
 func (l *evloop) done(q *lreq, c *lconn) {
@@ -1000,6 +1067,7 @@ func (l *evloop) done(q *lreq, c *lconn) {
 		c = q.kept // a retry that never got its slot
 	}
 	q.c, q.kept = nil, nil
+	defer l.recycle(q)
 	switch {
 	case q.spare:
 		if c != nil {
@@ -1142,24 +1210,29 @@ func (ls *reqList) remove(q *lreq) {
 }
 
 // reqQueue is a FIFO of requests waiting for a slot; those that gave up
-// are skipped.
+// (or were recycled since) are skipped.
 type reqQueue struct {
-	q    []*lreq
+	q    []queued
 	head int
 }
 
-func (rq *reqQueue) push(q *lreq) { rq.q = append(rq.q, q) }
+type queued struct {
+	q   *lreq
+	gen uint32
+}
+
+func (rq *reqQueue) push(q *lreq) { rq.q = append(rq.q, queued{q, q.gen}) }
 
 func (rq *reqQueue) pop() *lreq {
 	for rq.head < len(rq.q) {
-		q := rq.q[rq.head]
-		rq.q[rq.head] = nil
+		e := rq.q[rq.head]
+		rq.q[rq.head] = queued{}
 		rq.head++
 		if rq.head == len(rq.q) {
 			rq.q, rq.head = rq.q[:0], 0
 		}
-		if q.waiting {
-			return q
+		if e.q.gen == e.gen && e.q.waiting {
+			return e.q
 		}
 	}
 	return nil

@@ -1,10 +1,10 @@
 package replay
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -16,41 +16,98 @@ import (
 
 func sysClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
-// epollWait waits for events up to timeout (negative: forever). It asks
-// for the wait in nanoseconds (epoll_pwait2) and falls back, on kernels
-// older than 5.11, to epoll_wait's milliseconds, rounded down: the loop
-// then polls the last fraction of a millisecond.
-func epollWait(epfd int, events []unix.EpollEvent, timeout time.Duration) (int, syscall.Errno) {
-	if !noPwait2 {
-		var ts *unix.Timespec
-		if timeout >= 0 {
-			t := unix.NsecToTimespec(int64(timeout))
-			ts = &t
-		}
-		n, _, e := unix.Syscall6(unix.SYS_EPOLL_PWAIT2, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)),
-			uintptr(unsafe.Pointer(ts)), 0, 0)
-		if e != unix.ENOSYS {
-			return int(n), e
-		}
-		noPwait2 = true
-	}
-	ms := -1
-	if timeout >= 0 {
-		ms = int(timeout / time.Millisecond)
-	}
-	var n uintptr
-	var e syscall.Errno
-	if ms == 0 {
-		n, _, e = unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	} else {
-		n, _, e = unix.Syscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
-	}
-	return int(n), e
+// poller is an event loop's epoll set, waited on through Go's own
+// network poller: the loop's goroutine parks like any other while nothing
+// is ready, holding no P and no thread (a goroutine blocked in epoll_wait
+// would hold both, and have the runtime's monitor take the P back every
+// few microseconds). Due times wake it through a timerfd in the set,
+// with the precision of a kernel timer.
+type poller struct {
+	epfd   int
+	f      *os.File
+	rc     syscall.RawConn
+	tfd    int   // the timerfd
+	tslot  int32 // its token in the set
+	armed  int64 // replay-clock time the timerfd is armed for; 0 when not
+	offset int64 // CLOCK_MONOTONIC minus the replay clock
 }
 
-// noPwait2 is set once the kernel has said it lacks epoll_pwait2; every
-// loop reads it after that, so a race on it only costs one more ENOSYS.
-var noPwait2 bool
+// timerToken marks the timerfd's events.
+const timerToken = -1
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	p := &poller{epfd: epfd, tfd: -1}
+	fail := func(err error) (*poller, error) {
+		p.close()
+		return nil, err
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		return fail(fmt.Errorf("epoll: %w", err))
+	}
+	p.tfd, err = unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return fail(fmt.Errorf("timerfd: %w", err))
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return fail(err)
+	}
+	p.offset = ts.Nano() - nanotime()
+	// Edge-triggered: each expiry is one event, and the timerfd need not
+	// be read.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: timerToken}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p.tfd, &ev); err != nil {
+		return fail(fmt.Errorf("epoll: %w", err))
+	}
+	p.f = os.NewFile(uintptr(epfd), "epoll")
+	if p.rc, err = p.f.SyscallConn(); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+func (p *poller) close() {
+	if p.tfd >= 0 {
+		unix.Close(p.tfd)
+	}
+	if p.f != nil {
+		p.f.Close()
+	} else {
+		unix.Close(p.epfd)
+	}
+}
+
+// poll returns the events ready now, without waiting.
+func (p *poller) poll(events []unix.EpollEvent) int {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0 // EINTR: the loop comes back
+	}
+	return int(n)
+}
+
+// wait returns the events ready by the replay-clock time until: at once
+// those ready now, else it parks until one is or until is reached.
+func (p *poller) wait(events []unix.EpollEvent, until int64) int {
+	if n := p.poll(events); n > 0 {
+		return n
+	}
+	if until != p.armed {
+		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(until+p.offset, 1))}
+		unix.TimerfdSettime(p.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
+		p.armed = until
+	}
+	n := 0
+	p.rc.Read(func(uintptr) bool {
+		n = p.poll(events)
+		return n > 0
+	})
+	return n
+}
 
 // target is where the event loops connect: the target's address, resolved
 // once per step (the goroutine engine resolves on each dial, through Go's

@@ -26,13 +26,15 @@ type run struct {
 	// both when it is done.
 	results chan result
 	batches chan []result
+	free    chan []result // batches the aggregator is done with, for reuse
 	// sends and inFlight are read by the progress line: requests written
 	// so far, and awaiting a response now.
 	sends, inFlight func() int64
 }
 
 func newRun(ctx context.Context, p *Plan, o Options) *run {
-	r := &run{p: p, o: o, s: o.Schedule, results: make(chan result, 1<<14), batches: make(chan []result, 1<<10)}
+	r := &run{p: p, o: o, s: o.Schedule, results: make(chan result, 1<<14), batches: make(chan []result, 1<<10),
+		free: make(chan []result, 1<<10)}
 	r.stop, r.halt = context.WithCancelCause(ctx)
 	context.AfterFunc(r.stop, func() {
 		if c := context.Cause(r.stop); c == errAborted || ctx.Err() != nil {
