@@ -93,9 +93,6 @@ func (p *poller) poll(events []unix.EpollEvent) int {
 // wait returns the events ready by the replay-clock time until: at once
 // those ready now, else it parks until one is or until is reached.
 func (p *poller) wait(events []unix.EpollEvent, until int64) int {
-	if n := p.poll(events); n > 0 {
-		return n
-	}
 	if until != p.armed {
 		spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(until+p.offset, 1))}
 		unix.TimerfdSettime(p.tfd, unix.TFD_TIMER_ABSTIME, &spec, nil)
