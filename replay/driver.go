@@ -191,7 +191,7 @@ func (d *driver) readReq(ctx context.Context) {
 			d.err, d.reqDone = err, true
 			break
 		}
-		due := s.Due(r.Offset, s.Shift(d.x.id[c], d.loop, 0))
+		due := s.Due(r.Offset, s.Shift(d.x.id(c), d.loop, 0))
 		if due >= s.Duration {
 			// Offsets rise through a pass and every later pass starts
 			// later: nothing more is due within the run.
@@ -272,10 +272,10 @@ func (d *driver) state(conn, loop int32) *passState {
 	k := passKey{conn, loop}
 	ps := d.live[k]
 	if ps == nil {
-		consumers := d.r.s.consumers(d.x.id[conn], d.x.first[conn], int(loop))
+		consumers := d.r.s.consumers(d.x.id(conn), d.x.first(conn), int(loop))
 		ps = &passState{consumers: consumers}
 		if consumers > 0 {
-			ps.cp = newConnPass(conn, loop, d.x.n[conn], consumers)
+			ps.cp = newConnPass(conn, loop, d.x.n(conn), consumers)
 			d.sink.pass(ps.cp)
 		}
 		d.live[k] = ps
@@ -291,7 +291,7 @@ func (d *driver) deliver() {
 		d.sink.add(ps.cp, d.nextReq)
 	}
 	ps.delivered++
-	if ps.delivered >= d.x.n[d.nextConn] {
+	if ps.delivered >= d.x.n(d.nextConn) {
 		if ps.cp != nil {
 			d.sink.close(ps.cp)
 		}

@@ -182,6 +182,7 @@ type engine struct {
 	inflight  chan struct{}
 	spares    chan *conn
 	inFlight  atomic.Int64
+	waiting   atomic.Int64 // requests waiting for a slot (acquire)
 	sends     atomic.Int64 // requests written so far, for the progress line
 	// The retry budget's counts: first attempts sent, retries allowed.
 	firstAttempts, retriesSent atomic.Int64
@@ -463,6 +464,13 @@ func (e *engine) acquire(sem chan struct{}, deadline int64) bool {
 	if wait <= 0 {
 		return false
 	}
+	// No more requests wait than the bound lets go at once: past that,
+	// a generator far behind its target would hold them all in memory.
+	if e.waiting.Add(1) > int64(cap(sem)) {
+		e.waiting.Add(-1)
+		return false
+	}
+	defer e.waiting.Add(-1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -216,7 +216,7 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 	}
 	planned, _ := sched.CountDue(p, 0)
 	if o.Ready != nil {
-		err := o.Ready(Outline{Kind: "replay", Requests: p.Requests, Window: p.Length, Conns: len(p.Conns),
+		err := o.Ready(Outline{Kind: "replay", Requests: p.Requests, Window: p.Length, Conns: p.Connections(),
 			PeakConns: peak, Duration: sched.Duration, Scale: o.Scale, Planned: planned})
 		if err != nil {
 			return nil, err
@@ -261,7 +261,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
+			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(p.Connections()), Skipped: p.Skipped,
 			RecordedS: results.Round3(p.Recorded.Seconds()), IdleRemovedS: results.Round3(p.IdleRemoved.Seconds()),
 			MaxIdleS: p.MaxIdle.Seconds(), Clamped: p.Clamped,
 		},

@@ -698,6 +698,13 @@ func (l *evloop) due(v *lvconn) {
 // exec admits a request: an in-flight slot, then a connection.
 func (l *evloop) exec(q *lreq) {
 	if l.inflight >= l.maxInflight {
+		if l.nWaiting >= l.maxInflight {
+			// No more requests wait than the bound lets go at once: a
+			// generator far behind would otherwise hold them all.
+			q.res.notSent = "max_inflight"
+			l.finish(q)
+			return
+		}
 		q.waiting = true
 		l.nWaiting++
 		l.waitInfl.push(q)
@@ -734,6 +741,11 @@ func (l *evloop) admit(q *lreq) {
 			c = nil
 		}
 	} else if l.conns >= l.maxConns {
+		if l.nWaiting >= l.maxInflight {
+			q.res.notSent = "max_conns"
+			l.finish(q)
+			return
+		}
 		q.waiting = true
 		l.nWaiting++
 		l.waitConn.push(q)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -207,9 +206,18 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	tb := newTimelineBuilder(from, o.MaxIdle)
 	routes := newRouteCounter()
 	rw := newRewriter(o)
-	ordinal := make(map[uint64]int32) // the recorded connections seen, by id
 	x := &p.conns
-	var firsts, ends []int64 // Unix ns, by ordinal
+	var peak peakSweep
+	// The recorded connections seen within connSplit, by id: a plan
+	// remembers the connections open in the recording, not every
+	// connection of the tape.
+	type openConn struct {
+		ord       int32
+		last, end int64 // Unix ns: its last request's start, and the end of its exchanges
+	}
+	open := make(map[uint64]*openConn)
+	closeConn := func(oc *openConn) { peak.closed(oc.end) }
+	var sweepAt int64
 	var held int64
 	for {
 		e, err := ord.Next()
@@ -220,6 +228,18 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return nil, fmt.Errorf("read tape window: %w", err)
 		}
 		tb.add(e.ReqStart)
+		if e.ReqStart >= sweepAt {
+			for id, oc := range open {
+				if e.ReqStart-oc.last > int64(connSplit) {
+					closeConn(oc)
+					delete(open, id)
+				}
+			}
+			sweepAt = e.ReqStart + int64(connSplit/4)
+			// Every connection that started before then is closed or
+			// known to be open: count them.
+			peak.settle(e.ReqStart - int64(connSplit*5/4))
+		}
 		why, ok := keep(e, o, noBodies)
 		if !ok {
 			if why != "" {
@@ -228,26 +248,31 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			continue
 		}
 		routes.add(RouteKey{e.Method, route.Template(e.Target)})
-		i, seen := ordinal[e.ConnID]
-		if !seen {
-			i = int32(len(x.id))
-			ordinal[e.ConnID] = i
-			x.id = append(x.id, e.ConnID)
-			x.n = append(x.n, 0)
-			firsts = append(firsts, e.ReqStart)
-			ends = append(ends, 0)
+		oc := open[e.ConnID]
+		if oc != nil && e.ReqStart-oc.last > int64(connSplit) {
+			closeConn(oc) // idle so long a server would have closed it: replayed as another connection
+			oc = nil
 		}
-		x.n[i]++
-		end := max(e.ReqEnd, e.ReqStart)
+		if oc == nil {
+			oc = &openConn{ord: x.add(e.ConnID, tb.offset(e.ReqStart), 0)}
+			peak.started(e.ReqStart)
+			open[e.ConnID] = oc
+		}
+		x.addN(oc.ord, 1)
+		oc.last = e.ReqStart
+		oc.end = max(oc.end, e.ReqEnd, e.ReqStart)
 		if e.HasResponse() {
-			end = max(end, e.RespEnd)
+			oc.end = max(oc.end, e.RespEnd)
 		}
-		ends[i] = max(ends[i], end)
 		rw.countRedacted(e, p.Redacted)
 		held += reqBytes(e)
 		p.Requests++
 	}
-	ordinal = nil
+	for _, oc := range open {
+		closeConn(oc)
+	}
+	open = nil
+	peak.settle(1<<63 - 1)
 	tl := tb.finish(to)
 	p.Idles, p.IdleRemoved = tl.idles, tl.removedTotal()
 	p.Recorded = time.Duration(to - from)
@@ -271,15 +296,9 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	p.RouteRequests = make([]int64, len(p.Routes))
 	for k, n := range routes.counts {
-		p.RouteRequests[s.routeOf(k)] += n
+		p.RouteRequests[s.routeOf(k)] += *n
 	}
-	x.first = make([]time.Duration, len(firsts))
-	for i, f := range firsts {
-		x.first[i] = tl.offset(f)
-		ends[i] = int64(tl.offset(ends[i]))
-	}
-	p.peak1x = peakOpen(x.first, ends)
-	firsts = nil
+	p.peak1x = peak.peak
 	p.once.Do(func() {}) // the index is built
 	if held > o.MaxHeld && o.MaxHeld > 0 || o.MaxHeld < 0 {
 		p.stream = s
@@ -292,8 +311,10 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	p.Conns = make([]Conn, x.len())
 	for i := range p.Conns {
-		p.Conns[i] = Conn{ID: x.id[i], Reqs: make([]Req, 0, x.n[i]), End: time.Duration(ends[i])}
+		o := int32(i)
+		p.Conns[i] = Conn{ID: x.id(o), Reqs: make([]Req, 0, x.n(o))}
 	}
+	tc := cur.(*tapeCursor)
 	for {
 		c, rq, err := cur.next()
 		if err == io.EOF {
@@ -303,33 +324,99 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return nil, fmt.Errorf("read tape window: %w", err)
 		}
 		p.Conns[c].Reqs = append(p.Conns[c].Reqs, *rq)
+		p.Conns[c].End = max(p.Conns[c].End, tl.offset(tc.end))
 	}
 	for i := range p.Conns {
-		if len(p.Conns[i].Reqs) != int(x.n[i]) {
-			return nil, fmt.Errorf("the tape changed while it was read: recorded connection %d", x.id[i])
+		if len(p.Conns[i].Reqs) != int(x.n(int32(i))) {
+			return nil, fmt.Errorf("the tape changed while it was read: recorded connection %d", x.id(int32(i)))
 		}
 	}
 	return p, nil
 }
 
-// peakOpen is the most intervals [first[i], end[i]] open at once, with
-// first in increasing order.
-func peakOpen(first []time.Duration, end []int64) int64 {
-	ends := slices.Clone(end)
-	slices.Sort(ends)
-	var open, peak int64
-	j := 0
-	for _, f := range first {
-		// An interval closes at end+1: one that ends where another starts
-		// overlaps it.
-		for j < len(ends) && ends[j]+1 <= int64(f) {
-			j++
-			open--
+// connSplit is how long a recorded connection may sit idle and still be
+// replayed as one connection: past it (a server would have closed it long
+// before), what follows is replayed on another. It bounds what a plan
+// keeps of the tape's connections while it is read: those active within
+// it.
+const connSplit = 5 * time.Minute
+
+// peakSweep finds the most recorded connections open at once (from each
+// one's first request to the end of its last exchange) as the window is
+// read in time order, holding only the connections of the last few
+// minutes: a connection's start is counted once every connection that
+// started before it is known to be closed or open then.
+type peakSweep struct {
+	starts  []int64 // starts not counted yet, in order (Unix ns), from startAt
+	startAt int
+	ends    endsHeap // ends of closed connections not yet before a counted start
+	n       int64    // starts counted
+	gone    int64    // of them, closed before the last start counted
+	peak    int64
+}
+
+func (s *peakSweep) started(at int64) { s.starts = append(s.starts, at) }
+func (s *peakSweep) closed(end int64) { s.ends.push(end) }
+
+// settle counts the starts up to before, when the state of every
+// connection that started earlier is known.
+func (s *peakSweep) settle(before int64) {
+	i := s.startAt
+	for ; i < len(s.starts) && s.starts[i] <= before; i++ {
+		at := s.starts[i]
+		// One that ends where another starts overlaps it.
+		for len(s.ends) > 0 && s.ends[0] < at {
+			s.ends.pop()
+			s.gone++
 		}
-		open++
-		peak = max(peak, open)
+		s.n++
+		s.peak = max(s.peak, s.n-s.gone)
 	}
-	return peak
+	s.startAt = i
+	if s.startAt > 4096 && s.startAt > len(s.starts)/2 {
+		s.starts = append(s.starts[:0], s.starts[s.startAt:]...)
+		s.startAt = 0
+	}
+}
+
+// endsHeap is a min-heap of times.
+type endsHeap []int64
+
+func (h *endsHeap) push(t int64) {
+	*h = append(*h, t)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p] <= s[i] {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *endsHeap) pop() int64 {
+	s := *h
+	t := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l] < s[m] {
+			m = l
+		}
+		if r < n && s[r] < s[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return t
 }
 
 // routeCounter counts requests by route. Past maxRouteKeys distinct
@@ -337,29 +424,46 @@ func peakOpen(first []time.Duration, end []int64) int64 {
 // collapse) it keeps the heavy hitters only (Misra-Gries), so that a long
 // tape's plan stays bounded; the top routes keep their counts but for
 // a bounded error.
+//
+// The keys are copies, and counts are incremented through pointers: a map
+// assignment replaces the stored key with the one given, and a key
+// pointing into a decoded chunk would keep the whole chunk alive.
 type routeCounter struct {
-	counts map[RouteKey]int64
+	counts map[RouteKey]*int64
 }
 
 const maxRouteKeys = 1 << 16
 
-func newRouteCounter() *routeCounter { return &routeCounter{counts: map[RouteKey]int64{}} }
+func newRouteCounter() *routeCounter { return &routeCounter{counts: map[RouteKey]*int64{}} }
 
 func (rc *routeCounter) add(k RouteKey) {
-	if _, ok := rc.counts[k]; !ok && len(rc.counts) >= maxRouteKeys {
+	if n, ok := rc.counts[k]; ok {
+		*n++
+		return
+	}
+	if len(rc.counts) >= maxRouteKeys {
 		for key, n := range rc.counts {
-			if n <= 1 {
+			if *n <= 1 {
 				delete(rc.counts, key)
 			} else {
-				rc.counts[key] = n - 1
+				*n--
 			}
 		}
 		return
 	}
-	rc.counts[k]++
+	n := int64(1)
+	rc.counts[RouteKey{strings.Clone(k.Method), strings.Clone(k.Route)}] = &n
 }
 
-func (rc *routeCounter) top(limit int) []RouteKey { return topRoutes(rc.counts, limit) }
+func (rc *routeCounter) all() map[RouteKey]int64 {
+	m := make(map[RouteKey]int64, len(rc.counts))
+	for k, n := range rc.counts {
+		m[k] = *n
+	}
+	return m
+}
+
+func (rc *routeCounter) top(limit int) []RouteKey { return topRoutes(rc.all(), limit) }
 
 // noRequests explains an empty plan: what was skipped and why, and whether
 // the tape was damaged (a damaged chunk's requests are lost, not skipped).

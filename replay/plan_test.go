@@ -145,6 +145,18 @@ func TestStreamedPlanSame(t *testing.T) {
 			exs = append(exs, e)
 		}
 	}
+	// A connection idle for longer than connSplit: replayed as two.
+	for i, at := range []time.Duration{10 * time.Second, 10*time.Second + connSplit + time.Minute} {
+		start := base + int64(at)
+		exs = append(exs, tape.Exchange{ConnID: 7, Seq: uint32(i), ReqStart: start, ReqEnd: start + 10, RespStart: start + 1e6, RespEnd: start + 2e6,
+			Method: "GET", Target: "/long", Proto: "HTTP/1.1", Status: 200})
+	}
+	kept := map[uint64]bool{}
+	for _, e := range exs {
+		if e.Method != "CONNECT" && e.Flags&tape.ReqBodyTruncated == 0 {
+			kept[e.ConnID] = true
+		}
+	}
 	path := filepath.Join(t.TempDir(), "p.tape")
 	if err := tape.WriteFile(path, tape.Meta{}, tape.WriterOptions{NoSync: true, FlushInterval: -1, ChunkRecords: 50}, exs); err != nil {
 		t.Fatal(err)
@@ -177,8 +189,11 @@ func TestStreamedPlanSame(t *testing.T) {
 		if a, b := say(held), say(streamed); a != b {
 			t.Fatalf("shard %v: held: %s\nstreamed: %s", shard, a, b)
 		}
-		if held.IdleRemoved == 0 || len(held.Skipped) != 2 || held.Redacted["cookie"] != held.Requests {
+		if held.IdleRemoved == 0 || len(held.Skipped) != 2 || held.Redacted["cookie"] != held.Requests-2 {
 			t.Fatalf("the tape's idle stretch, skips or redactions are missing: %s", say(held))
+		}
+		if want := len(kept) + 1; shard.Count == 0 && held.Connections() != want {
+			t.Fatalf("%d connections, want %d: the one idle for %v is two", held.Connections(), want, connSplit+time.Minute)
 		}
 		// The peak from the recorded connections' lives, as PeakConns
 		// computes it for a plan made by hand.

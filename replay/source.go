@@ -16,19 +16,40 @@ import (
 // connIndex is what a plan keeps of every recorded connection, whatever
 // the tape's length: its id, its first request's offset and how many
 // requests it carries, in order of first request (then id). That is 20
-// bytes a connection; the requests themselves are held only for a small
-// window and otherwise streamed from the tape (reqCursor).
+// bytes a connection, in blocks that grow without copying; the requests
+// themselves are held only for a small window and otherwise streamed from
+// the tape (reqCursor).
 type connIndex struct {
-	id    []uint64
-	first []time.Duration
-	n     []int32
+	ids    [][]uint64
+	firsts [][]time.Duration
+	ns     [][]int32
+	count  int
 }
 
-func (x *connIndex) len() int { return len(x.id) }
+const indexBlock = 1 << 14
 
-// bytes is what the index holds in memory.
-func (x *connIndex) bytes() int64 {
-	return int64(cap(x.id))*8 + int64(cap(x.first))*8 + int64(cap(x.n))*4
+func (x *connIndex) len() int { return x.count }
+
+func (x *connIndex) id(i int32) uint64           { return x.ids[i/indexBlock][i%indexBlock] }
+func (x *connIndex) first(i int32) time.Duration { return x.firsts[i/indexBlock][i%indexBlock] }
+func (x *connIndex) n(i int32) int32             { return x.ns[i/indexBlock][i%indexBlock] }
+
+func (x *connIndex) setFirst(i int32, f time.Duration) { x.firsts[i/indexBlock][i%indexBlock] = f }
+func (x *connIndex) addN(i int32, d int32)             { x.ns[i/indexBlock][i%indexBlock] += d }
+
+// add appends a connection and returns its ordinal.
+func (x *connIndex) add(id uint64, first time.Duration, n int32) int32 {
+	if x.count%indexBlock == 0 {
+		x.ids = append(x.ids, make([]uint64, 0, indexBlock))
+		x.firsts = append(x.firsts, make([]time.Duration, 0, indexBlock))
+		x.ns = append(x.ns, make([]int32, 0, indexBlock))
+	}
+	b := len(x.ids) - 1
+	x.ids[b] = append(x.ids[b], id)
+	x.firsts[b] = append(x.firsts[b], first)
+	x.ns[b] = append(x.ns[b], n)
+	x.count++
+	return int32(x.count - 1)
 }
 
 // index returns the plan's connection index, built from Conns for a plan
@@ -42,16 +63,19 @@ func (p *Plan) index() *connIndex {
 		x := &p.conns
 		for i := range p.Conns {
 			c := &p.Conns[i]
-			if len(c.Reqs) == 0 {
-				continue
+			first := time.Duration(0)
+			if len(c.Reqs) > 0 {
+				first = c.Reqs[0].Offset
 			}
-			x.id = append(x.id, c.ID)
-			x.first = append(x.first, c.Reqs[0].Offset)
-			x.n = append(x.n, int32(len(c.Reqs)))
+			x.add(c.ID, first, int32(len(c.Reqs)))
 		}
 	})
 	return &p.conns
 }
+
+// Connections is the number of recorded connections the plan replays (at
+// 1x), whether it holds their requests or streams them.
+func (p *Plan) Connections() int { return p.index().len() }
 
 // reqCursor yields the requests of one pass of a plan's window in time
 // order (offset, then recorded connection, then position on it), each with
@@ -153,6 +177,7 @@ type tapeCursor struct {
 	render bool
 	rw     *rewriter
 	host   string
+	end    int64 // when the exchange of the last request returned ended (Unix ns)
 }
 
 type openConn struct {
@@ -169,17 +194,25 @@ func (c *tapeCursor) next() (int32, *Req, error) {
 		if _, ok := keep(e, c.s.o, c.s.noBodies); !ok {
 			continue
 		}
+		// A connection's requests run from its ordinal's first on, as
+		// many as it has: the next request of its id after that belongs
+		// to another connection of the plan (one Load split at a long
+		// idle stretch), at the next ordinal.
 		oc := c.open[e.ConnID]
 		if oc == nil {
-			if int(c.next_) >= c.x.len() || c.x.id[c.next_] != e.ConnID {
+			if int(c.next_) >= c.x.len() || c.x.id(c.next_) != e.ConnID {
 				return 0, nil, fmt.Errorf("the tape changed while it was replayed: recorded connection %d is not where the plan has it", e.ConnID)
 			}
-			oc = &openConn{ord: c.next_, left: c.x.n[c.next_]}
+			oc = &openConn{ord: c.next_, left: c.x.n(c.next_)}
 			c.next_++
 			c.open[e.ConnID] = oc
 		}
 		if oc.left--; oc.left <= 0 {
 			delete(c.open, e.ConnID)
+		}
+		c.end = max(e.ReqEnd, e.ReqStart)
+		if e.HasResponse() {
+			c.end = max(c.end, e.RespEnd)
 		}
 		r := &Req{Offset: c.s.tl.offset(e.ReqStart)}
 		if c.render {

@@ -85,6 +85,10 @@ func (b *timelineBuilder) add(s int64) {
 	b.prev, b.any = s, true
 }
 
+// offset is where the recorded time t falls in the replayed window, as
+// far as the starts given so far tell: exact for t up to the last start.
+func (b *timelineBuilder) offset(t int64) time.Duration { return b.tl.offset(t) }
+
 // finish ends the window at to.
 func (b *timelineBuilder) finish(to int64) *timeline {
 	if b.any {
