@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -176,4 +177,66 @@ func total(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// TestBoundsHonoured: against a target that takes 200 ms a request, a
+// replay whose copies want far more connections than --max-conns (and
+// requests in flight than --max-inflight) never has more open at the
+// target, counts what it could not send by reason, and does not wait for
+// a slot longer than a request's timeout.
+func TestBoundsHonoured(t *testing.T) {
+	forEngines(t, func(t *testing.T, eng Engine) {
+		for _, b := range []struct {
+			conns, inflight int
+			reason          string
+		}{{6, 1000, "max_conns"}, {1000, 4, "max_inflight"}} {
+			var mu sync.Mutex
+			var open, busy, mostOpen, mostBusy int
+			srv := newServer(t, func(w *bufio.Writer, _ string, n int) bool {
+				mu.Lock()
+				if n == 0 {
+					open++
+					mostOpen = max(mostOpen, open)
+				}
+				busy++
+				mostBusy = max(mostBusy, busy)
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+				w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				mu.Lock()
+				busy--
+				mu.Unlock()
+				return true
+			})
+			srv.onClose = func() {
+				mu.Lock()
+				open--
+				mu.Unlock()
+			}
+			path := testTape(t, 10, 3, 30*time.Millisecond, 100*time.Millisecond)
+			p := loadPlan(t, path, srv.url(), "all")
+			st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 5, 1, p.Length, 0),
+				MaxConns: b.conns, MaxInflight: b.inflight, Timeout: time.Second, Engine: eng, Abort: AbortRule{Off: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var notSent int64
+			for _, n := range st.NotSent {
+				notSent += n
+			}
+			mu.Lock()
+			t.Logf("bounds %d conns %d in flight: target saw %d open, %d busy at most; sent %d, not sent %v", b.conns, b.inflight, mostOpen, mostBusy, st.Sent, st.NotSent)
+			// A connection carries one request at a time: the requests
+			// the target works on at once are bounded by both. (It sees a
+			// connection herd closed only after the close arrives, so its
+			// count of open ones may run a little over the bound.)
+			if mostBusy > min(b.conns, b.inflight) || mostOpen > 2*b.conns {
+				t.Errorf("the target had %d requests in flight, and %d connections open; the bounds are %d connections, %d in flight", mostBusy, mostOpen, b.conns, b.inflight)
+			}
+			mu.Unlock()
+			if st.NotSent[b.reason] == 0 || st.Sent+notSent != st.Planned || st.Sent != st.Completed+st.Errors {
+				t.Errorf("planned %d, sent %d (completed %d, errors %v), not sent %v: want some %s", st.Planned, st.Sent, st.Completed, st.ErrorClasses, st.NotSent, b.reason)
+			}
+		}
+	})
 }

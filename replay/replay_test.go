@@ -35,6 +35,8 @@ type server struct {
 	handle func(w *bufio.Writer, target string, n int) bool // false: close the connection
 	// reset makes a close send a TCP RST instead of a FIN.
 	reset atomic.Bool
+	// onClose, when set, is called as each connection closes.
+	onClose func()
 }
 
 func newServer(t *testing.T, handle func(w *bufio.Writer, target string, n int) bool) *server {
@@ -73,6 +75,9 @@ func (s *server) serve() {
 
 func (s *server) serveConn(c net.Conn, id int) {
 	defer c.Close()
+	if s.onClose != nil {
+		defer s.onClose()
+	}
 	if s.reset.Load() {
 		c.(*net.TCPConn).SetLinger(0)
 	}
