@@ -9,6 +9,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -430,7 +431,7 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	o := a.e.o
 	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
 		g.Limited = true
-		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %v > %v", p99.Round(10*time.Microsecond), o.LagBound))
+		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %s > %s", textfmt.Duration(p99), textfmt.Duration(o.LagBound)))
 	}
 	if n := a.notSent["generator_behind"]; n > 0 {
 		g.Limited = true

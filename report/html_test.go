@@ -134,7 +134,7 @@ func TestHTMLRamp(t *testing.T) {
 	if rows := elements(steps, "tr"); len(rows) != len(f.Steps)+1 {
 		t.Errorf("steps table: %d rows for %d steps", len(rows), len(f.Steps))
 	}
-	if !strings.Contains(text(steps), "FAIL: p99 1.73s > 1.00s") {
+	if !strings.Contains(text(steps), "FAIL: p99 1.73s > 1s") {
 		t.Errorf("the failing step's reason is not in the steps table")
 	}
 	routes := elements(byID(doc, "routes"), "tr")
@@ -142,7 +142,7 @@ func TestHTMLRamp(t *testing.T) {
 		t.Fatalf("routes table: %d rows", len(routes))
 	}
 	first := text(routes[1])
-	if !strings.Contains(first, "~3.5x") || !strings.Contains(first, "p99 1.16s > 1.00s") {
+	if !strings.Contains(first, "~3.5x") || !strings.Contains(first, "p99 1.16s > 1s") {
 		t.Errorf("the first route row is not the first to degrade: %q", first)
 	}
 	if last := text(routes[len(routes)-1]); !strings.Contains(last, "/login") || !strings.Contains(last, "breaking point") {

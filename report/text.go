@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/internal/textfmt"
@@ -176,18 +175,8 @@ func percentiles(p results.Percentiles) string {
 	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.Max))
 }
 
-// ms renders milliseconds with about three significant digits.
-func ms(v float64) string {
-	switch {
-	case v >= 1000:
-		return fmt.Sprintf("%.2fs", v/1000)
-	case v >= 100:
-		return fmt.Sprintf("%.0fms", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1fms", v)
-	}
-	return fmt.Sprintf("%.2fms", v)
-}
+// ms writes a latency in milliseconds as every text of herd does.
+func ms(v float64) string { return textfmt.Millis(v) }
 
 func pct(f float64) string {
 	if f == 0 {
@@ -196,9 +185,7 @@ func pct(f float64) string {
 	return fmt.Sprintf("%.2f%%", f*100)
 }
 
-func fmtDur(s float64) string {
-	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
-}
+func fmtDur(s float64) string { return textfmt.Seconds(s) }
 
 func counts(m results.Counts) string {
 	keys := slices.Sorted(maps.Keys(m))

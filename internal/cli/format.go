@@ -1,9 +1,6 @@
 package cli
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
 // bytesIEC renders a byte count for people: 512 B, 1.5 KiB, 3.2 MiB.
 func bytesIEC(n int64) string {
@@ -17,19 +14,4 @@ func bytesIEC(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// roundDuration keeps three significant figures of d.
-func roundDuration(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Hour:
-		return d.Round(time.Second)
-	case d >= time.Minute:
-		return d.Round(100 * time.Millisecond)
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d
 }

@@ -184,6 +184,8 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) err
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Routes and paths as typed: "/a&b", not "/a\u0026b".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
 }
 
@@ -216,8 +218,8 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	kv.Add("tape", fmt.Sprintf("%s (%s, %s)", path, bytesIEC(size), state))
 	if s.Requests > 0 {
 		start, end := time.Unix(0, s.First).UTC(), time.Unix(0, s.End).UTC()
-		kv.Add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
-			end.Format("2006-01-02 15:04:05.000 MST"), roundDuration(time.Duration(s.Duration()))))
+		kv.Add("recorded", fmt.Sprintf("%s to %s (%s)", start.Format("2006-01-02 15:04:05.000"),
+			end.Format("2006-01-02 15:04:05.000 MST"), textfmt.Duration(time.Duration(s.Duration()))))
 	}
 	m := s.Meta
 	src := m.Source.Kind

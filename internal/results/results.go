@@ -268,6 +268,8 @@ type Capacity struct {
 func (f *File) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// SLOs as typed: "p99<1s", which grep finds, not "p99\u003c1s".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(f)
 }
 
