@@ -37,6 +37,7 @@ type aggregator struct {
 	allSent, allErr int64
 	recent          [8]recentSecond // the last seconds, for progress; see recentAt
 	sendSamples     []sendSample    // engine.sends on each tick, the last 5 s
+	live            liveMeasure     // the last Progress.Measured
 
 	raw    *zstd.Encoder
 	rawErr error
@@ -292,6 +293,7 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		}
 	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
+	p.Measured = a.measuredSoFar(now, done)
 	return p
 }
 

@@ -73,7 +73,7 @@ func runReplay(ctx context.Context, opts *replayOptions) error {
 	sched := replay.NewSchedule(s.mode, opts.Scale, opts.Seed, s.plan.Length, opts.Duration)
 	res := opts.file("replay", opts.Tape, s)
 	res.Params.StepS = sched.Duration.Seconds()
-	view := newProgressView(opts.IO, 5*time.Second)
+	view := newProgressView(opts.IO, 5*time.Second, s.slos)
 	label := fmt.Sprintf("%gx", opts.Scale)
 	view.Step(label)
 	o := opts.options(s, sched, 0)
@@ -84,7 +84,7 @@ func runReplay(ctx context.Context, opts *replayOptions) error {
 		return err
 	}
 	results.Evaluate(st, s.slos, 0)
-	view.EndStep(fmt.Sprintf("sent %d, p99 %.1f ms, errors %d", st.Sent, st.LatencyMS.P99, st.Errors))
+	view.EndStep(st)
 	view.Close()
 	res.Steps = append(res.Steps, *st)
 	res.Aborted, res.AbortReason, res.Interrupted = st.Aborted, st.AbortReason, st.Interrupted
