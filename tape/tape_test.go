@@ -77,6 +77,11 @@ func randomExchange(rng *rand.Rand, base int64) Exchange {
 		e.RespHeader = fields()
 		e.RespBodyLen = rng.Int64N(1 << 50)
 		e.RespBodyHash = rng.Uint64()
+		e.RespTrailer = fields()
+	}
+	if rng.IntN(3) == 0 {
+		e.Proto, e.Stream = HTTP2, uint32(rng.IntN(1<<31))
+		e.ReqTrailer = fields()
 	}
 	return e
 }
@@ -194,7 +199,7 @@ func TestRoundTripProperty(t *testing.T) {
 		if st, ok := r.Stats(); !ok || !reflect.DeepEqual(st, *stats) {
 			t.Fatalf("seed %d: stats %+v, want %+v", seed, st, *stats)
 		}
-		if m := r.Meta(); m.Source.Kind != "synthetic" || m.FormatVersion != 1 || !m.Created.Equal(testMeta().Created) {
+		if m := r.Meta(); m.Source.Kind != "synthetic" || m.FormatVersion != MaxVersion || !m.Created.Equal(testMeta().Created) {
 			t.Fatalf("seed %d: meta %+v", seed, m)
 		}
 	}

@@ -55,7 +55,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
 	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
 	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
-	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW, or off")
+	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW stops when more than PCT of the requests that finished over the last WINDOW failed (at least 10); off disables it")
 	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default "+strings.Join(results.DefaultSLOs, ", ")+")")
 	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
 	fs.StringVar(&f.HTML, "html", "", "write the HTML report (self-contained, with charts) to this file; - for stdout")

@@ -9,7 +9,8 @@ import (
 // Duration writes d for people, the one way herd writes a duration in
 // text: three significant digits in the unit its magnitude calls for
 // (950µs, 12.3ms, 1.50s), minutes and seconds from a minute (2m05s),
-// hours and minutes from an hour (1h02m). A whole number of its unit is
+// hours and minutes from an hour (1h02m), days and hours from a day
+// (503d4h). A whole number of its unit is
 // written without decimals (5s, 87ms, not 5.00s), as people type the
 // bounds and settings it also writes. A value that rounds up to the next
 // unit is written in it: 999.7ms is 1s, 59.96s is 1m00s.
@@ -38,8 +39,11 @@ func Duration(d time.Duration) string {
 	if s := int64(math.Round(ns / 1e9)); s < 3600 {
 		return strconv.FormatInt(s/60, 10) + "m" + pad2(s%60) + "s"
 	}
-	m := int64(math.Round(ns / 6e10))
-	return strconv.FormatInt(m/60, 10) + "h" + pad2(m%60) + "m"
+	if m := int64(math.Round(ns / 6e10)); m < 24*60 {
+		return strconv.FormatInt(m/60, 10) + "h" + pad2(m%60) + "m"
+	}
+	h := int64(math.Round(ns / 3.6e12))
+	return strconv.FormatInt(h/24, 10) + "d" + strconv.FormatInt(h%24, 10) + "h"
 }
 
 // Millis is Duration for a figure in milliseconds, as results files keep

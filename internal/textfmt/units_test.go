@@ -31,6 +31,8 @@ func TestDuration(t *testing.T) {
 		{125 * time.Second, "2m05s"},
 		{59*time.Minute + 59*time.Second + 600*time.Millisecond, "1h00m"},
 		{62 * time.Minute, "1h02m"},
+		{23*time.Hour + 59*time.Minute + 50*time.Second, "1d0h"},
+		{503*24*time.Hour + 4*time.Hour + 10*time.Minute, "503d4h"},
 		{-1500 * time.Millisecond, "-1.50s"},
 	} {
 		if got := Duration(c.d); got != c.want {
