@@ -50,6 +50,7 @@ type routeAgg struct {
 
 type secondAgg struct {
 	finished                            int64 // successful responses completed in this second
+	due                                 int64 // requests due in this second, sent or not
 	sent, completed, errors, mismatches int64
 	hist                                *hdr.Histogram
 	encoded                             string
@@ -159,6 +160,7 @@ func (a *aggregator) add(r result) {
 	if due < a.settle || due >= a.end {
 		return
 	}
+	a.second(due).due++
 	if r.notSent != "" {
 		a.notSent[r.notSent]++
 		return
@@ -413,7 +415,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		if s == nil || int64(i+1)*int64(time.Second) <= a.settle {
 			continue
 		}
-		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Sent: s.sent, Completed: s.completed,
+		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Due: s.due, Sent: s.sent, Completed: s.completed,
 			Errors: s.errors, Mismatches: s.mismatches, Histogram: s.encoded})
 	}
 	if err := results.Summarize(st); err != nil {

@@ -218,6 +218,7 @@ type Route struct {
 type Second struct {
 	T          int64   `json:"t"` // seconds from the start of the step
 	Finished   int64   `json:"finished_ok"`
+	Due        int64   `json:"due,omitempty"` // requests the schedule offered in it, sent or not
 	Sent       int64   `json:"sent"`
 	Completed  int64   `json:"completed"`
 	Errors     int64   `json:"errors"`
