@@ -253,11 +253,20 @@ func (st *liveStep) verdictText() string {
 	if len(st.failing) == 0 {
 		return ""
 	}
-	s := strings.Join(st.failing, "; ")
-	if st.route != "" {
-		s += " · route " + st.route
+	return strings.Join(st.failing, "; ") + routeNote(st.route)
+}
+
+// routeNote words the route a verdict blames: " · route /login", or what
+// was found when no route stood out (" · none: all routes degraded
+// together").
+func routeNote(route string) string {
+	switch {
+	case route == "":
+		return ""
+	case strings.HasPrefix(route, "/") || strings.Contains(route, " /"):
+		return " · route " + route
 	}
-	return s
+	return " · " + route
 }
 
 // Glyphs of the frame.
@@ -490,11 +499,7 @@ func (st *liveStep) finalDetail() string {
 	case f.Generator.Limited:
 		return strings.Join(f.Generator.Notes, "; ")
 	case !f.Passed:
-		why := strings.Join(f.Violations, "; ")
-		if f.FailedRoute != "" {
-			why += " · route " + f.FailedRoute
-		}
-		return why
+		return strings.Join(f.Violations, "; ") + routeNote(f.FailedRoute)
 	}
 	return ""
 }
