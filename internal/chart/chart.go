@@ -212,6 +212,16 @@ func (c *Chart) SVG() string {
 		c.rule(&b, r, xs, ys, p, labels[i])
 	}
 	fmt.Fprintf(&b, `<g clip-path="url(#%s)">`, clip)
+	// Point labels keep clear of every marker and of each other.
+	var pointLabel pointLabels
+	for _, s := range c.Series {
+		for _, pt := range s.Points {
+			if s.Markers && xs.ok(pt.X) && ys.ok(pt.Y) {
+				x, y := xs.at(pt.X), ys.at(pt.Y)
+				pointLabel.taken = append(pointLabel.taken, [4]float64{x - 4, y - 4, x + 4, y + 4})
+			}
+		}
+	}
 	for _, s := range c.Series {
 		if !s.Markers {
 			continue
@@ -230,8 +240,7 @@ func (c *Chart) SVG() string {
 			}
 			b.WriteString(`</circle>`)
 			if pt.Label != "" {
-				fmt.Fprintf(&b, `<text class="point-label" x="%s" y="%s" fill="%s" font-size="11" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`,
-					f1(xs.at(pt.X)+6), f1(ys.at(pt.Y)-6), color(s.Color), esc(pt.Label))
+				pointLabel.place(&b, xs.at(pt.X), ys.at(pt.Y), pt.Label, color(s.Color), p)
 			}
 		}
 	}
@@ -242,6 +251,37 @@ func (c *Chart) SVG() string {
 }
 
 type plot struct{ x0, x1, y0, y1 float64 }
+
+// pointLabels places the labels of points clear of each other: above
+// right of the point, else below right, above left, below left; a label
+// with no free place is left out (its point keeps its tooltip).
+type pointLabels struct{ taken [][4]float64 }
+
+func (l *pointLabels) place(b *strings.Builder, x, y float64, text, col string, p plot) {
+	const h = 11.0
+	w := textWidth(text) * 11 / fontSize
+	for _, at := range [][2]float64{{6, -6}, {6, 6 + h}, {-6 - w, -6}, {-6 - w, 6 + h}} {
+		x0, y1 := x+at[0], y+at[1] // text starts at x0, its baseline is y1
+		box := [4]float64{x0, y1 - h, x0 + w, y1}
+		if box[0] < p.x0 || box[2] > p.x1+8 || box[1] < p.y0-4 || box[3] > p.y1 {
+			continue
+		}
+		free := true
+		for _, t := range l.taken {
+			if box[0] < t[2]+2 && box[2] > t[0]-2 && box[1] < t[3]+1 && box[3] > t[1]-1 {
+				free = false
+				break
+			}
+		}
+		if !free {
+			continue
+		}
+		l.taken = append(l.taken, box)
+		fmt.Fprintf(b, `<text class="point-label" x="%s" y="%s" fill="%s" font-size="11" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`,
+			f1(x0), f1(y1), col, esc(text))
+		return
+	}
+}
 
 // stackTotals are the heights of the piles of bars, by category.
 func (c *Chart) stackTotals() []float64 {
