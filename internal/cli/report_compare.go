@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ type reportCompareOptions struct {
 	LatencySlack     time.Duration
 	RouteMinRequests int64
 	JUnit            string
+	HTML             string
 }
 
 func newReportCompareCmd(io IO) *cobra.Command {
@@ -72,6 +75,9 @@ case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, stri
   herd report compare base.json cand.json --max-regression p50=5% --max-regression p99=10% \
       --max-regression errors=0.1% --max-capacity-drop 20%
 
+  # The page to attach to the release ticket: both runs on the same axes.
+  herd report compare release-1.4.json candidate.json --html compare.html
+
   # Only capacity, the breaking point and each step's SLO outcome:
   herd report compare base.json cand.json --max-regression none`,
 		Args: exactArgs(2, "a base and a candidate results file"),
@@ -86,6 +92,7 @@ case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, stri
 	fs.DurationVar(&opts.LatencySlack, "latency-slack", opts.LatencySlack, "latency rises smaller than this are never regressions")
 	fs.Int64Var(&opts.RouteMinRequests, "route-min-requests", opts.RouteMinRequests, "check a route at a scale only with this many requests in both runs")
 	fs.StringVar(&opts.JUnit, "junit", "", "also write the checks as JUnit XML to this file")
+	fs.StringVar(&opts.HTML, "html", "", "also write the comparison as a self-contained HTML page to this file; - for standard output instead of the text")
 	return cmd
 }
 
@@ -128,6 +135,16 @@ func (opts *reportCompareOptions) compareOptions() (report.CompareOptions, error
 	return o, nil
 }
 
+// sameFile reports whether the paths a and b name one file.
+func sameFile(a, b string) bool {
+	ia, errA := os.Stat(a)
+	ib, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return filepath.Clean(a) == filepath.Clean(b)
+	}
+	return os.SameFile(ia, ib)
+}
+
 // parsePercent reads 10% (or 10) as 0.1.
 func parsePercent(s string) (float64, error) {
 	t := strings.TrimSuffix(strings.TrimSpace(s), "%")
@@ -143,13 +160,25 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 	if err != nil {
 		return err
 	}
+	for _, out := range []string{opts.JUnit, opts.HTML} {
+		if out != "" && out != "-" && (sameFile(out, opts.Base) || sameFile(out, opts.Candidate)) {
+			return usageErrorf("%s is an input: herd never writes over one", out)
+		}
+	}
 	files, err := readResults([]string{opts.Base, opts.Candidate})
 	if err != nil {
 		return err
 	}
 	c := report.Compare(files[0], files[1], o)
-	if err := c.WriteText(opts.IO.Out); err != nil {
-		return err
+	if opts.HTML != "-" {
+		if err := c.WriteText(opts.IO.Out); err != nil {
+			return err
+		}
+	}
+	if opts.HTML != "" {
+		if err := writeOutput(opts.IO, opts.HTML, c.WriteHTML); err != nil {
+			return err
+		}
 	}
 	if opts.JUnit != "" {
 		if err := writeOutput(opts.IO, opts.JUnit, c.WriteJUnit); err != nil {
