@@ -94,6 +94,11 @@ type Progress struct {
 	// time; the live view judges the SLOs on it. Never changed once handed
 	// out.
 	Measured *results.Step
+	// IdleUntil, when not zero, is the elapsed time at which a long
+	// stretch of the plan with no request due ends; IdleRecorded is that
+	// stretch's recorded length.
+	IdleUntil    time.Duration
+	IdleRecorded time.Duration
 }
 
 func (o *Options) defaults() error {

@@ -6,7 +6,13 @@ package replay
 type OptionError struct {
 	Option string // the option at fault, by its library name
 	Err    error
+	Hint   string // what would make the run possible, in the library's terms
 }
 
-func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Error() string {
+	if e.Hint == "" {
+		return e.Err.Error()
+	}
+	return e.Err.Error() + ": " + e.Hint
+}
 func (e *OptionError) Unwrap() error { return e.Err }

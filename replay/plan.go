@@ -37,13 +37,19 @@ type PlanOptions struct {
 // Shard is one of Count disjoint shares of the recorded connections.
 type Shard struct{ Index, Count int }
 
-// ParseShard parses i/N, with 0 <= i < N.
+// ParseShard parses i/N, with 0 <= i < N: shards are numbered from 0.
 func ParseShard(s string) (Shard, error) {
-	var sh Shard
-	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
-		return Shard{}, fmt.Errorf("shard %q: use i/N with 0 <= i < N, such as 0/4", s)
+	bad := fmt.Errorf("shard %q: use i/N with 0 <= i < N, such as 0/4 (shards are numbered from 0)", s)
+	a, b, ok := strings.Cut(s, "/")
+	if !ok {
+		return Shard{}, bad
 	}
-	return sh, nil
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return Shard{}, bad
+	}
+	return Shard{Index: i, Count: n}, nil
 }
 
 func (s Shard) String() string {
@@ -62,8 +68,10 @@ func (s Shard) has(conn uint64) bool {
 // Plan is the window of a tape, ready to replay: per recorded connection,
 // its requests as bytes to send, with their offsets in the window.
 type Plan struct {
-	Spec  string
-	Start int64 // window start, Unix ns
+	// Options are those the plan was built with.
+	Options PlanOptions
+	Spec    string
+	Start   int64 // window start, Unix ns
 	// Length is one pass of the window at 1x: the recorded span minus the
 	// idle time removed. The 1x rate is over it.
 	Length time.Duration
@@ -72,8 +80,9 @@ type Plan struct {
 	// Clamped is set when the window asked for was longer than the
 	// recording's activity, so the whole recording is the window.
 	Clamped bool
-	// MaxIdle is the idle bound applied (0: none); Idles lists the
-	// stretches it shortened, IdleRemoved their removed time.
+	// MaxIdle is the idle bound applied (0: none); Idles lists the long
+	// stretches without requests (those it shortened, and any of 10 s or
+	// more), IdleRemoved the time removed from them.
 	MaxIdle     time.Duration
 	Idles       []Idle
 	IdleRemoved time.Duration
@@ -111,6 +120,17 @@ type Req struct {
 	Status int           // recorded status; 0 when no response was recorded
 }
 
+// Shortened counts the idle stretches the idle bound shortened.
+func (p *Plan) Shortened() int {
+	n := 0
+	for _, id := range p.Idles {
+		if id.Kept < id.Recorded {
+			n++
+		}
+	}
+	return n
+}
+
 // Rate is the plan's request rate at 1x.
 func (p *Plan) Rate() float64 {
 	return float64(p.Requests) / p.Length.Seconds()
@@ -133,7 +153,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		return nil, err
 	}
 	from, to := win.from, win.to
-	p := &Plan{Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
+	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
 		Skipped: map[string]int64{}, Redacted: map[string]int64{}}
 	byConn := make(map[uint64][]*tape.Exchange)
 	var starts []int64

@@ -32,6 +32,7 @@ type progressView struct {
 	every time.Duration
 	p     *mpb.Progress // nil: status lines
 	bar   *mpb.Bar      // the one mpb bar, which draws the whole frame
+	now   func() time.Time
 
 	mu       sync.Mutex
 	state    liveState
@@ -56,7 +57,7 @@ func newProgressView(io IO, every time.Duration, slos []results.SLO) *progressVi
 // runners and script(1) do) gets status lines, as a log does: mpb would
 // draw nothing at all there.
 func newProgressViewWidth(io IO, every time.Duration, slos []results.SLO, width int) *progressView {
-	v := &progressView{io: io, every: every, state: liveState{slos: slos}}
+	v := &progressView{io: io, every: every, now: time.Now, state: liveState{slos: slos}}
 	if io.ErrTTY && width > 0 {
 		// ErrTTY decided there is a terminal: auto refresh makes mpb draw
 		// to any writer (tests give a buffer), and WithWidth is the width
@@ -138,7 +139,7 @@ func (v *progressView) Update(p replay.Progress) {
 		v.mu.Unlock()
 		return
 	}
-	s.update(p, v.state.slos)
+	s.update(p, v.state.slos, v.now())
 	var lines []string
 	if v.p == nil {
 		if verdict := s.verdictText(); verdict != v.said {
@@ -218,6 +219,9 @@ type liveStep struct {
 	// route the route blamed.
 	failing []string
 	route   string
+	// idleEnds is the wall time a long stretch with nothing due ends,
+	// while the step is in one.
+	idleEnds time.Time
 	// final freezes the step: its own figures, as its results have them.
 	final *results.Step
 }
@@ -234,12 +238,16 @@ func (s *liveState) current() *liveStep {
 	return nil
 }
 
-// update takes a snapshot and judges the SLOs on the measured period so
-// far, as Evaluate will at the end. The saturation bound is judged at the
-// end only: it needs the whole step's schedule.
-func (st *liveStep) update(p replay.Progress, slos []results.SLO) {
+// update takes a snapshot, taken at now, and judges the SLOs on the
+// measured period so far, as Evaluate will at the end. The saturation
+// bound is judged at the end only: it needs the whole step's schedule.
+func (st *liveStep) update(p replay.Progress, slos []results.SLO, now time.Time) {
 	st.snap, st.seen = p, true
 	st.failing, st.route = nil, ""
+	st.idleEnds = time.Time{}
+	if p.IdleUntil > p.Elapsed {
+		st.idleEnds = now.Add(p.IdleUntil - p.Elapsed)
+	}
 	if p.Measured == nil || len(slos) == 0 {
 		return
 	}
@@ -388,7 +396,7 @@ func (st *liveStep) lines(width, pad int) []string {
 	var out []string
 	// One line: the label, a bar of 20, the clock and the three figures
 	// that matter most (p99, errors, achieved of offered).
-	one := runes(label) + 2 + 20 + 2 + runes(clock) + 2 + runes(strings.Join(figs[:3], "  "))
+	one := runes(label) + 2 + 20 + 2 + runes(clock) + 2 + runes(strings.Join(figs[:min(3, len(figs))], "  "))
 	if one <= width {
 		line := label + "  " + bar(st.fraction(), 20) + "  " + clock
 		out = append(out, addFigures(line, figs, width))
@@ -455,6 +463,11 @@ func (st *liveStep) liveFigures() []string {
 		errs = fmt.Sprintf("errors %d (%s)", p.Errors, results.FmtPct(results.Fraction(p.Errors, p.Sent)))
 	}
 	figs := []string{p99, errs, rates}
+	if !st.idleEnds.IsZero() {
+		// Nothing is due: say until when, rather than that nothing is
+		// offered.
+		figs = []string{fmt.Sprintf("idle until %s (recorded gap %s)", st.idleEnds.Format("15:04:05"), textfmt.Duration(p.IdleRecorded)), errs}
+	}
 	if !p.Done && p.Elapsed < p.Duration {
 		figs = append(figs, fmt.Sprintf("%d in flight", p.InFlight))
 	}
@@ -495,7 +508,7 @@ func (st *liveStep) finalDetail() string {
 	case f.Aborted:
 		return "emergency stop: " + f.AbortReason
 	case f.Interrupted:
-		return ""
+		return "not judged: it ran for part of its length"
 	case f.Generator.Limited:
 		return strings.Join(f.Generator.Notes, "; ")
 	case !f.Passed:

@@ -274,3 +274,23 @@ func TestRampStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressIdle: in a long stretch of the recording with nothing due,
+// the step says until when it is idle (on the clock of the snapshot) and
+// how long the recorded gap was, not that nothing is offered.
+func TestProgressIdle(t *testing.T) {
+	v := newProgressViewWidth(IO{Err: &bytes.Buffer{}}, time.Hour, nil, 0)
+	v.now = func() time.Time { return time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC) }
+	v.Step("1x")
+	v.Update(replay.Progress{Scale: 1, Elapsed: 10 * time.Second, Duration: 5 * time.Minute, Planned: 100, Sent: 40,
+		IdleUntil: 70 * time.Second, IdleRecorded: 2*time.Hour + 5*time.Minute})
+	got := strings.Join(v.state.frame(120), "\n")
+	if !strings.Contains(got, "idle until 14:01:00 (recorded gap 2h05m)") || strings.Contains(got, "achieved") {
+		t.Errorf("frame:\n%s", got)
+	}
+	for _, l := range v.state.frame(80) {
+		if runes(l) > 80 {
+			t.Errorf("a line of %d columns: %q", runes(l), l)
+		}
+	}
+}
