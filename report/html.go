@@ -757,6 +757,9 @@ func params(f *results.File) [][2]string {
 	if len(w.Skipped) > 0 {
 		out = append(out, [2]string{"not replayed", counts(w.Skipped)})
 	}
+	for _, n := range windowNotes(w) {
+		out = append(out, [2]string{"", n})
+	}
 	add := func(k, v string) { out = append(out, [2]string{k, v}) }
 	add("scaling", fmt.Sprintf("%s scaling, %s pacing", p.ScaleMode, p.Pacing))
 	add("timeout", fmtDur(p.TimeoutS))
@@ -824,9 +827,14 @@ func heat(v, lo, hi float64) string {
 
 func scaleFormat(v float64) string { return chart.Number(v) + "x" }
 
+// limitedTip warns, in a point's tooltip, that its step says little about
+// the target: herd was the limit, or the step was cut short.
 func limitedTip(st *results.Step) string {
-	if st.Generator.Limited {
+	switch {
+	case st.Generator.Limited:
 		return " (herd was the limit)"
+	case st.Interrupted:
+		return " (interrupted: over the time it ran, not judged)"
 	}
 	return ""
 }

@@ -264,3 +264,22 @@ func keys(m map[string]*html.Node) []string {
 	}
 	return out
 }
+
+// TestWindowNotes: a window clamped to a shorter recording, or with idle
+// time left out, says so in the text and on the page.
+func TestWindowNotes(t *testing.T) {
+	f := fixture(t, "demo-ramp")
+	f.Window.Clamped = true
+	f.Window.RecordedS, f.Window.IdleRemovedS, f.Window.MaxIdleS = 7325, 7200, 60
+	want := []string{"the whole recording was replayed", "2h00m of idle time (stretches beyond 1m00s with nothing due) left out of 2h02m recorded"}
+	txt := render(t, f, "text")
+	params := text(byID(parseHTML(t, render(t, f, "html")), "params"))
+	for _, w := range want {
+		if !strings.Contains(txt, w) || !strings.Contains(params, w) {
+			t.Errorf("%q: in the text %v, on the page %v", w, strings.Contains(txt, w), strings.Contains(params, w))
+		}
+	}
+	if txt := render(t, fixture(t, "demo-ramp"), "text"); strings.Contains(txt, "idle time") || strings.Contains(txt, "whole recording") {
+		t.Error("notes for a window that needs none")
+	}
+}

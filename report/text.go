@@ -22,6 +22,9 @@ func WriteText(w io.Writer, f *results.File) error {
 	if len(win.Skipped) > 0 {
 		fmt.Fprintf(&b, "         not replayed: %s\n", counts(win.Skipped))
 	}
+	for _, n := range windowNotes(win) {
+		fmt.Fprintf(&b, "         %s\n", n)
+	}
 	p := f.Params
 	fmt.Fprintf(&b, "replay   %s scaling, %s pacing, timeout %s, max %d connections, seed %d, abort on %s\n",
 		p.ScaleMode, p.Pacing, fmtDur(p.TimeoutS), p.MaxConns, p.Seed, p.AbortOn)
@@ -127,6 +130,20 @@ func writeDegraded(b *strings.Builder, f *results.File) {
 			b.WriteString("         " + line)
 		}
 	}
+}
+
+// windowNotes say where the replayed window is not what was asked for:
+// a recording shorter than the window, idle time left out.
+func windowNotes(w results.Window) []string {
+	var out []string
+	if w.Clamped {
+		out = append(out, "the recording is shorter than the window asked for: the whole recording was replayed, its rate over the time it covers")
+	}
+	if w.IdleRemovedS > 0 {
+		out = append(out, fmt.Sprintf("%s of idle time (stretches beyond %s with nothing due) left out of %s recorded",
+			fmtDur(w.IdleRemovedS), fmtDur(w.MaxIdleS), fmtDur(w.RecordedS)))
+	}
+	return out
 }
 
 // dateLayout writes the times of a run in the reports.
