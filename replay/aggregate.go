@@ -21,10 +21,19 @@ type aggregator struct {
 	end      int64
 	planned  int64
 	measured int64 // requests due in the measured period
+	// remaining are the requests of the measured period a stop cut off:
+	// due after it, never sent, and outside the period the step ran.
+	remaining int64
 
 	sent, completed, errs, mismatches, good int64
+	written, retried, unsolicited           int64
 	classes                                 results.Counts
 	notSent                                 results.Counts
+	firstErrors                             map[string]string
+
+	// The last failure of the run, to say why the emergency stop fired.
+	lastClass string
+	lastFail  failure
 
 	latency, service, ttfb, lag, dispatch *hdr.Histogram
 	routes                                []routeAgg
@@ -71,21 +80,22 @@ type sendSample struct{ at, sends int64 }
 
 func newAggregator(e *engine, planned, measured int64) *aggregator {
 	a := &aggregator{
-		e:        e,
-		settle:   int64(e.o.Settle),
-		end:      int64(e.s.Duration),
-		planned:  planned,
-		measured: measured,
-		classes:  results.Counts{},
-		notSent:  results.Counts{},
-		latency:  results.NewHist(),
-		service:  results.NewHist(),
-		ttfb:     results.NewHist(),
-		lag:      results.NewHist(),
-		dispatch: results.NewHist(),
-		routes:   make([]routeAgg, len(e.p.Routes)),
-		seconds:  make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
-		abort:    newAbortWindow(e.o.Abort),
+		e:           e,
+		settle:      int64(e.o.Settle),
+		end:         int64(e.s.Duration),
+		planned:     planned,
+		measured:    measured,
+		classes:     results.Counts{},
+		notSent:     results.Counts{},
+		firstErrors: map[string]string{},
+		latency:     results.NewHist(),
+		service:     results.NewHist(),
+		ttfb:        results.NewHist(),
+		lag:         results.NewHist(),
+		dispatch:    results.NewHist(),
+		routes:      make([]routeAgg, len(e.p.Routes)),
+		seconds:     make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
+		abort:       newAbortWindow(e.o.Abort),
 	}
 	for i := range a.recent {
 		a.recent[i] = recentSecond{sec: -1, hist: results.NewTimelineHist()}
@@ -126,6 +136,9 @@ func (a *aggregator) checkAbort(now int64) {
 		return
 	}
 	if why := a.abort.check(now); why != "" {
+		if a.lastClass != "" {
+			why += "; the last: " + a.lastClass + ": " + describe(a.lastClass, a.lastFail, a.e.o.Timeout)
+		}
 		a.abortReason = why
 		a.e.halt(errAborted)
 	}
@@ -134,12 +147,23 @@ func (a *aggregator) checkAbort(now int64) {
 func (a *aggregator) add(r result) {
 	t0 := a.e.t0
 	due := r.due - t0
+	if r.event {
+		// Found on a connection herd was closing: counted when found, from
+		// the end of the settle period on, whenever the step ended.
+		if r.unsolicited && due >= a.settle {
+			a.unsolicited++
+		}
+		return
+	}
 	if r.notSent == "" {
 		a.allSent++
 		done := r.done - t0
 		failed := r.class != ""
 		if failed {
 			a.allErr++
+			if !generatorClass(r.class) && r.fail != nil {
+				a.lastClass, a.lastFail = r.class, *r.fail
+			}
 		}
 		if !generatorClass(r.class) {
 			a.abort.add(done, failed)
@@ -150,8 +174,9 @@ func (a *aggregator) add(r result) {
 		a.noteRecent(r)
 		// Throughput is counted by completion time, whenever the request
 		// was due: under load, what completes early in the period was due
-		// before it, and must count.
-		if !failed && done >= a.settle && done < a.end {
+		// before it, and must count. What completes after a stop, while
+		// herd drains, is outside the period the step ran.
+		if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
 			a.good++
 			a.second(done).finished++
 		}
@@ -166,6 +191,15 @@ func (a *aggregator) add(r result) {
 		return
 	}
 	a.sent++
+	if r.written {
+		a.written++
+	}
+	if r.retried {
+		a.retried++
+	}
+	if r.unsolicited {
+		a.unsolicited++
+	}
 	rt := &a.routes[r.route]
 	rt.sent++
 	sec := a.second(due)
@@ -174,6 +208,13 @@ func (a *aggregator) add(r result) {
 	if r.class != "" {
 		a.errs++
 		a.classes[r.class]++
+		if _, ok := a.firstErrors[r.class]; !ok {
+			f := failure{}
+			if r.fail != nil {
+				f = *r.fail
+			}
+			a.firstErrors[r.class] = describe(r.class, f, a.e.o.Timeout)
+		}
 		rt.errors++
 		sec.errors++
 	} else {
@@ -317,6 +358,11 @@ type rawLine struct {
 	Bytes     int64   `json:"bytes,omitempty"`
 	Error     string  `json:"error,omitempty"`
 	NotSent   string  `json:"not_sent,omitempty"`
+	// Retried: resent on a fresh connection after an attempt that wrote
+	// nothing. Unsolicited: bytes no request asked for were found on the
+	// connection just before this request, which went on a fresh one.
+	Retried     bool `json:"retried,omitempty"`
+	Unsolicited bool `json:"unsolicited,omitempty"`
 }
 
 func (a *aggregator) writeRaw(r result) {
@@ -326,7 +372,7 @@ func (a *aggregator) writeRaw(r result) {
 	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
 	rk := a.e.p.Routes[r.route]
 	l := rawLine{DueMS: ms(r.due - a.e.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
-		Recorded: r.recorded, Error: r.class, NotSent: r.notSent}
+		Recorded: r.recorded, Error: r.class, NotSent: r.notSent, Retried: r.retried, Unsolicited: r.unsolicited}
 	if r.notSent == "" {
 		l.LagMS = ms(r.sent - r.due)
 		l.LatencyMS = ms(r.done - r.due)
@@ -356,6 +402,19 @@ func (a *aggregator) finish() {
 	}
 }
 
+// cut ends the measured period at end (from time zero), when a stop ended
+// the step early: its rates are over the time it ran, and what it planned
+// is what was due before the stop.
+func (a *aggregator) cut(end int64) {
+	if end >= a.end {
+		return
+	}
+	a.end = max(end, a.settle)
+	before := a.e.s.countDueIn(a.e.p, time.Duration(a.settle), time.Duration(a.end))
+	a.remaining = a.measured - before
+	a.measured = before
+}
+
 // step builds the step's results once the run is over.
 func (a *aggregator) step(cores float64) *results.Step {
 	o := a.e.o
@@ -374,7 +433,12 @@ func (a *aggregator) step(cores float64) *results.Step {
 		Errors:       a.errs,
 		Mismatches:   a.mismatches,
 		Good:         a.good,
+		Written:      a.written,
+		Retried:      a.retried,
+		Unsolicited:  a.unsolicited,
+		Remaining:    a.remaining,
 		ErrorClasses: a.classes,
+		FirstErrors:  a.firstErrors,
 		NotSent:      a.notSent,
 		Histograms: results.Histograms{
 			Latency:     results.Encode(a.latency),
@@ -464,8 +528,5 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	}
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
-	}
-	if n := a.e.reconnect.Load(); n > 0 {
-		g.Notes = append(g.Notes, fmt.Sprintf("%d requests were resent on a new connection after the target closed an idle one", n))
 	}
 }

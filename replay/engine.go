@@ -130,7 +130,8 @@ func (o *Options) defaults() error {
 }
 
 // result is what one request produced, or why it was not sent. Times are
-// on the replay clock relative to the run's time zero.
+// on the replay clock relative to the run's time zero. It is the record
+// every engine hands the aggregator, which does all the counting.
 type result struct {
 	due, ready, sent, first, done int64
 	bytes                         int64
@@ -139,9 +140,16 @@ type result struct {
 	route                         int32
 	vconn                         int32 // index of the replayed connection, for the raw log
 	req                           int32
-	class                         string // error class; "" for a usable response
-	notSent                       string // reason it was not sent
+	class                         string   // error class; "" for a usable response
+	fail                          *failure // why it failed, when class is set
+	notSent                       string   // reason it was not sent
 	mismatch                      bool
+	written                       bool // a byte of it was written to a connection
+	retried                       bool // resent on a fresh connection (judge)
+	// unsolicited: bytes that no request asked for were found on an idle
+	// connection. With event set, the result is no request but that
+	// finding alone, on a connection herd was closing, at time due.
+	unsolicited, event bool
 }
 
 type engine struct {
@@ -161,7 +169,10 @@ type engine struct {
 	results   chan result
 	inFlight  atomic.Int64
 	sends     atomic.Int64 // requests written so far, for the progress line
-	reconnect atomic.Int64
+	// stoppedAt is when an emergency stop or an interrupt stopped sending,
+	// on the replay clock; 0 while running. The step's rates are over the
+	// time it ran.
+	stoppedAt atomic.Int64
 	vconns    sync.WaitGroup
 }
 
@@ -202,6 +213,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	}
 	e.stop, e.halt = context.WithCancelCause(ctx)
 	defer e.halt(nil)
+	context.AfterFunc(e.stop, func() {
+		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
+			e.stoppedAt.Store(nanotime())
+		}
+	})
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
@@ -224,14 +240,17 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	defer overrun.Stop()
 	e.spawn()
 	e.vconns.Wait()
+	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
+		e.retire(<-e.spares)
+	}
 	close(e.results)
 	<-aggDone
-	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
-		(<-e.spares).close()
-	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
+	}
+	if at := e.stoppedAt.Load(); at > 0 {
+		agg.cut(at - e.t0)
 	}
 	st := agg.step(cores)
 	switch cause := context.Cause(e.stop); {
@@ -300,7 +319,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 	defer func() {
 		strict.Wait()
 		if own != nil {
-			e.release(own)
+			e.retire(own)
 		}
 	}()
 	var lastDone int64
@@ -344,7 +363,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 				select {
 				case e.spares <- spare:
 				default:
-					e.release(spare)
+					e.retire(spare)
 				}
 			}
 		}()
@@ -381,8 +400,18 @@ func (e *engine) release(c *conn) {
 	<-e.connSlots
 }
 
+// retire closes a connection that has no request outstanding, counting
+// what the target sent on it unasked (judge), and frees its slot.
+func (e *engine) retire(c *conn) {
+	if c.idle() == idleBytes {
+		e.report(result{due: nanotime(), event: true, unsolicited: true})
+	}
+	e.release(c)
+}
+
 // exec sends one request on *cn (dialing when it is nil) and reports the
 // result. It returns when the request is finished, on the replay clock.
+// What the attempt counts as is judge's decision, not exec's.
 func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
 	giveUp := due + int64(e.o.Timeout)
@@ -394,55 +423,68 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 	defer func() { <-e.inflight }()
 	e.inFlight.Add(1)
 	defer e.inFlight.Add(-1)
-	if *cn == nil {
-		if !e.acquire(e.connSlots, giveUp) {
-			res.notSent = "max_conns"
-			e.report(res)
-			return nanotime()
+	// A connection that sat idle is looked at before anything is written
+	// on it: what arrived unasked is discarded and counted, and a
+	// connection with bytes on it or closed by the target is replaced by
+	// a fresh one in the same slot.
+	if c := *cn; c != nil {
+		if st := c.idle(); st != idleUsable {
+			res.unsolicited = st == idleBytes
+			c.close()
+			*cn = nil
 		}
+	} else if !e.acquire(e.connSlots, giveUp) {
+		res.notSent = "max_conns"
+		e.report(res)
+		return nanotime()
 	}
 	res.sent = nanotime()
 	e.sends.Add(1)
 	deadline := clockTime(res.sent + int64(e.o.Timeout))
-	for attempt := 0; ; attempt++ {
+	// At most two attempts: judge resends only from a reused connection,
+	// and the resend goes on a fresh one.
+	for {
 		if *cn == nil {
 			c, class, err := e.cl.dial(e.dialer, deadline)
 			if err != nil {
 				<-e.connSlots
-				res.class, res.done = class, nanotime()
+				res.class, res.fail, res.done = class, &failure{err: err}, nanotime()
 				e.report(res)
 				return res.done
 			}
 			*cn = c
 		}
 		c := *cn
-		resp, got, err := c.roundTrip(r.Wire, r.Head, deadline)
-		if err != nil {
-			class := ioClass(err)
-			e.release(c)
+		a, resp := c.roundTrip(r.Wire, r.Head, deadline)
+		res.written = res.written || a.written > 0
+		v := judge(r.Wire, a)
+		if v.resend {
+			c.close() // the fresh connection takes its slot
 			*cn = nil
-			// A keep-alive connection the target closed while idle fails
-			// before any response byte: resend once on a fresh one, as
-			// every HTTP client does. The slot is taken again.
-			if attempt == 0 && !got && c.uses > 1 && (class == ClassReset || class == ClassClosed) && e.acquire(e.connSlots, giveUp) {
-				e.reconnect.Add(1)
-				continue
-			}
-			res.class, res.done = class, nanotime()
-			e.report(res)
-			return res.done
+			res.retried = true
+			continue
 		}
 		res.done = nanotime()
-		res.first, res.status, res.bytes = resp.firstByte, int32(resp.status), resp.bytes
-		if !resp.keepAlive {
-			e.release(c)
-			*cn = nil
+		res.class = v.class
+		if v.class != "" {
+			res.fail = &failure{err: a.err, written: res.written, got: a.got, bytes: a.bytes, status: a.status}
 		}
 		switch {
-		case resp.status >= 500:
-			res.class = ClassHTTP5xx
-		case r.Status != 0 && resp.status != r.Status:
-			res.mismatch = true
+		case !v.response:
+			e.release(c) // broken, or closed by the target
+			*cn = nil
+		case resp.upgraded:
+			e.release(c) // no longer HTTP: what follows is not herd's to judge
+			*cn = nil
+		case !resp.keepAlive:
+			e.retire(c)
+			*cn = nil
+		default:
+			c.done++
+		}
+		if v.response {
+			res.first, res.status, res.bytes = resp.firstByte, int32(a.status), a.bytes
+			res.mismatch = v.class == "" && r.Status != 0 && a.status != r.Status
 		}
 		e.report(res)
 		return res.done

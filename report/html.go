@@ -217,6 +217,15 @@ func cards(f *results.File) []card {
 		if bp.RefinedScale != nil {
 			cs = append(cs, card{Label: "Refined estimate", Value: fmt.Sprintf("%gx", *bp.RefinedScale), Note: "bisected between passing and failing steps"})
 		}
+		// Which route broke it, judged against the last passing step, or
+		// that none stood out.
+		switch {
+		case bp.Route != "":
+			cs = append(cs, card{Label: "Route blamed", Value: bp.Route, Note: bp.Blame, Class: "route bad"})
+		case bp.Blame != "":
+			value, note, _ := strings.Cut(bp.Blame, ": ")
+			cs = append(cs, card{Label: "Route blamed", Value: "none", Note: value + ": " + note})
+		}
 	}
 	if f.BreakingPoint == nil {
 		if held := highestPassed(f); held > 0 {

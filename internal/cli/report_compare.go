@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +23,7 @@ type reportCompareOptions struct {
 	RouteMinRequests int64
 	JUnit            string
 	HTML             string
+	Force            bool
 }
 
 func newReportCompareCmd(io IO) *cobra.Command {
@@ -67,7 +66,11 @@ routes by method and route template. What is checked:
 Steps where herd itself was the limit, or that were stopped, are shown but
 not checked. The runs should replay the same window with the same SLOs;
 herd notes it when they do not. --junit writes every check as a JUnit test
-case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, strings.Join(bounds, " and ")),
+case (regressions as failures) for CI test reports. --html writes a
+self-contained page that draws both runs on the same axes (throughput, p99
+and errors by scale, both capacity curves, both latency distributions)
+above every check; --html - writes it to standard output in place of the
+text. Neither overwrites a file without --force, nor ever an input.`, opts.MaxCapacityDrop, strings.Join(bounds, " and ")),
 		Example: `  # The release gate: the candidate against the last release's run.
   herd report compare release-1.4.json candidate.json --junit compare.xml
 
@@ -93,6 +96,7 @@ case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, stri
 	fs.Int64Var(&opts.RouteMinRequests, "route-min-requests", opts.RouteMinRequests, "check a route at a scale only with this many requests in both runs")
 	fs.StringVar(&opts.JUnit, "junit", "", "also write the checks as JUnit XML to this file")
 	fs.StringVar(&opts.HTML, "html", "", "also write the comparison as a self-contained HTML page to this file; - for standard output instead of the text")
+	fs.BoolVar(&opts.Force, "force", false, forceUsage)
 	return cmd
 }
 
@@ -135,16 +139,6 @@ func (opts *reportCompareOptions) compareOptions() (report.CompareOptions, error
 	return o, nil
 }
 
-// sameFile reports whether the paths a and b name one file.
-func sameFile(a, b string) bool {
-	ia, errA := os.Stat(a)
-	ib, errB := os.Stat(b)
-	if errA != nil || errB != nil {
-		return filepath.Clean(a) == filepath.Clean(b)
-	}
-	return os.SameFile(ia, ib)
-}
-
 // parsePercent reads 10% (or 10) as 0.1.
 func parsePercent(s string) (float64, error) {
 	t := strings.TrimSuffix(strings.TrimSpace(s), "%")
@@ -160,10 +154,9 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 	if err != nil {
 		return err
 	}
-	for _, out := range []string{opts.JUnit, opts.HTML} {
-		if out != "" && out != "-" && (sameFile(out, opts.Base) || sameFile(out, opts.Candidate)) {
-			return usageErrorf("%s is an input: herd never writes over one", out)
-		}
+	g, err := guardOutputs(opts.Force, []string{opts.Base, opts.Candidate}, output{"--junit", opts.JUnit}, output{"--html", opts.HTML})
+	if err != nil {
+		return err
 	}
 	files, err := readResults([]string{opts.Base, opts.Candidate})
 	if err != nil {
@@ -176,12 +169,12 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 		}
 	}
 	if opts.HTML != "" {
-		if err := writeOutput(opts.IO, opts.HTML, c.WriteHTML); err != nil {
+		if err := writeOutput(opts.IO, g, "--html", opts.HTML, c.WriteHTML); err != nil {
 			return err
 		}
 	}
 	if opts.JUnit != "" {
-		if err := writeOutput(opts.IO, opts.JUnit, c.WriteJUnit); err != nil {
+		if err := writeOutput(opts.IO, g, "--junit", opts.JUnit, c.WriteJUnit); err != nil {
 			return err
 		}
 	}

@@ -298,8 +298,21 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		st.Errors += p.Errors
 		st.Mismatches += p.Mismatches
 		st.Good += p.Good
+		st.Written += p.Written
+		st.Retried += p.Retried
+		st.Unsolicited += p.Unsolicited
 		addCounts(st.ErrorClasses, p.ErrorClasses)
 		addCounts(st.NotSent, p.NotSent)
+		for class, msg := range p.FirstErrors {
+			// The first part's message; shards have no common clock to
+			// say which came first.
+			if st.FirstErrors == nil {
+				st.FirstErrors = map[string]string{}
+			}
+			if _, ok := st.FirstErrors[class]; !ok {
+				st.FirstErrors[class] = msg
+			}
+		}
 		for j, x := range p.Hists() {
 			if err := DecodeInto(hists[j], *x.Encoded); err != nil {
 				return nil, fmt.Errorf("%s histogram: %w", x.Name, err)
