@@ -283,3 +283,18 @@ func TestWindowNotes(t *testing.T) {
 		t.Error("notes for a window that needs none")
 	}
 }
+
+// TestHTMLBlame: the breaking point's blame is a card of its own: the
+// route and why, or none and why no route stood out.
+func TestHTMLBlame(t *testing.T) {
+	f := fixture(t, "demo-ramp")
+	numbers := text(byID(parseHTML(t, render(t, f, "html")), "numbers"))
+	if !strings.Contains(numbers, "Route blamednone") || !strings.Contains(numbers, f.BreakingPoint.Blame) {
+		t.Errorf("no route stood out: %q", numbers)
+	}
+	f.BreakingPoint.Route, f.BreakingPoint.Blame = "/login", "POST /login: 9% of its requests over 1s, against 1% of the other routes'"
+	numbers = text(byID(parseHTML(t, render(t, f, "html")), "numbers"))
+	if !strings.Contains(numbers, "Route blamed/login"+f.BreakingPoint.Blame) || !strings.Contains(numbers, "on /login: p99 1.73s > 1s") {
+		t.Errorf("a route blamed: %q", numbers)
+	}
+}
