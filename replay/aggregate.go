@@ -27,6 +27,9 @@ type aggregator struct {
 
 	sent, completed, errs, mismatches, good int64
 	written, retried, unsolicited           int64
+	attempts                                int64          // client emulation: every attempt
+	retries                                 results.Counts // client emulation: retries by trigger
+	attemptLat                              *hdr.Histogram
 	classes                                 results.Counts
 	notSent                                 results.Counts
 	firstErrors                             map[string]string
@@ -54,6 +57,7 @@ type aggregator struct {
 
 type routeAgg struct {
 	sent, completed, errors, mismatches int64
+	attempts                            int64 // client emulation
 	hist                                *hdr.Histogram
 }
 
@@ -61,6 +65,7 @@ type secondAgg struct {
 	finished                            int64 // successful responses completed in this second
 	due                                 int64 // requests due in this second, sent or not
 	sent, completed, errors, mismatches int64
+	attempts                            int64 // client emulation
 	hist                                *hdr.Histogram
 	encoded                             string
 }
@@ -93,6 +98,8 @@ func newAggregator(e *engine, planned, measured int64) *aggregator {
 		ttfb:        results.NewHist(),
 		lag:         results.NewHist(),
 		dispatch:    results.NewHist(),
+		attemptLat:  results.NewHist(),
+		retries:     results.Counts{},
 		routes:      make([]routeAgg, len(e.p.Routes)),
 		seconds:     make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
 		abort:       newAbortWindow(e.o.Abort),
@@ -146,39 +153,50 @@ func (a *aggregator) checkAbort(now int64) {
 
 func (a *aggregator) add(r result) {
 	t0 := a.e.t0
-	due := r.due - t0
 	if r.event {
 		// Found on a connection herd was closing: counted when found, from
 		// the end of the settle period on, whenever the step ended.
-		if r.unsolicited && due >= a.settle {
+		if r.unsolicited && r.due-t0 >= a.settle {
 			a.unsolicited++
 		}
 		return
 	}
+	// A request's period and timeline second are those of its first
+	// attempt's due time; each attempt has its own due time for its lag.
+	logical := r.due
+	if r.logical != 0 {
+		logical = r.logical
+	}
+	due := logical - t0
+	failed := r.class != ""
 	if r.notSent == "" {
-		a.allSent++
 		done := r.done - t0
-		failed := r.class != ""
-		if failed {
-			a.allErr++
-			if !generatorClass(r.class) && r.fail != nil {
-				a.lastClass, a.lastFail = r.class, *r.fail
-			}
-		}
+		// Every attempt is load the target saw and a failure it may have
+		// caused: the emergency stop judges attempts.
 		if !generatorClass(r.class) {
 			a.abort.add(done, failed)
 			if failed {
 				a.checkAbort(done) // only a failure can trip the rule
 			}
 		}
-		a.noteRecent(r)
-		// Throughput is counted by completion time, whenever the request
-		// was due: under load, what completes early in the period was due
-		// before it, and must count. What completes after a stop, while
-		// herd drains, is outside the period the step ran.
-		if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
-			a.good++
-			a.second(done).finished++
+		if !r.nonFinal {
+			a.allSent++
+			if failed {
+				a.allErr++
+				if !generatorClass(r.class) && r.fail != nil {
+					a.lastClass, a.lastFail = r.class, *r.fail
+				}
+			}
+			a.noteRecent(r)
+			// Throughput is counted by completion time, whenever the
+			// request was due: under load, what completes early in the
+			// period was due before it, and must count. What completes
+			// after a stop, while herd drains, is outside the period the
+			// step ran.
+			if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
+				a.good++
+				a.second(done).finished++
+			}
 		}
 	}
 	a.writeRaw(r)
@@ -190,7 +208,7 @@ func (a *aggregator) add(r result) {
 		a.notSent[r.notSent]++
 		return
 	}
-	a.sent++
+	// What each attempt did on the wire.
 	if r.written {
 		a.written++
 	}
@@ -200,20 +218,39 @@ func (a *aggregator) add(r result) {
 	if r.unsolicited {
 		a.unsolicited++
 	}
+	sec := a.second(due)
+	if a.e.o.emulating() {
+		a.attempts++
+		sec.attempts++
+		results.Record(a.attemptLat, r.done-r.due)
+		if r.nonFinal {
+			a.retries[r.trigger]++
+			return // the request goes on: its outcome is its last attempt's
+		}
+	}
+	// The request's outcome: its last attempt.
+	a.sent++
 	rt := &a.routes[r.route]
 	rt.sent++
-	sec := a.second(due)
 	sec.sent++
-	latency := r.done - r.due
-	if r.class != "" {
+	latency := r.done - logical
+	class := r.class
+	if r.gaveUp {
+		class = ClassGaveUp
+	}
+	if class != "" {
 		a.errs++
-		a.classes[r.class]++
-		if _, ok := a.firstErrors[r.class]; !ok {
+		a.classes[class]++
+		if _, ok := a.firstErrors[class]; !ok {
 			f := failure{}
 			if r.fail != nil {
 				f = *r.fail
 			}
-			a.firstErrors[r.class] = describe(r.class, f, a.e.o.Timeout)
+			msg := describe(r.class, f, a.e.o.Timeout)
+			if r.gaveUp {
+				msg = fmt.Sprintf("%d attempts failed; the last: %s", r.attempt+1, msg)
+			}
+			a.firstErrors[class] = msg
 		}
 		rt.errors++
 		sec.errors++
@@ -229,6 +266,8 @@ func (a *aggregator) add(r result) {
 	}
 	// Latencies are those of requests that got a response, errors (5xx)
 	// included; a request with no response is an error, not a latency.
+	// With retries, a request's latency runs from its first attempt's due
+	// time to its last attempt's end: what its user waited.
 	if r.status != 0 {
 		results.Record(a.latency, latency)
 		results.Record(a.service, r.done-r.sent)
@@ -483,7 +522,11 @@ func (a *aggregator) step(cores float64) *results.Step {
 			continue
 		}
 		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Due: s.due, Sent: s.sent, Completed: s.completed,
-			Errors: s.errors, Mismatches: s.mismatches, Histogram: s.encoded})
+			Errors: s.errors, Mismatches: s.mismatches, Attempts: s.attempts, Histogram: s.encoded})
+	}
+	if a.e.o.emulating() {
+		st.Attempts, st.Retries = a.attempts, a.retries
+		st.Histograms.Attempt = results.Encode(a.attemptLat)
 	}
 	if err := results.Summarize(st); err != nil {
 		// Only a histogram this process encoded could fail to decode.

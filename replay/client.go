@@ -113,9 +113,10 @@ func (cn *conn) idle() idleState {
 
 // response is what herd keeps of a response besides its attempt.
 type response struct {
-	firstByte int64 // replay clock
-	keepAlive bool
-	upgraded  bool // 101 Switching Protocols: the connection is no longer HTTP
+	firstByte  int64 // replay clock
+	keepAlive  bool
+	upgraded   bool          // 101 Switching Protocols: the connection is no longer HTTP
+	retryAfter time.Duration // Retry-After in seconds, for client emulation
 }
 
 // roundTrip writes a request and reads its response, discarding the body
@@ -145,7 +146,7 @@ func (cn *conn) roundTrip(wire []byte, head bool, deadline time.Time) (a attempt
 			a.err = err
 			return a, resp
 		}
-		a.status, resp.keepAlive = h.status, h.keepAlive
+		a.status, resp.keepAlive, resp.retryAfter = h.status, h.keepAlive, h.retryAfter
 		switch {
 		case h.status == 101:
 			resp.keepAlive, resp.upgraded = false, true
@@ -171,11 +172,12 @@ func (cn *conn) roundTrip(wire []byte, head bool, deadline time.Time) (a attempt
 func (cn *conn) close() { cn.nc.Close() }
 
 type head struct {
-	status    int
-	size      int64
-	keepAlive bool
-	chunked   bool
-	length    int64 // -1 when absent
+	status     int
+	size       int64
+	keepAlive  bool
+	chunked    bool
+	length     int64 // -1 when absent
+	retryAfter time.Duration
 }
 
 // readHead reads a status line and headers.
@@ -222,6 +224,8 @@ func readHead(br *bufio.Reader) (head, error) {
 				return h, malformed("Content-Length %.40q", value)
 			}
 			h.length = v
+		case bytes.EqualFold(name, []byte("Retry-After")):
+			h.retryAfter = parseRetryAfter(string(value))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			h.chunked = hasToken(value, "chunked")
 		case bytes.EqualFold(name, []byte("Connection")):
