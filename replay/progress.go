@@ -53,7 +53,11 @@ func (a *aggregator) measuredSoFar(now int64, fresh bool) *results.Step {
 		rr := results.Route{Method: k.Method, Route: k.Route, Sent: r.sent, Completed: r.completed,
 			Errors: r.errors, Mismatches: r.mismatches, ErrorRate: results.Fraction(r.errors, r.sent)}
 		// Routes too small to be judged are not read: Evaluate skips them.
-		if r.hist != nil && r.sent >= results.MinRouteSample {
+		switch {
+		case r.sent < results.MinRouteSample:
+		case r.hist == nil:
+			rr.LatencyMS = results.Percentiles{None: true} // no response came back
+		default:
 			rr.LatencyMS = routePercentiles(r.hist)
 		}
 		st.Routes = append(st.Routes, rr)
@@ -71,7 +75,7 @@ var routeQuantiles = []float64{50, 90, 95, 99, 99.9, 100}
 // figure) cost eight times as much.
 func routePercentiles(h *hdr.Histogram) results.Percentiles {
 	if h.TotalCount() == 0 {
-		return results.Percentiles{}
+		return results.Percentiles{None: true}
 	}
 	v := h.ValueAtPercentilesSlice(routeQuantiles)
 	ms := func(us int64) float64 { return results.Round3(float64(us) / 1000) }

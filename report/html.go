@@ -197,8 +197,8 @@ func cards(f *results.File) []card {
 		return []card{
 			{Label: "Scale", Value: st.Label(), Note: fmt.Sprintf("of %.1f req/s, the window's rate", f.Window.RPS)},
 			{Label: "Throughput", Value: fmt.Sprintf("%.1f req/s", st.AchievedRPS), Note: fmt.Sprintf("of %.1f req/s offered", st.OfferedRPS)},
-			{Label: "Latency p50", Value: ms(st.LatencyMS.P50), Note: "from each request's due time"},
-			{Label: "Latency p99", Value: ms(st.LatencyMS.P99), Note: "p99.9 " + ms(st.LatencyMS.P999) + ", max " + ms(st.LatencyMS.Max)},
+			{Label: "Latency p50", Value: st.LatencyMS.Text("p50"), Note: "from each request's due time"},
+			{Label: "Latency p99", Value: st.LatencyMS.Text("p99"), Note: "p99.9 " + st.LatencyMS.Text("p999") + ", max " + st.LatencyMS.Text("max")},
 			{Label: "Errors", Value: pct(st.ErrorRate), Note: errorsNote(st), Class: errClass},
 			{Label: "Mismatches", Value: pct(st.MismatchRate), Note: fmt.Sprintf("%d statuses differ from the recording", st.Mismatches)},
 		}
@@ -260,8 +260,8 @@ func errorsNote(st *results.Step) string {
 func newStepRow(st *results.Step) stepRow {
 	r := stepRow{
 		Label: st.Label(), Offered: fmt.Sprintf("%.1f", st.OfferedRPS), Achieved: fmt.Sprintf("%.1f", st.AchievedRPS),
-		P50: ms(st.LatencyMS.P50), P90: ms(st.LatencyMS.P90), P99: ms(st.LatencyMS.P99), P999: ms(st.LatencyMS.P999),
-		Max: ms(st.LatencyMS.Max), Errors: pct(st.ErrorRate), Mismatches: pct(st.MismatchRate), Lag: ms(st.ScheduleLagMS.P99),
+		P50: st.LatencyMS.Text("p50"), P90: st.LatencyMS.Text("p90"), P99: st.LatencyMS.Text("p99"), P999: st.LatencyMS.Text("p999"),
+		Max: st.LatencyMS.Text("max"), Errors: pct(st.ErrorRate), Mismatches: pct(st.MismatchRate), Lag: st.ScheduleLagMS.Text("p99"),
 	}
 	kind, detail := stepOutcome(st)
 	o := htmlOutcomes[kind]
@@ -316,7 +316,7 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 		for _, st := range steps {
 			v, _ := st.LatencyMS.Metric(q.key)
 			s.Points = append(s.Points, chart.Point{X: st.Scale, Y: v, Hollow: st.Generator.Limited,
-				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, ms(v), limitedTip(st))})
+				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, st.LatencyMS.Text(q.key), limitedTip(st))})
 		}
 		c.Series = append(c.Series, s)
 	}
@@ -426,7 +426,7 @@ func capacityChart(f *results.File, steps []*results.Step, slos []results.SLO) f
 		for _, st := range steps {
 			v, _ := st.LatencyMS.Metric(q.key)
 			pt := chart.Point{X: st.AchievedRPS, Y: v, Hollow: st.Generator.Limited,
-				Tip: fmt.Sprintf("%s: %s %s at %.1f req/s achieved (%.1f offered)%s", st.Label(), q.name, ms(v), st.AchievedRPS, st.OfferedRPS, limitedTip(st))}
+				Tip: fmt.Sprintf("%s: %s %s at %.1f req/s achieved (%.1f offered)%s", st.Label(), q.name, st.LatencyMS.Text(q.key), st.AchievedRPS, st.OfferedRPS, limitedTip(st))}
 			if q.key == "p99" {
 				pt.Label = st.Label()
 			}
@@ -699,8 +699,8 @@ func routeRows(f *results.File, steps []*results.Step, slos []results.SLO) []rou
 				continue
 			}
 			ok := routeRate(r, st)
-			cell := routeCell{Value: ms(r.LatencyMS.P99), Sub: ok + " · " + pct(r.ErrorRate),
-				Tip: fmt.Sprintf("%s: p99 %s, p50 %s, %s successful, errors %s, %d requests", st.Label(), ms(r.LatencyMS.P99), ms(r.LatencyMS.P50), ok, pct(r.ErrorRate), r.Sent)}
+			cell := routeCell{Value: r.LatencyMS.Text("p99"), Sub: ok + " · " + pct(r.ErrorRate),
+				Tip: fmt.Sprintf("%s: p99 %s, p50 %s, %s successful, errors %s, %d requests", st.Label(), r.LatencyMS.Text("p99"), r.LatencyMS.Text("p50"), ok, pct(r.ErrorRate), r.Sent)}
 			switch v := results.RouteViolations(r, slos); {
 			case len(v) > 0:
 				cell.Class = "bad"
@@ -722,7 +722,7 @@ func singleRoutes(st *results.Step, slos []results.SLO) []routeRow {
 		r := &st.Routes[i]
 		row := routeRow{Method: r.Method, Route: r.Route, Sent: fmt.Sprint(r.Sent), OK: routeRate(r, st),
 			Errors: fmt.Sprintf("%d (%s)", r.Errors, pct(r.ErrorRate)), Mismatches: fmt.Sprint(r.Mismatches),
-			P50: ms(r.LatencyMS.P50), P90: ms(r.LatencyMS.P90), P99: ms(r.LatencyMS.P99), Max: ms(r.LatencyMS.Max),
+			P50: r.LatencyMS.Text("p50"), P90: r.LatencyMS.Text("p90"), P99: r.LatencyMS.Text("p99"), Max: r.LatencyMS.Text("max"),
 			Named: st.FailedRoute != "" && r.Route == st.FailedRoute}
 		if v := results.RouteViolations(r, slos); len(v) > 0 {
 			row.Why, row.Class = strings.Join(v, "; "), "bad"

@@ -110,8 +110,8 @@ func newComparePage(c *Comparison) (*comparePage, error) {
 		bs, ks := pr.Base, pr.Candidate
 		row := compareStep{Label: bs.Label(),
 			AchievedBase: fmt.Sprintf("%.1f", bs.AchievedRPS), AchievedCand: fmt.Sprintf("%.1f", ks.AchievedRPS),
-			P50Base: ms(bs.LatencyMS.P50), P50Cand: ms(ks.LatencyMS.P50),
-			P99Base: ms(bs.LatencyMS.P99), P99Cand: ms(ks.LatencyMS.P99), P99Change: relChange(bs.LatencyMS.P99, ks.LatencyMS.P99),
+			P50Base: bs.LatencyMS.Text("p50"), P50Cand: ks.LatencyMS.Text("p50"),
+			P99Base: bs.LatencyMS.Text("p99"), P99Cand: ks.LatencyMS.Text("p99"), P99Change: latChange(bs.LatencyMS, ks.LatencyMS, "p99"),
 			ErrorsBase: pct(bs.ErrorRate), ErrorsCand: pct(ks.ErrorRate),
 			SLOsBase: passText(bs), SLOsCand: passText(ks), Result: c.scopeResult(bs.Label())}
 		if strings.HasPrefix(row.Result, "REGRESSION") {
@@ -167,8 +167,8 @@ func compareCards(c *Comparison) []compareCard {
 	for i := len(c.Pairs) - 1; i >= 0; i-- {
 		pr := c.Pairs[i]
 		if skipPair(pr) == "" && pr.Base.Passed {
-			card := compareCard{Label: "p99 at " + pr.Base.Label(), Base: ms(pr.Base.LatencyMS.P99), Candidate: ms(pr.Candidate.LatencyMS.P99),
-				Change: relChange(pr.Base.LatencyMS.P99, pr.Candidate.LatencyMS.P99)}
+			card := compareCard{Label: "p99 at " + pr.Base.Label(), Base: pr.Base.LatencyMS.Text("p99"), Candidate: pr.Candidate.LatencyMS.Text("p99"),
+				Change: latChange(pr.Base.LatencyMS, pr.Candidate.LatencyMS, "p99")}
 			if strings.Contains(c.scopeResult(pr.Base.Label()), "p99") {
 				card.Class = "bad"
 			}
@@ -227,9 +227,9 @@ func compareCharts(c *Comparison) []figure {
 			tip := func(what string) string { return fmt.Sprintf("%s %s: %s%s", r.name, st.Label(), what, limitedTip(st)) }
 			a.Points = append(a.Points, chart.Point{X: st.Scale, Y: st.AchievedRPS, Hollow: st.Generator.Limited,
 				Tip: tip(fmt.Sprintf("achieved %.1f of %.1f req/s", st.AchievedRPS, st.OfferedRPS))})
-			p99.Points = append(p99.Points, chart.Point{X: st.Scale, Y: st.LatencyMS.P99, Hollow: st.Generator.Limited, Tip: tip("p99 " + ms(st.LatencyMS.P99))})
+			p99.Points = append(p99.Points, chart.Point{X: st.Scale, Y: st.LatencyMS.P99, Hollow: st.Generator.Limited, Tip: tip("p99 " + st.LatencyMS.Text("p99"))})
 			cv.Points = append(cv.Points, chart.Point{X: st.AchievedRPS, Y: st.LatencyMS.P99, Hollow: st.Generator.Limited, Label: st.Label(),
-				Tip: tip(fmt.Sprintf("p99 %s at %.1f req/s achieved", ms(st.LatencyMS.P99), st.AchievedRPS))})
+				Tip: tip(fmt.Sprintf("p99 %s at %.1f req/s achieved", st.LatencyMS.Text("p99"), st.AchievedRPS))})
 			e.Points = append(e.Points, chart.Point{X: st.Scale, Y: 100 * st.ErrorRate, Hollow: st.Generator.Limited,
 				Tip: tip(fmt.Sprintf("errors %s (%d of %d)", pct(st.ErrorRate), st.Errors, st.Sent))})
 			if r.name == "candidate" {

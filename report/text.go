@@ -81,14 +81,14 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
 	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
-		ms(st.ScheduleLagMS.P50), ms(st.ScheduleLagMS.P99), ms(st.ScheduleLagMS.Max), ms(st.DispatchLagMS.P99))
+		st.ScheduleLagMS.Text("p50"), st.ScheduleLagMS.Text("p99"), st.ScheduleLagMS.Text("max"), st.DispatchLagMS.Text("p99"))
 	if len(st.Routes) > 0 {
 		b.WriteString("\n")
 		t := &textfmt.Table{Right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true}}
 		t.Add("method", "route", "sent", "errors", "mismatch", "p50", "p99", "max")
 		for _, r := range st.Routes {
 			t.Add(r.Method, r.Route, fmt.Sprint(r.Sent), fmt.Sprint(r.Errors), fmt.Sprint(r.Mismatches),
-				ms(r.LatencyMS.P50), ms(r.LatencyMS.P99), ms(r.LatencyMS.Max))
+				r.LatencyMS.Text("p50"), r.LatencyMS.Text("p99"), r.LatencyMS.Text("max"))
 		}
 		b.WriteString(t.String())
 	}
@@ -107,8 +107,8 @@ func writeSteps(b *strings.Builder, f *results.File) {
 		kind, detail := stepOutcome(st)
 		result := textOutcomes[kind] + detail
 		t.Add(st.Label(), fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
-			ms(st.LatencyMS.P50), ms(st.LatencyMS.P90), ms(st.LatencyMS.P99), pct(st.ErrorRate), pct(st.MismatchRate),
-			ms(st.ScheduleLagMS.P99), result)
+			st.LatencyMS.Text("p50"), st.LatencyMS.Text("p90"), st.LatencyMS.Text("p99"), pct(st.ErrorRate), pct(st.MismatchRate),
+			st.ScheduleLagMS.Text("p99"), result)
 	}
 	b.WriteString(t.String())
 }
@@ -222,7 +222,7 @@ func stepOutcome(st *results.Step) (outcome, string) {
 
 // percentiles writes the figures of a latency histogram on one line.
 func percentiles(p results.Percentiles) string {
-	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.Max))
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", p.Text("p50"), p.Text("p90"), p.Text("p99"), p.Text("p999"), p.Text("max"))
 }
 
 // ms writes a latency in milliseconds as every text of herd does.

@@ -478,7 +478,7 @@ func (st *liveStep) liveFigures() []string {
 func (st *liveStep) finalFigures() []string {
 	f := st.final
 	return []string{
-		"p99 " + ms(f.LatencyMS.P99),
+		"p99 " + f.LatencyMS.Text("p99"),
 		"errors " + results.FmtPct(f.ErrorRate),
 		fmt.Sprintf("achieved %s of %s offered", textfmt.Rate(f.AchievedRPS), textfmt.Rate(f.OfferedRPS)),
 		fmt.Sprintf("sent %d", f.Sent),
