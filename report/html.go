@@ -766,6 +766,9 @@ func params(f *results.File) [][2]string {
 	if len(w.Skipped) > 0 {
 		out = append(out, [2]string{"not replayed", counts(w.Skipped)})
 	}
+	if e := f.Capacity.Evidence; e != "" {
+		out = append(out, [2]string{"capacity", e})
+	}
 	for _, n := range windowNotes(w) {
 		out = append(out, [2]string{"", n})
 	}

@@ -279,6 +279,10 @@ func TestWindowNotes(t *testing.T) {
 			t.Errorf("%q: in the text %v, on the page %v", w, strings.Contains(txt, w), strings.Contains(params, w))
 		}
 	}
+	f.Capacity.Evidence = "the plateau of 4x and ~3.5x: achieved within 4% while offered rose 14%"
+	if params := text(byID(parseHTML(t, render(t, f, "html")), "params")); !strings.Contains(params, "capacity"+f.Capacity.Evidence) {
+		t.Errorf("the capacity's evidence is not in the run section: %q", params)
+	}
 	if txt := render(t, fixture(t, "demo-ramp"), "text"); strings.Contains(txt, "idle time") || strings.Contains(txt, "whole recording") {
 		t.Error("notes for a window that needs none")
 	}
