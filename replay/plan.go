@@ -33,13 +33,15 @@ type PlanOptions struct {
 // Shard is one of Count disjoint shares of the recorded connections.
 type Shard struct{ Index, Count int }
 
-// ParseShard parses i/N, with 0 <= i < N.
+// ParseShard parses i/N, with 0 <= i < N: shards are numbered from 0.
 func ParseShard(s string) (Shard, error) {
-	var sh Shard
-	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
-		return Shard{}, fmt.Errorf("shard %q: use i/N with 0 <= i < N, such as 0/4", s)
+	i, n, _ := strings.Cut(s, "/")
+	index, err1 := strconv.Atoi(i)
+	count, err2 := strconv.Atoi(n)
+	if err1 != nil || err2 != nil || count < 1 || index < 0 || index >= count {
+		return Shard{}, fmt.Errorf("shard %q: use i/N with 0 <= i < N (shards are numbered from 0), such as 0/4", s)
 	}
-	return sh, nil
+	return Shard{Index: index, Count: count}, nil
 }
 
 func (s Shard) String() string {

@@ -116,6 +116,9 @@ type inspectJSON struct {
 	Discarded   map[string]int64  `json:"discarded"`
 	Damage      []string          `json:"damage"`
 	Meta        tape.Meta         `json:"meta"`
+	// SamplePct is the percentage of connections a sampled capture kept
+	// (absent: all); the rates above are the sample's.
+	SamplePct float64 `json:"sample_pct,omitempty"`
 }
 
 type inspectEndpoint struct {
@@ -167,6 +170,9 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) err
 		Discarded:   map[string]int64{},
 		Damage:      []string{},
 		Meta:        s.Meta,
+	}
+	if pct := s.Meta.Source.SamplePct; pct > 0 && pct < 100 {
+		out.SamplePct = pct
 	}
 	if s.Requests > 0 {
 		out.Start = time.Unix(0, s.First).UTC().Format(time.RFC3339Nano)
@@ -241,8 +247,15 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 		}
 	}
 	kv.Add("redaction", red)
+	if pct := m.Source.SamplePct; pct > 0 && pct < 100 {
+		kv.Add("sampled", fmt.Sprintf("%g%% of the connections; the rates below are the sample's: replay and ramp take 1x as %.4g times them", pct, 100/pct))
+	}
 	if m.HerdVersion != "" {
-		kv.Add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
+		by := "herd " + m.HerdVersion
+		if m.HerdCommit != "" {
+			by += " (commit " + m.HerdCommit + ")"
+		}
+		kv.Add("written by", fmt.Sprintf("%s at %s", by, m.Created.UTC().Format(time.RFC3339)))
 	}
 	for _, n := range m.Notes {
 		kv.Add("note", n)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/version"
 	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/report"
 	"github.com/herd-replay/herd/tape"
@@ -62,7 +63,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
-	fs.StringVar(&f.Shard, "shard", "", "i/N: replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
+	fs.StringVar(&f.Shard, "shard", "", "i/N (from 0/N to N-1/N) or auto/N (i from $JOB_COMPLETION_INDEX, a Kubernetes Indexed Job): replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
 }
 
@@ -126,7 +127,7 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, usageErrorf("--max-conns and --max-inflight must be positive")
 	}
 	if f.Shard != "" {
-		if s.shard, err = replay.ParseShard(f.Shard); err != nil {
+		if s.shard, err = parseShard(f.Shard); err != nil {
 			return nil, &UsageError{Err: err}
 		}
 	}
@@ -144,6 +145,27 @@ func (f *replayFlags) validate() (*setup, error) {
 		s.headers = append(s.headers, tape.Field{Name: name, Value: strings.TrimSpace(value)})
 	}
 	return s, nil
+}
+
+// parseShard parses --shard: i/N, or auto/N with i from
+// JOB_COMPLETION_INDEX, which Kubernetes sets in the pods of an Indexed Job.
+func parseShard(s string) (replay.Shard, error) {
+	if n, ok := strings.CutPrefix(s, "auto/"); ok {
+		i, set := os.LookupEnv("JOB_COMPLETION_INDEX")
+		if !set {
+			return replay.Shard{}, fmt.Errorf("--shard %s: JOB_COMPLETION_INDEX is not set (Kubernetes sets it in the pods of an Indexed Job); give the index instead: --shard 0/%s", s, n)
+		}
+		sh, err := replay.ParseShard(strings.TrimSpace(i) + "/" + n)
+		if err != nil {
+			return replay.Shard{}, fmt.Errorf("--shard %s with JOB_COMPLETION_INDEX=%q: %w", s, i, err)
+		}
+		return sh, nil
+	}
+	sh, err := replay.ParseShard(s)
+	if err != nil {
+		return replay.Shard{}, fmt.Errorf("--shard: %w", err)
+	}
+	return sh, nil
 }
 
 func parseTarget(s string) (*url.URL, error) {
@@ -240,7 +262,7 @@ func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
 		slos = append(slos, x.Text)
 	}
 	return &results.File{
-		Schema: results.Schema, Kind: kind, HerdVersion: versionString(), Target: s.target.String(), Tape: tapePath,
+		Schema: results.Schema, Kind: kind, HerdVersion: versionString(), HerdCommit: version.CommitID(), Target: s.target.String(), Tape: tapePath,
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),

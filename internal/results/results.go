@@ -23,6 +23,7 @@ type File struct {
 	Schema      int       `json:"schema"`
 	Kind        string    `json:"kind"` // "replay" or "ramp"
 	HerdVersion string    `json:"herd_version"`
+	HerdCommit  string    `json:"herd_commit,omitempty"` // VCS commit of the herd that ran it, when known
 	Target      string    `json:"target"`
 	Tape        string    `json:"tape"`
 	StartedAt   time.Time `json:"started_at"`
