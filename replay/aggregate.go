@@ -125,6 +125,9 @@ func (a *aggregator) checkAbort(now int64) {
 	if why := a.abort.check(now); why != "" {
 		a.abortReason = why
 		a.e.halt(errAborted)
+		if a.e.o.OnAbort != nil {
+			a.e.o.OnAbort(why)
+		}
 	}
 }
 

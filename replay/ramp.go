@@ -28,6 +28,19 @@ type RampOptions struct {
 	// OnStep is called before each step, OnStepDone after it.
 	OnStep     func(index int, scale float64, refinement bool)
 	OnStepDone func(st *results.Step)
+	// Shards, when set, makes this ramp one shard of several that take
+	// every decision together (herd ramp --coordinate, internal/coord).
+	Shards Shards
+}
+
+// Shards joins the shards of a coordinated ramp. During returns the
+// context step i runs under, cancelled when another shard stops, and the
+// hook for this shard's emergency stop. Join, after step i, waits for
+// every shard's outcome and makes st's verdict the joint one (passed,
+// failed, herd-limited or stopped), which the ramp then acts on as its own.
+type Shards interface {
+	During(ctx context.Context, i int) (context.Context, func(reason string), context.CancelFunc)
+	Join(ctx context.Context, i int, st *results.Step)
 }
 
 func (o *RampOptions) validate() error {
@@ -80,12 +93,20 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions, f *results.File) error {
 		ro := o.Run
 		ro.Schedule = NewSchedule(o.Mode, scale, o.Seed, p.Length, o.StepDuration)
 		ro.Settle = o.Settle
-		st, err := Run(ctx, p, ro)
+		stepCtx, endStep := ctx, context.CancelFunc(func() {})
+		if o.Shards != nil {
+			stepCtx, ro.OnAbort, endStep = o.Shards.During(ctx, index-1)
+		}
+		st, err := Run(stepCtx, p, ro)
+		endStep()
 		if err != nil {
 			return nil, err
 		}
 		st.Refinement, st.Retry = refinement, retry
 		results.Evaluate(st, o.SLOs, o.Saturation)
+		if o.Shards != nil {
+			o.Shards.Join(ctx, index-1, st)
+		}
 		f.Steps = append(f.Steps, *st)
 		if o.OnStepDone != nil {
 			o.OnStepDone(st)

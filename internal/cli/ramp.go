@@ -25,6 +25,7 @@ type rampOptions struct {
 	Refine       int
 	Require      float64
 	replayFlags
+	coordFlags
 }
 
 func newRampCmd(io IO) *cobra.Command {
@@ -45,7 +46,15 @@ capacity: the plateau of successful responses per second, in req/s and as a
 multiple of the window's rate. A step where herd itself was the limit ends
 the ramp and is never called the target's breaking point. An emergency stop
 ends the ramp at once (exit 3). --require K makes the ramp a release gate:
-exit 3 unless every step up to K met its SLOs.`,
+exit 3 unless every step up to K met its SLOs.
+
+Sharded (--shard i/N on N machines or pods), --coordinate DIR makes the
+shards one ramp: they start together once all are ready, each step is
+judged on the merged results of all shards (exactly what herd report merge
+computes), a step herd limited on any shard is run again by all, and an
+emergency stop, interrupt or failure on one shard stops every shard within
+2 s. A shard that does not finish a step within --coordinate-timeout is
+reported, and the others stop.`,
 		Example: `  # Where does staging break, replaying last week's peak minute?
   herd ramp peak.tape --target http://staging:8080 --step-duration 60s --to 6x
 
@@ -54,7 +63,12 @@ exit 3 unless every step up to K met its SLOs.`,
       --slo 'p99<300ms' --slo 'errors<0.5%' --require 2x --json ramp.json
 
   # Narrow the breaking point down with three bisection steps.
-  herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s`,
+  herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s
+
+  # One of 4 shards (a Kubernetes Indexed Job): they start together, judge each
+  # step on all their traffic and stop together; then herd report merge.
+  herd ramp peak.tape --target http://staging:8080 --shard auto/4 \
+      --coordinate /shared/coord/run-1 --json /shared/results/shard-$JOB_COMPLETION_INDEX.json`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tape = args[0]
@@ -73,6 +87,7 @@ exit 3 unless every step up to K met its SLOs.`,
 	fs.Float64Var(&opts.Saturation, "saturation", 0.9, "a step fails when achieved throughput is below this fraction of offered")
 	fs.IntVar(&opts.Refine, "refine", 0, "bisection steps between the last passing and the first failing multiple")
 	fs.Var(scaleValue{&opts.Require}, "require", "exit 3 unless every step up to this multiple met its SLOs (a release gate)")
+	opts.addCoordFlags(fs)
 	return cmd
 }
 
@@ -119,7 +134,13 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 	defer s.close()
 	f := opts.file("ramp", opts.Tape, s)
 	ro.Run = opts.options(s, replay.Schedule{}, 0)
-	if err := executeRamp(ctx, opts.IO, s, ro, f, opts.Require); err != nil {
+	endCoord, err := opts.coordinate(ctx, s, window, &ro)
+	if err != nil {
+		return err
+	}
+	err = executeRamp(ctx, opts.IO, s, ro, f, opts.Require)
+	endCoord()
+	if err != nil {
 		return err
 	}
 	if err := opts.writeOutputs(opts.IO, f, func() error { return report.WriteText(opts.IO.Out, f) }); err != nil {

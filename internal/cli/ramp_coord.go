@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/herd-replay/herd/internal/coord"
+	"github.com/herd-replay/herd/replay"
+	"github.com/spf13/pflag"
+)
+
+// coordFlags are herd ramp's flags for shards that act together.
+type coordFlags struct {
+	Coordinate        string
+	CoordinateTimeout time.Duration
+}
+
+func (c *coordFlags) addCoordFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Coordinate, "coordinate", "", "with --shard: a directory every shard reads and writes (a ReadWriteMany volume), empty for each run; the shards start together, judge every step on all their traffic, and all stop within 2 s when one stops")
+	fs.DurationVar(&c.CoordinateTimeout, "coordinate-timeout", coord.DefaultTimeout, "with --coordinate: how long to wait for another shard to be ready or to finish a step before stopping and naming it")
+}
+
+// coordinate joins the other shards of the run when --coordinate is set:
+// it waits until every shard is ready with the same settings, hooks the
+// group into the ramp, and waits for the joint start. The caller calls
+// done once the ramp is over.
+func (o *rampOptions) coordinate(ctx context.Context, s *setup, window string, ro *replay.RampOptions) (done func(), err error) {
+	done = func() {}
+	if o.Coordinate == "" {
+		return done, nil
+	}
+	if s.shard.Count == 0 {
+		return done, usageErrorf("--coordinate needs --shard i/N (or auto/N): it joins the N shards of one run")
+	}
+	if o.CoordinateTimeout <= 0 {
+		return done, usageErrorf("--coordinate-timeout must be positive")
+	}
+	scales := ro.Scales()
+	label := func(k int) string {
+		return fmt.Sprintf("step %d", k+1)
+	}
+	g, start, err := coord.Join(ctx, coord.Options{
+		Dir: o.Coordinate, Shard: s.shard.Index, Shards: s.shard.Count, Timeout: o.CoordinateTimeout,
+		SLOs: s.slos, Saturation: ro.Saturation, Settings: o.runSettings(s, window), Label: label,
+	})
+	if err != nil {
+		return done, fmt.Errorf("--coordinate %s: %w", o.Coordinate, err)
+	}
+	ro.Shards = g
+	fmt.Fprintf(o.IO.Err, "herd: shard %s: all %d shards ready in %s; ramp of %d steps starts at %s\n",
+		s.shard, s.shard.Count, o.Coordinate, len(scales), start.UTC().Format(time.RFC3339Nano))
+	if err := waitUntil(ctx, o.IO, start); err != nil {
+		g.Close()
+		return done, err
+	}
+	return g.Close, nil
+}
+
+// runSettings are what every shard of one run must agree on: what
+// herd report merge checks afterwards, checked before the first request.
+func (o *rampOptions) runSettings(s *setup, window string) map[string]string {
+	f := strconv.FormatFloat
+	g := func(x float64) string { return f(x, 'g', -1, 64) }
+	slos := make([]string, len(s.slos))
+	for i, x := range s.slos {
+		slos[i] = x.Text
+	}
+	return map[string]string{
+		"tape":          baseName(o.Tape),
+		"target":        s.target.String(),
+		"window":        window,
+		"scale-mode":    s.mode.String(),
+		"pacing":        s.pacing.String(),
+		"from":          g(o.From),
+		"step":          g(o.Step),
+		"to":            g(o.To),
+		"step-duration": o.StepDuration.String(),
+		"settle":        o.Settle.String(),
+		"cooldown":      o.Cooldown.String(),
+		"refine":        strconv.Itoa(o.Refine),
+		"saturation":    g(o.Saturation),
+		"slo":           strings.Join(slos, " "),
+		"seed":          strconv.FormatUint(o.Seed, 10),
+		"timeout":       o.Timeout.String(),
+		"abort-on":      s.abort.Text,
+		"read-only":     strconv.FormatBool(o.ReadOnly),
+		"shards":        strconv.Itoa(s.shard.Count),
+		"start-at":      o.StartAt,
+	}
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
