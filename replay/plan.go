@@ -70,6 +70,11 @@ type Plan struct {
 	// Redacted counts the requests carrying a redaction placeholder, by
 	// header name, so the caller can warn that the target will see it.
 	Redacted map[string]int64
+	// SampleWeight is how many real connections each recorded connection
+	// stands for: 100/sample_pct for a tape captured with --sample (10 for
+	// 10%), 1 otherwise. Rate and every schedule count with it, so 1x is
+	// the rate of the whole traffic, not of the sample.
+	SampleWeight float64
 }
 
 // RouteKey names a route: a method and a route template.
@@ -93,9 +98,17 @@ type Req struct {
 	Status int           // recorded status; 0 when no response was recorded
 }
 
-// Rate is the plan's request rate at 1x.
+// Rate is the plan's request rate at 1x: the whole traffic's rate, for a
+// sampled tape.
 func (p *Plan) Rate() float64 {
-	return float64(p.Requests) / p.Length.Seconds()
+	return float64(p.Requests) * p.weight() / p.Length.Seconds()
+}
+
+func (p *Plan) weight() float64 {
+	if p.SampleWeight > 0 {
+		return p.SampleWeight
+	}
+	return 1
 }
 
 // Load reads the window of r and builds the plan.
@@ -110,7 +123,10 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Spec: o.Window.Text, Start: from, Length: length, Skipped: map[string]int64{}, Redacted: map[string]int64{}}
+	p := &Plan{Spec: o.Window.Text, Start: from, Length: length, Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1}
+	if pct := r.Meta().Source.SamplePct; pct > 0 && pct < 100 {
+		p.SampleWeight = 100 / pct
+	}
 	byConn := make(map[uint64][]*tape.Exchange)
 	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
 		c := *e

@@ -91,7 +91,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions, f *results.File) error {
 		}
 		index++
 		ro := o.Run
-		ro.Schedule = NewSchedule(o.Mode, scale, o.Seed, p.Length, o.StepDuration)
+		ro.Schedule = PlanSchedule(p, o.Mode, scale, o.Seed, o.StepDuration)
 		ro.Settle = o.Settle
 		stepCtx, endStep := ctx, context.CancelFunc(func() {})
 		if o.Shards != nil {

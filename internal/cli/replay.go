@@ -70,7 +70,7 @@ func runReplay(ctx context.Context, opts *replayOptions) error {
 		return err
 	}
 	defer s.close()
-	sched := replay.NewSchedule(s.mode, opts.Scale, opts.Seed, s.plan.Length, opts.Duration)
+	sched := replay.PlanSchedule(s.plan, s.mode, opts.Scale, opts.Seed, opts.Duration)
 	res := opts.file("replay", opts.Tape, s)
 	res.Params.StepS = sched.Duration.Seconds()
 	view := newProgressView(opts.IO, 5*time.Second)

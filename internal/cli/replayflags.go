@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"strings"
@@ -266,7 +267,8 @@ func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
+			Requests: int64(math.Round(float64(p.Requests) * p.SampleWeight)), RPS: results.Round3(p.Rate()),
+			Conns: int64(len(p.Conns)), Skipped: p.Skipped, SampleWeight: p.SampleWeight,
 		},
 		Params: results.Params{
 			ScaleMode: s.mode.String(), Pacing: s.pacing.String(), TimeoutS: f.Timeout.Seconds(), SLOs: slos,

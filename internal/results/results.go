@@ -53,6 +53,10 @@ type Window struct {
 	RPS       float64   `json:"rps"`         // their rate: the 1x rate
 	Conns     int64     `json:"connections"` // recorded connections in it
 	Skipped   Counts    `json:"skipped"`     // recorded requests not replayed, by reason
+	// SampleWeight is how many real connections each recorded one stood
+	// for: 100/sample_pct for a tape captured with --sample, absent (1)
+	// otherwise. Requests and RPS are then the whole traffic's.
+	SampleWeight float64 `json:"sample_weight,omitempty"`
 }
 
 // Params are the settings of the run.
