@@ -92,6 +92,11 @@ type Progress struct {
 	AchievedRPS float64 // successful responses completed per second, over the last 5 s
 	P99         time.Duration
 	Done        bool
+	// IdleUntil, when not zero, is the elapsed time at which a long
+	// stretch of the plan with no request due ends; IdleRecorded is that
+	// stretch's recorded length.
+	IdleUntil    time.Duration
+	IdleRecorded time.Duration
 }
 
 func (o *Options) defaults() error {
@@ -154,6 +159,10 @@ type engine struct {
 	results   chan result
 	inFlight  atomic.Int64
 	sends     atomic.Int64 // requests written so far, for the progress line
+	// stoppedAt is when an emergency stop or an interrupt stopped sending,
+	// on the replay clock; 0 while running. The step's rates are over the
+	// time it ran.
+	stoppedAt atomic.Int64
 	reconnect atomic.Int64
 	vconns    sync.WaitGroup
 }
@@ -195,6 +204,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	}
 	e.stop, e.halt = context.WithCancelCause(ctx)
 	defer e.halt(nil)
+	context.AfterFunc(e.stop, func() {
+		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
+			e.stoppedAt.Store(nanotime())
+		}
+	})
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
@@ -225,6 +239,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
+	}
+	if at := e.stoppedAt.Load(); at > 0 {
+		agg.cut(at - e.t0)
 	}
 	st := agg.step(cores)
 	switch cause := context.Cause(e.stop); {

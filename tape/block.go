@@ -8,10 +8,13 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Format versions this package reads and writes.
+// Format versions this package reads, and writes: it writes MaxVersion,
+// marked as readable only by readers of CompatVersion or later, because a
+// version 1 reader would replay an HTTP/2 exchange as HTTP/1.x.
 const (
-	MinVersion = 1
-	MaxVersion = 1
+	MinVersion    = 1
+	MaxVersion    = 2
+	CompatVersion = 2
 )
 
 const (
@@ -37,7 +40,7 @@ func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 func appendFileHeader(b []byte) []byte {
 	b = append(b, fileMagic[:]...)
 	b = binary.LittleEndian.AppendUint16(b, MaxVersion)
-	b = binary.LittleEndian.AppendUint16(b, MinVersion)
+	b = binary.LittleEndian.AppendUint16(b, CompatVersion)
 	return binary.LittleEndian.AppendUint32(b, crc(b[len(b)-12:]))
 }
 

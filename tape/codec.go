@@ -59,6 +59,10 @@ func appendRecord(b []byte, e *Exchange, base int64) []byte {
 	b = appendFields(b, e.RespHeader)
 	b = binary.AppendUvarint(b, uint64(e.RespBodyLen))
 	b = binary.LittleEndian.AppendUint64(b, e.RespBodyHash)
+	// Version 2 fields.
+	b = binary.AppendUvarint(b, uint64(e.Stream))
+	b = appendFields(b, e.ReqTrailer)
+	b = appendFields(b, e.RespTrailer)
 	return b
 }
 
@@ -115,8 +119,10 @@ func validate(e *Exchange) error {
 		return fmt.Errorf("unknown flags %#x", uint32(e.Flags&^knownFlags))
 	case e.ReqEnd < e.ReqStart:
 		return fmt.Errorf("request ends before it starts")
+	case e.Stream > 1<<31-1:
+		return fmt.Errorf("stream id %d beyond 2^31-1", e.Stream)
 	}
-	for _, fs := range [][]Field{e.ReqHeader, e.RespHeader} {
+	for _, fs := range [][]Field{e.ReqHeader, e.RespHeader, e.ReqTrailer, e.RespTrailer} {
 		if len(fs) > MaxHeaders {
 			return fmt.Errorf("%d headers, limit %d", len(fs), MaxHeaders)
 		}
@@ -295,9 +301,19 @@ func (d *decoder) record(e *Exchange, base int64) error {
 		return d.err
 	}
 	e.RespBodyHash = binary.LittleEndian.Uint64([]byte(d.s[d.pos : d.pos+8]))
+	d.pos += recordFixedBytes
 	if e.ReqBodyLen < int64(len(e.ReqBody)) {
 		d.fail("req_body_len")
 		return d.err
+	}
+	// Version 2 fields; a version 1 record ends before them.
+	if d.pos < d.end {
+		e.Stream = uint32(d.bounded("stream", 1<<31-1))
+		e.ReqTrailer = d.fields("req_trailers")
+		e.RespTrailer = d.fields("resp_trailers")
+		if d.err != nil {
+			return d.err
+		}
 	}
 	// Bytes after the last known field are from a compatible later revision.
 	d.pos = d.end

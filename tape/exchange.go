@@ -39,12 +39,26 @@ type Field struct {
 	Value string
 }
 
+// Protocol names stored in Exchange.Proto.
+const (
+	HTTP10 = "HTTP/1.0"
+	HTTP11 = "HTTP/1.1"
+	HTTP2  = "HTTP/2.0"
+)
+
 // Exchange is one HTTP request and its response as recorded. Timestamps are
 // nanoseconds since the Unix epoch; the response times are meaningful only
 // when Flags has no NoResponse.
+//
+// An HTTP/2 exchange (Proto HTTP2) is one stream: Method and Target hold
+// :method and :path, Status holds :status, and the request's :authority
+// and :scheme are its first header fields, under those names, so that
+// replay can rebuild the stream (or a Host header for HTTP/1.x).
 type Exchange struct {
 	ConnID uint64 // stable id of the client connection
 	Seq    uint32 // index of the exchange on its connection, from 0
+	// Stream is the HTTP/2 stream id; 0 for HTTP/1.x.
+	Stream uint32
 	Client netip.AddrPort
 	Server netip.AddrPort
 
@@ -66,6 +80,11 @@ type Exchange struct {
 	RespBodyLen  int64
 	RespBodyHash uint64 // CRC-64/XZ of the whole response body
 
+	// Trailers, sent after the body (chunked HTTP/1.1, or HTTP/2: gRPC's
+	// grpc-status is a response trailer).
+	ReqTrailer  []Field
+	RespTrailer []Field
+
 	Flags Flags
 }
 
@@ -77,10 +96,23 @@ func (e *Exchange) ResponseComplete() bool {
 	return e.Flags&(NoResponse|RespIncomplete) == 0
 }
 
+// IsHTTP2 reports whether the exchange was recorded as HTTP/2.
+func (e *Exchange) IsHTTP2() bool { return e.Proto == HTTP2 }
+
+// Trailer returns the first value of the named response trailer, compared
+// case-insensitively, and whether it was present.
+func (e *Exchange) Trailer(name string) (string, bool) {
+	return lookup(e.RespTrailer, name)
+}
+
 // Header returns the first value of the named request header, compared
 // case-insensitively, and whether it was present.
 func (e *Exchange) Header(name string) (string, bool) {
-	for _, f := range e.ReqHeader {
+	return lookup(e.ReqHeader, name)
+}
+
+func lookup(fs []Field, name string) (string, bool) {
+	for _, f := range fs {
 		if strings.EqualFold(f.Name, name) {
 			return f.Value, true
 		}

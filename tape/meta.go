@@ -16,13 +16,19 @@ type Meta struct {
 
 // Source says where the exchanges came from.
 type Source struct {
-	Kind      string   `json:"kind"` // "pcap", "live" or "synthetic"
+	// Kind is "pcap", "live" (packet capture), "proxy" (herd record),
+	// "gor", "har", "access-log" (herd import) or "synthetic".
+	Kind      string   `json:"kind"`
 	Files     []string `json:"files,omitempty"`
 	Interface string   `json:"interface,omitempty"`
 	Ports     []int    `json:"ports,omitempty"`
 	Filter    string   `json:"filter,omitempty"`
 	SamplePct float64  `json:"sample_pct,omitempty"`
 	MaxBody   int64    `json:"max_body,omitempty"`
+	// NoRequestBodies is set when the source does not hold request bodies
+	// (access logs): a request with a body cannot be replayed faithfully,
+	// so replay sends only body-less methods by default.
+	NoRequestBodies bool `json:"no_request_bodies,omitempty"`
 }
 
 // Redaction records which secrets were replaced at capture.

@@ -33,7 +33,8 @@ type Reader struct {
 	file *os.File
 
 	meta    Meta
-	metaErr error
+	metaErr error // reported once by Next
+	metaBad error // the damage to META, kept for MetaErr
 	stats   *Stats
 
 	indexed bool
@@ -91,13 +92,24 @@ func NewReader(ra io.ReaderAt, size int64) (*Reader, error) {
 		return nil, &CorruptError{Offset: 0, Reason: "file header checksum mismatch"}
 	}
 	v, compat := binary.LittleEndian.Uint16(h[8:]), binary.LittleEndian.Uint16(h[10:])
-	if (v < MinVersion || v > MaxVersion) && (compat > MaxVersion || compat < MinVersion) {
+	if !readable(v, compat, MinVersion, MaxVersion) {
 		return nil, &UnsupportedVersionError{Version: v, Compat: compat}
 	}
 	r.cur = cursor{r: r, off: fileHeaderSize}
 	r.readMeta()
+	if r.metaErr != nil {
+		r.metaBad = r.metaErr
+		r.noteDamage(fmt.Errorf("metadata block: %w", r.metaErr))
+	}
 	r.readIndex()
 	return r, nil
+}
+
+// readable reports whether a reader of format versions lo..hi reads a file
+// of version v whose oldest able reader is compat: its own version is one
+// the reader knows, or the file declares that such a reader can read it.
+func readable(v, compat, lo, hi uint16) bool {
+	return (v >= lo && v <= hi) || (compat >= lo && compat <= hi)
 }
 
 // Close closes the file opened by Open.
@@ -108,8 +120,13 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// Meta returns the tape's metadata (zero if its block was damaged).
+// Meta returns the tape's metadata. When its block was damaged, Meta is
+// the zero value and MetaErr says so: a caller must not present the zero
+// value's defaults (redaction off, no source) as facts about the tape.
 func (r *Reader) Meta() Meta { return r.meta }
+
+// MetaErr returns the damage that made the metadata unreadable, or nil.
+func (r *Reader) MetaErr() error { return r.metaBad }
 
 // Stats returns the capture counters, present when the tape was closed
 // cleanly.

@@ -15,19 +15,35 @@ import (
 )
 
 // WriterOptions tune when chunks are cut. The zero value is the default.
+//
+// A chunk is the unit of loss: one flipped byte costs the chunk it falls
+// in. So chunks are cut by size and by recorded time as well as by count
+// and by wall-clock time: a capture of a file, written in well under a
+// second, still spans many chunks when it is large enough to matter.
 type WriterOptions struct {
 	ChunkRecords  int           // cut a chunk after this many records (4096)
-	ChunkBytes    int           // or this many uncompressed bytes (4 MiB)
+	ChunkBytes    int           // or this many uncompressed bytes (256 KiB)
+	ChunkSpan     time.Duration // or when its requests span this much recorded time (10 s)
 	FlushInterval time.Duration // or this long after a record was buffered (1 s; negative: never)
 	NoSync        bool          // skip fsync after each chunk (tests, benchmarks)
 }
 
+// Default chunk bounds.
+const (
+	DefaultChunkRecords = 4096
+	DefaultChunkBytes   = 256 << 10
+	DefaultChunkSpan    = 10 * time.Second
+)
+
 func (o *WriterOptions) defaults() {
 	if o.ChunkRecords <= 0 || o.ChunkRecords > MaxChunkRecords {
-		o.ChunkRecords = 4096
+		o.ChunkRecords = DefaultChunkRecords
 	}
 	if o.ChunkBytes <= 0 || o.ChunkBytes > MaxRaw-MaxRecord-16 {
-		o.ChunkBytes = 4 << 20
+		o.ChunkBytes = DefaultChunkBytes
+	}
+	if o.ChunkSpan <= 0 {
+		o.ChunkSpan = DefaultChunkSpan
 	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = time.Second
@@ -170,7 +186,7 @@ func (w *Writer) Write(e *Exchange) error {
 	w.count++
 	w.first, w.last = min(w.first, e.ReqStart), max(w.last, e.ReqStart)
 	w.seconds[UnixSecond(e.ReqStart)]++
-	if w.count >= w.opt.ChunkRecords || len(w.raw) >= w.opt.ChunkBytes {
+	if w.count >= w.opt.ChunkRecords || len(w.raw) >= w.opt.ChunkBytes || w.last-w.first >= int64(w.opt.ChunkSpan) {
 		return w.flushLocked()
 	}
 	return nil

@@ -40,14 +40,14 @@ const (
 
 // Options say what goes into the image.
 type Options struct {
-	Binary   string // a static linux herd binary
-	Version  string
-	Commit   string
-	CACerts  string // a PEM bundle for /etc/ssl/certs; "" for none
-	Arch     string
-	Created  time.Time
-	Output   string // the OCI layout directory to write
-	RefName  string // org.opencontainers.image.ref.name of the image in the layout
+	Binary  string // a static linux herd binary
+	Version string
+	Commit  string
+	CACerts string // a PEM bundle for /etc/ssl/certs; "" for none
+	Arch    string
+	Created time.Time
+	Output  string // the OCI layout directory to write
+	RefName string // org.opencontainers.image.ref.name of the image in the layout
 }
 
 func main() {

@@ -121,8 +121,8 @@ func scrape(t *testing.T, addr string) string {
 	return string(b)
 }
 
-// countingServer serves "ok" on 127.0.0.1 and counts the requests.
-func countingServer(t *testing.T) (int, *int64, *sync.Mutex) {
+// liveServer serves "ok" on 127.0.0.1 and counts the requests.
+func liveServer(t *testing.T) (int, *int64, *sync.Mutex) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -149,7 +149,7 @@ func countingServer(t *testing.T) (int, *int64, *sync.Mutex) {
 func TestCaptureAgent(t *testing.T) {
 	testenv.NeedRoot(t)
 	bin := buildHerd(t)
-	port, served, mu := countingServer(t)
+	port, served, mu := liveServer(t)
 	out := filepath.Join(t.TempDir(), "agent.tape")
 	a := startAgent(t, bin, "--port", strconv.Itoa(port), "--rotate", "1s", "--keep", "2", "--metrics-addr", "127.0.0.1:0", "-o", out)
 	var addr string
@@ -219,7 +219,7 @@ func TestCaptureAgent(t *testing.T) {
 func TestCaptureAgentCPUBudget(t *testing.T) {
 	testenv.NeedRoot(t)
 	bin := buildHerd(t)
-	port, served, mu := countingServer(t)
+	port, served, mu := liveServer(t)
 	out := filepath.Join(t.TempDir(), "budget.tape")
 	a := startAgent(t, bin, "--port", strconv.Itoa(port), "--rotate", "1h", "--max-cpu", "0.0001", "--metrics-addr", "127.0.0.1:0", "-o", out)
 	addr := <-a.metrics

@@ -113,3 +113,26 @@ func TestInspectGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestInspectDamagedMeta flips a byte of the sample tape's metadata block:
+// inspect says the metadata is damaged and never shows the zero value's
+// defaults ("redaction off") in its place.
+func TestInspectDamagedMeta(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/sample.tape")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[16+40+3] ^= 0x55 // inside the META payload: file header 16, block header 40
+	path := filepath.Join(t.TempDir(), "damaged.tape")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := run(t, "inspect", path)
+	if code != ExitOK || !strings.Contains(out, "DAMAGED") || !strings.Contains(out, "redaction  unknown") || strings.Contains(out, "redaction  off") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	js, _, code := run(t, "inspect", "--json", path)
+	if code != ExitOK || !strings.Contains(js, `"meta": null`) || !strings.Contains(js, `"meta_damage"`) {
+		t.Fatalf("exit %d\n%s", code, js)
+	}
+}

@@ -23,13 +23,20 @@ type rampOptions struct {
 	Cooldown     time.Duration
 	Saturation   float64
 	Refine       int
+	FindCapacity bool
 	Require      float64
+	// The recovery check.
+	Recovery       time.Duration
+	RecoveryScale  float64
+	RecoveryWindow time.Duration
+	RecoveryAbort  string
+	windowGiven    bool // --window was on the command line, even empty
 	replayFlags
 	coordFlags
 }
 
 func newRampCmd(io IO) *cobra.Command {
-	opts := &rampOptions{IO: io, From: 1, Step: 0.5, To: 8}
+	opts := &rampOptions{IO: io, From: 1, Step: 0.5, To: 8, RecoveryScale: 1}
 	cmd := &cobra.Command{
 		Use:   "ramp TAPE --target URL",
 		Short: "Replay at rising multiples until the target breaks: find its breaking point",
@@ -45,22 +52,34 @@ refined estimate, the reason and the route that failed first) and the raw
 capacity: the plateau of successful responses per second, in req/s and as a
 multiple of the window's rate. A step where herd itself was the limit ends
 the ramp and is never called the target's breaking point. An emergency stop
-ends the ramp at once (exit 3). --require K makes the ramp a release gate:
-exit 3 unless every step up to K met its SLOs.
+ends the ramp at once (exit 3). Ctrl-C ends it at once too: the interrupted
+step is neither passed nor failed, no breaking point is drawn from it, the
+partial results are written, and herd exits 130.
+
+Finding a breaking point is what a ramp is for, so a ramp whose steps fail
+still exits 0, unless --require K makes it a release gate: exit 3 unless
+every step up to K met its SLOs. Exit codes: 0 done, 3 an unmet --require
+or an emergency stop, 130 interrupted, 2 usage, 1 failure of the tool or
+its input.
 
 Sharded (--shard i/N on N machines or pods), --coordinate DIR makes the
 shards one ramp: they start together once all are ready, each step is
 judged on the merged results of all shards (exactly what herd report merge
 computes), a step herd limited on any shard is run again by all, and an
-emergency stop, interrupt or failure on one shard stops every shard within
-2 s. A shard that does not finish a step within --coordinate-timeout is
-reported, and the others stop.`,
+emergency stop or interrupt on one shard stops every shard within 2 s. A
+shard that does not finish a step within --coordinate-timeout is reported,
+and the others stop.`,
 		Example: `  # Where does staging break, replaying last week's peak minute?
   herd ramp peak.tape --target http://staging:8080 --step-duration 60s --to 6x
 
   # Release gate: fail the pipeline unless 2x the peak holds with p99 under 300 ms.
   herd ramp peak.tape --target http://staging:8080 --from 1x --step 0.5x --to 2x \
       --slo 'p99<300ms' --slo 'errors<0.5%' --require 2x --json ramp.json
+
+  # After the break, does it come back at 1x within a minute, with clients
+  # that time out after 1 s and retry three times with backoff?
+  herd ramp peak.tape --target http://staging:8080 --recovery 60s \
+      --client-timeout 1s --retry-policy exp:3/100ms/2s/jitter --recovery-abort-on off
 
   # Narrow the breaking point down with three bisection steps.
   herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s
@@ -72,6 +91,7 @@ reported, and the others stop.`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tape = args[0]
+			opts.windowGiven = cmd.Flags().Changed("window")
 			return runRamp(cmd.Context(), opts)
 		},
 	}
@@ -86,33 +106,14 @@ reported, and the others stop.`,
 	fs.DurationVar(&opts.Cooldown, "cooldown", 10*time.Second, "pause before each refinement step, for the target to recover")
 	fs.Float64Var(&opts.Saturation, "saturation", 0.9, "a step fails when achieved throughput is below this fraction of offered")
 	fs.IntVar(&opts.Refine, "refine", 0, "bisection steps between the last passing and the first failing multiple")
+	fs.DurationVar(&opts.Recovery, "recovery", 0, "after the breaking step (or an emergency stop), replay at --recovery-scale for this long and report whether the target recovers: a target that stays broken at a load it handled is in a metastable failure")
+	fs.Var(scaleValue{&opts.RecoveryScale}, "recovery-scale", "multiple replayed during --recovery")
+	fs.DurationVar(&opts.RecoveryWindow, "recovery-window", 5*time.Second, "recovered when every SLO holds over a window this long (and over the last one)")
+	fs.StringVar(&opts.RecoveryAbort, "recovery-abort-on", "", "emergency stop during --recovery (default: the same as --abort-on); staying broken is what is measured, so relax it only as far as the target can bear, e.g. errors>90%/10s, or off on staging")
+	fs.BoolVar(&opts.FindCapacity, "find-capacity", false, "after the first failure, run up to two more steps above it (never above --to; the emergency stop still applies) to measure the throughput plateau instead of a lower bound; not for production")
 	fs.Var(scaleValue{&opts.Require}, "require", "exit 3 unless every step up to this multiple met its SLOs (a release gate)")
 	opts.addCoordFlags(fs)
 	return cmd
-}
-
-func (o *rampOptions) rampOptions(s *setup) (replay.RampOptions, error) {
-	if o.StepDuration < time.Second {
-		return replay.RampOptions{}, usageErrorf("--step-duration must be at least 1s")
-	}
-	settle := o.Settle
-	if settle >= o.StepDuration {
-		return replay.RampOptions{}, usageErrorf("--settle %v must be shorter than --step-duration %v", o.Settle, o.StepDuration)
-	}
-	if o.Saturation < 0 || o.Saturation > 1 {
-		return replay.RampOptions{}, usageErrorf("--saturation is a fraction between 0 and 1")
-	}
-	if o.Refine < 0 || o.Refine > 10 {
-		return replay.RampOptions{}, usageErrorf("--refine takes 0 to 10 steps")
-	}
-	if o.To < o.From {
-		return replay.RampOptions{}, usageErrorf("--to %gx is below --from %gx", o.To, o.From)
-	}
-	return replay.RampOptions{
-		From: o.From, Step: o.Step, To: o.To, StepDuration: o.StepDuration, Settle: settle,
-		Cooldown: o.Cooldown, SLOs: s.slos, Saturation: o.Saturation, Refine: o.Refine,
-		Mode: s.mode, Seed: o.Seed,
-	}, nil
 }
 
 func runRamp(ctx context.Context, opts *rampOptions) error {
@@ -120,28 +121,40 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 	if err != nil {
 		return err
 	}
-	ro, err := opts.rampOptions(s)
+	defer s.close()
+	window := opts.Window
+	switch {
+	case opts.windowGiven && window == "":
+		return usageErrorf("--window is empty: use all, peak:DUR or FROM-TO (the default is peak:STEP-DURATION)")
+	case window == "":
+		window = fmt.Sprintf("peak:%ds", int(max(opts.StepDuration, time.Second).Round(time.Second)/time.Second))
+	}
+	plan, err := opts.load(ctx, opts.IO, opts.Tape, s, window)
 	if err != nil {
 		return err
 	}
-	window := opts.Window
-	if window == "" {
-		window = fmt.Sprintf("peak:%ds", int(opts.StepDuration.Round(time.Second)/time.Second))
+	ro := replay.RampOptions{
+		Settings: s.settings, From: opts.From, Step: opts.Step, To: opts.To, StepDuration: opts.StepDuration,
+		Settle: opts.Settle, Cooldown: opts.Cooldown, Saturation: opts.Saturation, Refine: opts.Refine,
+		FindCapacity: opts.FindCapacity, Recovery: opts.Recovery, RecoveryScale: opts.RecoveryScale,
+		RecoveryWindow: opts.RecoveryWindow, RecoveryAbort: s.settings.Abort,
 	}
-	if err := opts.load(ctx, opts.IO, opts.Tape, s, window); err != nil {
-		return err
+	if opts.RecoveryAbort != "" {
+		if ro.RecoveryAbort, err = replay.ParseAbort(opts.RecoveryAbort); err != nil {
+			return &UsageError{Err: fmt.Errorf("--recovery-abort-on: %w", err)}
+		}
 	}
-	defer s.close()
-	f := opts.file("ramp", opts.Tape, s)
-	ro.Run = opts.options(s, replay.Schedule{}, 0)
 	endCoord, err := opts.coordinate(ctx, s, window, &ro)
 	if err != nil {
 		return err
 	}
-	err = executeRamp(ctx, opts.IO, s, ro, f, opts.Require)
-	endCoord()
+	f, err := executeRamp(ctx, opts.IO, plan, ro, s.startAt)
+	endCoord(err)
 	if err != nil {
-		return err
+		return optionFlags(err)
+	}
+	if opts.Require > 0 {
+		f.Params.Require = &opts.Require
 	}
 	if err := opts.writeOutputs(opts.IO, f, func() error { return report.WriteText(opts.IO.Out, f) }); err != nil {
 		return err
@@ -149,21 +162,21 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 	return rampOutcome(f, opts.Require, opts.IO)
 }
 
-// executeRamp runs the ramp with progress on stderr and fills f.
-func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f *results.File, require float64) error {
-	f.Params.StepS = ro.StepDuration.Seconds()
-	f.Params.SettleS = ro.Settle.Seconds()
-	f.Params.CooldownS = ro.Cooldown.Seconds()
-	f.Params.Saturation = ro.Saturation
-	if require > 0 {
-		f.Params.Require = &require
-	}
+// executeRamp runs the ramp with progress on stderr and returns its
+// results.
+func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOptions, startAt time.Time) (*results.File, error) {
 	total := len(ro.Scales())
 	view := newProgressView(io, 5*time.Second)
 	defer view.Close()
-	ro.Run.Progress = view.Update
+	ro.Progress = view.Update
 	done := 0
-	view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, ro.To))
+	ro.Ready = func(o replay.Outline) error {
+		if err := ready(ctx, io, startAt)(o); err != nil {
+			return err
+		}
+		view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, ro.To))
+		return nil
+	}
 	ro.OnStep = func(i int, k float64, refinement bool) {
 		what := fmt.Sprintf("step %d/%d %gx", i+1, total, k)
 		if refinement {
@@ -175,6 +188,8 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 	ro.OnStepDone = func(st *results.Step) {
 		outcome := "pass"
 		switch {
+		case st.Interrupted:
+			outcome = "interrupted: not judged"
 		case st.Aborted:
 			outcome = "emergency stop: " + st.AbortReason
 		case st.Generator.Limited:
@@ -186,7 +201,7 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 		done++
 		view.Overall(done, total, fmt.Sprintf("last: %gx %s", st.Scale, strings.SplitN(outcome, ":", 2)[0]))
 	}
-	return replay.Ramp(ctx, s.plan, ro, f)
+	return replay.Ramp(ctx, plan, ro)
 }
 
 // rampOutcome maps a finished ramp to the exit code: interrupted (130),

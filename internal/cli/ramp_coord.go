@@ -25,38 +25,41 @@ func (c *coordFlags) addCoordFlags(fs *pflag.FlagSet) {
 
 // coordinate joins the other shards of the run when --coordinate is set:
 // it waits until every shard is ready with the same settings, hooks the
-// group into the ramp, and waits for the joint start. The caller calls
-// done once the ramp is over.
-func (o *rampOptions) coordinate(ctx context.Context, s *setup, window string, ro *replay.RampOptions) (done func(), err error) {
-	done = func() {}
+// group into the ramp and moves s.startAt to the joint start. The caller
+// calls done with the ramp's error once it is over: an error stops the
+// other shards too.
+func (o *rampOptions) coordinate(ctx context.Context, s *setup, window string, ro *replay.RampOptions) (done func(error), err error) {
+	done = func(error) {}
 	if o.Coordinate == "" {
 		return done, nil
 	}
-	if s.shard.Count == 0 {
+	shard := s.plan.Shard
+	if shard.Count == 0 {
 		return done, usageErrorf("--coordinate needs --shard i/N (or auto/N): it joins the N shards of one run")
 	}
 	if o.CoordinateTimeout <= 0 {
 		return done, usageErrorf("--coordinate-timeout must be positive")
 	}
-	scales := ro.Scales()
-	label := func(k int) string {
-		return fmt.Sprintf("step %d", k+1)
-	}
 	g, start, err := coord.Join(ctx, coord.Options{
-		Dir: o.Coordinate, Shard: s.shard.Index, Shards: s.shard.Count, Timeout: o.CoordinateTimeout,
-		SLOs: s.slos, Saturation: ro.Saturation, Settings: o.runSettings(s, window), Label: label,
+		Dir: o.Coordinate, Shard: shard.Index, Shards: shard.Count, Timeout: o.CoordinateTimeout,
+		SLOs: s.settings.SLOs, Saturation: ro.Saturation, Settings: o.runSettings(s, window),
+		Label: func(k int) string { return fmt.Sprintf("step %d", k+1) },
 	})
 	if err != nil {
 		return done, fmt.Errorf("--coordinate %s: %w", o.Coordinate, err)
 	}
 	ro.Shards = g
-	fmt.Fprintf(o.IO.Err, "herd: shard %s: all %d shards ready in %s; ramp of %d steps starts at %s\n",
-		s.shard, s.shard.Count, o.Coordinate, len(scales), start.UTC().Format(time.RFC3339Nano))
-	if err := waitUntil(ctx, o.IO, start); err != nil {
-		g.Close()
-		return done, err
+	if start.After(s.startAt) {
+		s.startAt = start
 	}
-	return g.Close, nil
+	fmt.Fprintf(o.IO.Err, "herd: shard %s: all %d shards ready in %s; the ramp starts at %s\n",
+		shard, shard.Count, o.Coordinate, s.startAt.UTC().Format(time.RFC3339Nano))
+	return func(err error) {
+		if err != nil {
+			g.Stop(err.Error())
+		}
+		g.Close()
+	}, nil
 }
 
 // runSettings are what every shard of one run must agree on: what
@@ -64,16 +67,17 @@ func (o *rampOptions) coordinate(ctx context.Context, s *setup, window string, r
 func (o *rampOptions) runSettings(s *setup, window string) map[string]string {
 	f := strconv.FormatFloat
 	g := func(x float64) string { return f(x, 'g', -1, 64) }
-	slos := make([]string, len(s.slos))
-	for i, x := range s.slos {
+	slos := make([]string, len(s.settings.SLOs))
+	for i, x := range s.settings.SLOs {
 		slos[i] = x.Text
 	}
+	st, po := s.settings, s.plan
 	return map[string]string{
 		"tape":          baseName(o.Tape),
-		"target":        s.target.String(),
+		"target":        st.Target.String(),
 		"window":        window,
-		"scale-mode":    s.mode.String(),
-		"pacing":        s.pacing.String(),
+		"scale-mode":    st.Mode.String(),
+		"pacing":        st.Pacing.String(),
 		"from":          g(o.From),
 		"step":          g(o.Step),
 		"to":            g(o.To),
@@ -83,11 +87,11 @@ func (o *rampOptions) runSettings(s *setup, window string) map[string]string {
 		"refine":        strconv.Itoa(o.Refine),
 		"saturation":    g(o.Saturation),
 		"slo":           strings.Join(slos, " "),
-		"seed":          strconv.FormatUint(o.Seed, 10),
-		"timeout":       o.Timeout.String(),
-		"abort-on":      s.abort.Text,
-		"read-only":     strconv.FormatBool(o.ReadOnly),
-		"shards":        strconv.Itoa(s.shard.Count),
+		"seed":          strconv.FormatUint(st.Seed, 10),
+		"timeout":       st.Timeout.String(),
+		"abort-on":      st.Abort.Text,
+		"read-only":     strconv.FormatBool(po.ReadOnly),
+		"shards":        strconv.Itoa(po.Shard.Count),
 		"start-at":      o.StartAt,
 	}
 }

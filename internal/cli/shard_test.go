@@ -40,8 +40,8 @@ func TestShardFlag(t *testing.T) {
 		switch {
 		case c.ok && err != nil:
 			t.Errorf("--shard %s (index %q): %v", c.flag, c.env, err)
-		case c.ok && s.shard.String() != c.want:
-			t.Errorf("--shard %s (index %q): got %s, want %s", c.flag, c.env, s.shard, c.want)
+		case c.ok && s.plan.Shard.String() != c.want:
+			t.Errorf("--shard %s (index %q): got %s, want %s", c.flag, c.env, s.plan.Shard, c.want)
 		case !c.ok && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("--shard %s (index %q): got %v, want an error with %q", c.flag, c.env, err, c.want)
 		case !c.ok && ExitCode(err) != ExitUsage:

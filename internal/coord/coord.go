@@ -210,6 +210,10 @@ func Join(ctx context.Context, o Options) (*Group, time.Time, error) {
 	}
 }
 
+// Stop tells the other shards that this one stopped, for reason (an error
+// outside any step).
+func (g *Group) Stop(reason string) { g.publishStop(reason) }
+
 // Close ends the group's watch for an interrupt. Call it once the ramp is
 // over.
 func (g *Group) Close() {
