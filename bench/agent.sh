@@ -36,7 +36,7 @@ hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() { sed -n "s/^$1 //p" "$tmp/metrics" | head -1; }
 
-printf '%8s %10s %10s %10s %12s %14s\n' rate "achieved" "agent CPU" "RSS MiB" "kernel drops" "recorded/sent"
+printf '%8s %10s %10s %10s %10s %12s %14s\n' rate "achieved" "packets/s" "agent CPU" "RSS MiB" "kernel drops" "recorded/sent"
 for rate in $RATES; do
 	rows=()
 	for _ in $(seq "$RUNS"); do
@@ -57,12 +57,14 @@ for rate in $RATES; do
 		achieved=$(sed -n 's/.*: \([0-9]*\) req\/s/\1/p' <<<"$out")
 		drops=$(metric 'herd_capture_packets_dropped_total{cause="kernel"}')
 		exch=$(metric herd_capture_exchanges_total)
+		pkts=$(metric herd_capture_packets_total)
 		cores=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v t0="$t0" -v t1="$t1" 'BEGIN {printf "%.3f", (b - a) / hz / (t1 - t0)}')
-		rows+=("$cores $achieved $rss $drops $exch $sent")
+		rows+=("$cores $achieved $rss $drops $exch $sent $pkts")
 	done
 	med=$(printf '%s\n' "${rows[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-	read -r cores achieved rss drops exch sent <<<"$med"
-	awk -v r="$rate" -v a="$achieved" -v c="$cores" -v m="$rss" -v d="$drops" -v e="$exch" -v s="$sent" 'BEGIN {
-		printf "%8d %10d %10.3f %10.1f %12d %14.4f\n", r, a, c, m/1024, d, (s > 0 ? e/s : 0) }'
+	read -r cores achieved rss drops exch sent pkts <<<"$med"
+	awk -v r="$rate" -v a="$achieved" -v c="$cores" -v m="$rss" -v d="$drops" -v e="$exch" -v s="$sent" -v p="$pkts" -v secs="$SECS" 'BEGIN {
+		printf "%8d %10d %10.0f %10.3f %10.1f %12d %14.4f\n", r, a, p/secs, c, m/1024, d, (s > 0 ? e/s : 0) }'
 done
-echo "(agent CPU: cores over the load plus 1 s; RSS: peak; the client, the server and the agent share the machine)"
+echo "(packets/s: packets the agent read over the load; agent CPU: cores over the load plus 1 s; RSS: peak;"
+echo " the client, the server and the agent share the machine)"

@@ -35,17 +35,22 @@ func TestShardFlag(t *testing.T) {
 		} else {
 			t.Setenv("JOB_COMPLETION_INDEX", c.env)
 		}
-		f := replayFlags{Target: "http://127.0.0.1:1", Timeout: 1, MaxConns: 1, MaxInflight: 1, AbortOn: "off", Shard: c.flag}
-		s, err := f.validate()
+		sh, err := parseShard(c.flag)
 		switch {
 		case c.ok && err != nil:
 			t.Errorf("--shard %s (index %q): %v", c.flag, c.env, err)
-		case c.ok && s.plan.Shard.String() != c.want:
-			t.Errorf("--shard %s (index %q): got %s, want %s", c.flag, c.env, s.plan.Shard, c.want)
+		case c.ok && sh.String() != c.want:
+			t.Errorf("--shard %s (index %q): got %s, want %s", c.flag, c.env, sh, c.want)
 		case !c.ok && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("--shard %s (index %q): got %v, want an error with %q", c.flag, c.env, err, c.want)
-		case !c.ok && ExitCode(err) != ExitUsage:
-			t.Errorf("--shard %s: exit %d, want %d", c.flag, ExitCode(err), ExitUsage)
+		}
+	}
+	// On the command line, a bad shard is a usage error (exit 2).
+	unsetenv(t, "JOB_COMPLETION_INDEX")
+	for _, bad := range []string{"1/2/3", "2/2", "auto/4"} {
+		_, stderr, code := run(t, "ramp", sampleTape, "--target", "http://127.0.0.1:1", "--shard", bad)
+		if code != ExitUsage || !strings.Contains(stderr, "--shard") {
+			t.Errorf("herd ramp --shard %s: exit %d, want %d\n%s", bad, code, ExitUsage, stderr)
 		}
 	}
 }
