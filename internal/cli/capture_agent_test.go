@@ -104,6 +104,20 @@ func metric(t *testing.T, body, name string) float64 {
 	return 0
 }
 
+// getFor sends GETs to url one after the other for d, then leaves the
+// agent time for a progress report after the last packet.
+func getFor(client *http.Client, url string, d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		resp, err := client.Get(url)
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+}
+
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -159,16 +173,7 @@ func TestCaptureAgent(t *testing.T) {
 		t.Fatalf("no metrics address announced\n%s", a.stderr())
 	}
 	time.Sleep(300 * time.Millisecond) // the socket is open before the address is printed; leave it a moment
-	client := &http.Client{Timeout: 2 * time.Second}
-	for end := time.Now().Add(3500 * time.Millisecond); time.Now().Before(end); {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/x", port))
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond) // a progress report after the last packet
+	getFor(&http.Client{Timeout: 2 * time.Second}, fmt.Sprintf("http://127.0.0.1:%d/x", port), 3500*time.Millisecond)
 	body := scrape(t, addr)
 	if code := a.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM\n%s", code, a.stderr())
@@ -225,15 +230,7 @@ func TestCaptureAgentCPUBudget(t *testing.T) {
 	addr := <-a.metrics
 	time.Sleep(300 * time.Millisecond)
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/keepalive", port))
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(500 * time.Millisecond)
+	getFor(client, fmt.Sprintf("http://127.0.0.1:%d/keepalive", port), 5*time.Second)
 	body := scrape(t, addr)
 	if code := a.stop(t); code != 0 {
 		t.Fatalf("exit %d\n%s", code, a.stderr())

@@ -324,3 +324,47 @@ func stepList(steps []results.Step) string {
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
+
+// TestReplaySIGTERM: SIGTERM ends herd replay as Ctrl-C does: sending
+// stops, the partial results are written, exit 130.
+func TestReplaySIGTERM(t *testing.T) {
+	bin := buildHerd(t)
+	tp := steadyTape(t, 80, 8)
+	srv := newCapacityServer(t, 64, time.Millisecond)
+	out := filepath.Join(t.TempDir(), "r.json")
+	cmd := exec.Command(bin, "replay", tp, "--target", srv.URL, "--window", "all", "--duration", "60s", "--json", out)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill() // only the process this test started
+			cmd.Wait()
+		}
+	}()
+	for deadline := time.Now().Add(20 * time.Second); srv.n.Load() < 50; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replay never sent 50 requests\n%s", stderr.String())
+		}
+	}
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != ExitInterrupted {
+		t.Errorf("exit %d after SIGTERM, want %d\n%s", code, ExitInterrupted, stderr.String())
+	}
+	if late := time.Duration(srv.last.Load() - signalled.UnixNano()); late > time.Second {
+		t.Errorf("a request arrived %v after SIGTERM", late)
+	}
+	f, err := results.ReadFile(out)
+	if err != nil {
+		t.Fatalf("no partial results: %v", err)
+	}
+	if !f.Interrupted {
+		t.Error("the results do not say the run was interrupted")
+	}
+}
