@@ -55,9 +55,14 @@ func (o *rampOptions) coordinate(ctx context.Context, s *setup, window string, r
 	fmt.Fprintf(o.IO.Err, "herd: shard %s: all %d shards ready in %s; the ramp starts at %s\n",
 		shard, shard.Count, o.Coordinate, s.startAt.UTC().Format(time.RFC3339Nano))
 	return func(err error) {
+		// A shard whose ramp ended, for whatever reason, says so: the
+		// others, if they were to go on (a step this machine could not
+		// run), stop at once instead of waiting out the timeout.
+		why := "its ramp ended"
 		if err != nil {
-			g.Stop(err.Error())
+			why = err.Error()
 		}
+		g.Stop(why)
 		g.Close()
 	}, nil
 }

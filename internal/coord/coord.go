@@ -329,10 +329,8 @@ func (g *Group) Join(ctx context.Context, k int, st *results.Step) {
 			g.abort(st, fmt.Sprintf("coordination: %v", err))
 			return
 		}
-		if stop, err := g.peerStopped(); err == nil && stop != nil {
-			g.abort(st, g.stopReason(stop))
-			return
-		}
+		// Every step there wins over a stop: a shard that finished its
+		// ramp after this step says so, and this step is still whole.
 		if len(missing) == 0 {
 			g.joint(st, steps)
 			last := time.Time{}
@@ -343,6 +341,10 @@ func (g *Group) Join(ctx context.Context, k int, st *results.Step) {
 				st.Interrupted = true
 				g.publishStop("interrupted after " + g.o.Label(k))
 			}
+			return
+		}
+		if stop, err := g.peerStopped(); err == nil && stop != nil {
+			g.abort(st, g.stopReason(stop))
 			return
 		}
 		if time.Now().After(deadline) {
