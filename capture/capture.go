@@ -14,6 +14,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/reassembly"
 	"github.com/herd-replay/herd/internal/cputime"
+	"github.com/herd-replay/herd/internal/redact"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -42,7 +43,9 @@ type Options struct {
 	// their addresses so whole connections are kept or left out. 0 or 100:
 	// all of them.
 	SamplePct float64
-	Redact    Redaction
+	// Redact says which secrets are replaced (internal/redact; the zero
+	// value redacts the defaults).
+	Redact redact.Options
 	// MaxCPU, when positive, is a budget in cores for this process: while
 	// it uses more, the sampling rate of new connections is halved (down
 	// to MinSamplePct), and it is doubled back (up to SamplePct) after a
@@ -150,7 +153,7 @@ func (s *portSet) has(p uint16) bool { return s.bits[p>>6]&(1<<(p&63)) != 0 }
 type engine struct {
 	opts   Options
 	sink   Sink
-	red    *redactor
+	red    *redact.Redactor
 	ports  *portSet
 	stats  Stats
 	pool   *reassembly.StreamPool
@@ -194,7 +197,7 @@ func newEngine(opts Options, sink Sink) (*engine, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	red, err := newRedactor(opts.Redact)
+	red, err := redact.New(opts.Redact)
 	if err != nil {
 		return nil, err
 	}
@@ -273,9 +276,14 @@ func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func
 		return Stats{}, err
 	}
 	if ss, ok := sink.(StatsSink); ok {
-		ss.BindStats(func() tape.Stats { return e.stats.Tape() })
+		ss.BindStats(func() tape.Stats {
+			st := e.stats
+			st.Redactions = e.red.Counters()
+			return st.Tape()
+		})
 	}
 	err = e.run(ctx, src, progress)
+	e.stats.Redactions = e.red.Counters()
 	return e.stats, err
 }
 
@@ -487,10 +495,7 @@ func (e *engine) emit(c *conn, m *message) {
 			x.RespBodyLen, x.RespBodyHash = r.bodyLen, r.crc
 		}
 	}
-	redacted := e.red.exchange(x)
-	if redacted {
-		x.Flags |= tape.Redacted
-	}
+	redacted := e.red.Exchange(x) // sets tape.Redacted
 	st := &e.stats
 	if len(x.Target) > tape.MaxTarget {
 		// Only a redaction marker longer than the value it replaced can

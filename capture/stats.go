@@ -53,6 +53,11 @@ type Stats struct {
 	RequestTooLarge   int64 // discarded: a head or field beyond the tape's limits
 	RequestFlushed    int64 // discarded: cut by a memory flush
 	OrphanResponses   int64 // discarded: responses to requests the capture did not see
+
+	// Redactions counts the values redacted by kind and name, and the
+	// bodies that could not be inspected, as redact.Redactor.Counters
+	// names them. Run sets it when it returns.
+	Redactions map[string]int64
 }
 
 func (s *Stats) discard(r discardReason) {
@@ -113,6 +118,9 @@ func (s *Stats) Tape() tape.Stats {
 		"orphan_response":         s.OrphanResponses,
 		"non_http_connections":    s.NonHTTPConnections,
 		"sampled_out_connections": s.SampledOut,
+	}
+	for k, v := range s.Redactions {
+		counters[k] += v
 	}
 	for k, v := range counters {
 		if v == 0 {
