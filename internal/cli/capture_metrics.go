@@ -56,7 +56,7 @@ func writeCaptureMetrics(w io.Writer, m captureMetrics) error {
 	}
 	counter("herd_capture_connections", "TCP connections seen.", st.TCPConnections)
 	counter("herd_capture_connections_sampled_out", "Connections left out by sampling (--sample, --max-cpu).", st.SampledOut)
-	family("herd_capture_requests_discarded", "counter", "Requests seen and not recorded, by reason (docs/capture.md).")
+	family("herd_capture_requests_discarded", "counter", "Requests seen and not recorded, by reason (docs/recording.md).")
 	disc := st.Tape().Discarded
 	for _, k := range slices.Sorted(maps.Keys(disc)) {
 		sample("herd_capture_requests_discarded_total", fmt.Sprintf("reason=%q", k), float64(disc[k]))
