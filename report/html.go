@@ -241,11 +241,31 @@ func cards(f *results.File) []card {
 	cs = append(cs, card{Label: "Capacity", Value: capValue, Note: capNote})
 	cs = append(cs, card{Label: "1x rate", Value: fmt.Sprintf("%.1f req/s", f.Window.RPS),
 		Note: fmt.Sprintf("%s: %d requests on %d connections", f.Window.Spec, f.Window.Requests, f.Window.Conns)})
+	if r := f.Recovery; r != nil {
+		cs = append(cs, recoveryCard(r))
+	}
 	if t := f.TruthCapacityScale; t != nil && *t > 0 {
 		cs = append(cs, card{Label: "Analytic capacity", Value: fmt.Sprintf("%.2fx", *t),
 			Note: fmt.Sprintf("measured %.2fx (%+.1f%%)", f.Capacity.Scale, 100*(f.Capacity.Scale-*t) / *t)})
 	}
 	return cs
+}
+
+// recoveryCard says whether the target came back at normal load after it
+// broke: the question a metastable failure answers no to.
+func recoveryCard(r *results.Recovery) card {
+	at := fmt.Sprintf("at %gx for %s after the %s", r.Scale, textfmt.Seconds(r.DurationS), r.After)
+	amp := ""
+	if r.Amplification > 1 {
+		amp = fmt.Sprintf("; retries amplified the load %.2fx", r.Amplification)
+	}
+	switch {
+	case r.Note != "" && !r.Recovered:
+		return card{Label: "Recovery", Value: "not judged", Note: at + ": " + r.Note}
+	case r.Recovered:
+		return card{Label: "Recovery", Value: "in " + textfmt.Seconds(*r.TimeToRecoverS), Note: at + amp, Class: "good"}
+	}
+	return card{Label: "Recovery", Value: "none: metastable", Note: at + ", the SLOs never held over " + textfmt.Seconds(r.WindowS) + amp, Class: "bad"}
 }
 
 // errorsNote counts a step's errors and names their classes.
@@ -619,6 +639,8 @@ func timelineRequestsChart(f *results.File, t timeline) figure {
 		offered.Name = "sent (by due second)"
 	}
 	sent := chart.Series{Name: "sent, where herd sent less", Color: "#9ca3af"}
+	attempts := chart.Series{Name: "attempts, with the emulated clients' retries (by due second)", Color: colMismatch, Dash: true}
+	retried := false
 	ok := chart.Series{Name: "achieved (successful, by completion second)", Color: colBlue}
 	errs := chart.Series{Name: "errors (by due second)", Color: colBad}
 	short := false
@@ -635,11 +657,16 @@ func timelineRequestsChart(f *results.File, t timeline) figure {
 			sent.Points = append(sent.Points, chart.Point{X: x, Y: float64(s.Sent), Gap: gap})
 			ok.Points = append(ok.Points, chart.Point{X: x, Y: float64(s.Finished), Gap: gap})
 			errs.Points = append(errs.Points, chart.Point{X: x, Y: float64(s.Errors), Gap: gap})
+			attempts.Points = append(attempts.Points, chart.Point{X: x, Y: float64(s.Attempts), Gap: gap})
+			retried = retried || s.Attempts > s.Sent
 		}
 	}
 	series := []chart.Series{offered}
 	if short {
 		series = append(series, sent)
+	}
+	if retried {
+		series = append(series, attempts)
 	}
 	series = append(series, ok, errs)
 	c := &chart.Chart{

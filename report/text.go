@@ -49,6 +49,10 @@ func WriteText(w io.Writer, f *results.File) error {
 			fmt.Fprintf(&b, "  %s\n", n)
 		}
 	}
+	if r := f.Recovery; r != nil {
+		c := recoveryCard(r)
+		fmt.Fprintf(&b, "\nrecovery %s: %s\n", c.Value, c.Note)
+	}
 	if f.TruthCapacityScale != nil {
 		t := *f.TruthCapacityScale
 		fmt.Fprintf(&b, "\ntruth    analytic capacity %.2fx; measured %.2fx (%+.1f%%)\n", t, f.Capacity.Scale, 100*(f.Capacity.Scale-t)/t)
@@ -77,6 +81,13 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	if st.Retried > 0 {
 		fmt.Fprintf(b, "         resent: %d (on a fresh connection, after an attempt that wrote nothing of them)\n", st.Retried)
 	}
+	if st.Attempts > 0 {
+		fmt.Fprintf(b, "clients  %d attempts for %d requests (amplification %.2fx); retries: %s\n",
+			st.Attempts, st.Sent, st.Amplification, counts(st.Retries))
+		if a := st.AttemptLatencyMS; a != nil {
+			fmt.Fprintf(b, "         attempt latency %s   (each attempt from its own due time)\n", percentiles(*a))
+		}
+	}
 	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
 	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
 	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
@@ -100,15 +111,28 @@ func writeStep(b *strings.Builder, st *results.Step) {
 }
 
 func writeSteps(b *strings.Builder, f *results.File) {
+	// Client emulation adds the amplification: attempts per request.
+	clients := false
+	for i := range f.Steps {
+		clients = clients || f.Steps[i].Attempts > 0
+	}
 	t := &textfmt.Table{Right: map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}}
-	t.Add("scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
+	head := []string{"scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99"}
+	if clients {
+		head = append(head, "attempts/req")
+		t.Right[9] = true
+	}
+	t.Add(append(head, "result")...)
 	for i := range f.Steps {
 		st := &f.Steps[i]
 		kind, detail := stepOutcome(st)
-		result := textOutcomes[kind] + detail
-		t.Add(st.Label(), fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
+		row := []string{st.Label(), fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
 			st.LatencyMS.Text("p50"), st.LatencyMS.Text("p90"), st.LatencyMS.Text("p99"), pct(st.ErrorRate), pct(st.MismatchRate),
-			st.ScheduleLagMS.Text("p99"), result)
+			st.ScheduleLagMS.Text("p99")}
+		if clients {
+			row = append(row, fmt.Sprintf("%.2f", max(st.Amplification, 1)))
+		}
+		t.Add(append(row, textOutcomes[kind]+detail)...)
 	}
 	b.WriteString(t.String())
 }

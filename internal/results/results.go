@@ -186,7 +186,8 @@ type Step struct {
 }
 
 // Label names a step in reports: 2x, ~2.5x for a refinement step, 3x
-// (again) for a step run again.
+// (again) for a step run again, 5x (beyond) for a step past the break that
+// measured the plateau, 1x (recovery) for the recovery check.
 func (st *Step) Label() string {
 	s := strconv.FormatFloat(st.Scale, 'g', -1, 64) + "x"
 	if st.Refinement {
@@ -194,6 +195,12 @@ func (st *Step) Label() string {
 	}
 	if st.Retry {
 		s += " (again)"
+	}
+	if st.BeyondBreak {
+		s += " (beyond)"
+	}
+	if st.Recovery {
+		s += " (recovery)"
 	}
 	return s
 }
