@@ -260,7 +260,11 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 			if r.fail != nil {
 				f = *r.fail
 			}
-			msg := describe(r.class, f, a.e.o.Timeout)
+			bound := a.e.o.Timeout
+			if r.class == ClassClientTimeout {
+				bound = a.e.o.ClientTimeout
+			}
+			msg := describe(r.class, f, bound)
 			if r.gaveUp {
 				msg = fmt.Sprintf("%d attempts failed; the last: %s", r.attempt+1, msg)
 			}

@@ -240,7 +240,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	}
 	e.stop, e.halt = context.WithCancelCause(ctx)
 	defer e.halt(nil)
+	stopNoted := make(chan struct{})
 	context.AfterFunc(e.stop, func() {
+		defer close(stopNoted)
 		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
 			e.stoppedAt.Store(nanotime())
 		}
@@ -275,6 +277,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
+	}
+	if e.stop.Err() != nil {
+		<-stopNoted // the stop's time is noted by its own goroutine: wait for it
 	}
 	if at := e.stoppedAt.Load(); at > 0 {
 		agg.cut(at - e.t0)

@@ -182,6 +182,11 @@ func describe(class string, f failure, timeout time.Duration) string {
 	switch class {
 	case ClassHTTP5xx:
 		return fmt.Sprintf("the target answered %d", f.status)
+	case ClassClientTimeout:
+		if !f.got {
+			return fmt.Sprintf("no response byte within the clients' %v timeout: the emulated client gave up and closed the connection", timeout)
+		}
+		return fmt.Sprintf("response incomplete after the clients' %v timeout (%d bytes read): the emulated client gave up and closed the connection", timeout, f.bytes)
 	case ClassTimeout:
 		if !f.got {
 			return fmt.Sprintf("no response byte within the %v timeout", timeout)

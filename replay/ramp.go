@@ -277,7 +277,7 @@ func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, aft
 		return err
 	}
 	st.Recovery = true
-	evaluate(st, o.SLOs, 0)
+	evaluate(st, o.SLOs, o.Saturation)
 	f.Steps = append(f.Steps, *st)
 	if o.OnStepDone != nil {
 		o.OnStepDone(st)

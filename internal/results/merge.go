@@ -426,7 +426,10 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 	// a total order, so none of the map's order is left).
 	var routeHists []*hdr.Histogram
 	for _, rs := range routes {
-		rs.Histogram = Encode(rs.hist)
+		// A route with no latency has no histogram, as replay writes it.
+		if rs.hist.TotalCount() > 0 {
+			rs.Histogram = Encode(rs.hist)
+		}
 		st.Routes = append(st.Routes, rs.Route)
 		routeHists = append(routeHists, rs.hist)
 	}
