@@ -131,7 +131,16 @@ type h2Stream struct {
 	err       error
 }
 
-func (c *h2Client) dial(ctx context.Context, deadline time.Time, timeout time.Duration) (*h2Conn, string, error) {
+// h2Hooks are what a connection calls back: release frees its slot (once,
+// when it closes), finished reports a stream's end, retry hands back a
+// stream the target never processed.
+type h2Hooks struct {
+	release  func()
+	finished func(*h2Stream)
+	retry    func(*h2Stream)
+}
+
+func (c *h2Client) dial(ctx context.Context, deadline time.Time, timeout time.Duration, hooks h2Hooks) (*h2Conn, string, error) {
 	start := nanotime()
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
@@ -155,6 +164,7 @@ func (c *h2Client) dial(ctx context.Context, deadline time.Time, timeout time.Du
 		nc = tc
 	}
 	cn := newH2Conn(nc, timeout)
+	cn.onFinish, cn.onRetry = hooks.finished, hooks.retry
 	if err := cn.start(deadline); err != nil {
 		cn.shutdown()
 		<-cn.done
@@ -165,6 +175,13 @@ func (c *h2Client) dial(ctx context.Context, deadline time.Time, timeout time.Du
 		return nil, class, err
 	}
 	cn.connect = nanotime() - start
+	cn.mu.Lock()
+	cn.release = sync.OnceFunc(hooks.release)
+	closed := cn.closing
+	cn.mu.Unlock()
+	if closed {
+		cn.shutdown() // it ended while being set up: free the slot now
+	}
 	return cn, "", nil
 }
 
@@ -198,7 +215,6 @@ func newH2Conn(nc net.Conn, timeout time.Duration) *h2Conn {
 // start sends the preface and herd's settings, and waits for the target's
 // settings, so that its stream limit holds from the first stream on.
 func (cn *h2Conn) start(deadline time.Time) error {
-	go cn.readLoop()
 	err := cn.write(func() error {
 		if _, err := cn.bw.WriteString(http2.ClientPreface); err != nil {
 			return err
@@ -213,8 +229,12 @@ func (cn *h2Conn) start(deadline time.Time) error {
 		return cn.fr.WriteWindowUpdate(0, h2ConnWindow-65535)
 	})
 	if err != nil {
+		close(cn.done)
 		return err
 	}
+	// Only now: the reader acknowledges the target's settings, which
+	// must not go out before the preface.
+	go cn.readLoop()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {

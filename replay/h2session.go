@@ -151,7 +151,8 @@ func (s *h2Session) start(j *h2Job, resend bool) {
 			}
 			var class string
 			var err error
-			cn, class, err = s.cl.dial(s.env.dial, clockTime(nanotime()+int64(s.env.timeout)), s.env.timeout)
+			cn, class, err = s.cl.dial(s.env.dial, clockTime(nanotime()+int64(s.env.timeout)), s.env.timeout,
+				h2Hooks{release: s.env.releaseConn, finished: s.finished, retry: s.resend})
 			if err != nil {
 				s.env.releaseConn()
 				if j.sent == 0 {
@@ -160,9 +161,6 @@ func (s *h2Session) start(j *h2Job, resend bool) {
 				s.end(j, nil, class, "", err)
 				return
 			}
-			cn.release = sync.OnceFunc(s.env.releaseConn)
-			cn.onFinish = s.finished
-			cn.onRetry = s.resend
 			s.cn = cn
 			j.connect, dialed = cn.connect, true
 		}
