@@ -26,6 +26,7 @@ type aggregator struct {
 	notSent                                 results.Counts
 
 	latency, service, ttfb, lag, dispatch *hdr.Histogram
+	connect                               *hdr.Histogram // connection setup (TCP, TLS, HTTP/2 settings)
 	routes                                []routeAgg
 	seconds                               []*secondAgg
 
@@ -80,6 +81,7 @@ func newAggregator(e *engine, planned, measured int64) *aggregator {
 		ttfb:     results.NewHist(),
 		lag:      results.NewHist(),
 		dispatch: results.NewHist(),
+		connect:  results.NewHist(),
 		routes:   make([]routeAgg, len(e.p.Routes)),
 		seconds:  make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
 		abort:    newAbortWindow(e.o.Abort),
@@ -198,6 +200,9 @@ func (a *aggregator) add(r result) {
 	}
 	results.Record(a.lag, r.sent-r.due)
 	results.Record(a.dispatch, r.sent-r.ready)
+	if r.connect > 0 {
+		results.Record(a.connect, r.connect)
+	}
 }
 
 func (a *aggregator) second(due int64) *secondAgg {
@@ -374,6 +379,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 			TTFB:        results.Encode(a.ttfb),
 			ScheduleLag: results.Encode(a.lag),
 			DispatchLag: results.Encode(a.dispatch),
+			Connect:     results.Encode(a.connect),
 		},
 		Violations: []string{},
 		Generator:  results.Generator{Notes: []string{}},
@@ -457,6 +463,7 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
 	}
+	a.e.h2.notes(st)
 	if n := a.e.reconnect.Load(); n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests were resent on a new connection after the target closed an idle one", n))
 	}

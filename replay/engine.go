@@ -61,6 +61,7 @@ type Options struct {
 	// target, limited the run.
 	LagBound      time.Duration
 	TLS           *tls.Config // for https targets; nil uses defaults
+	Protocol      Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
 	Raw           io.Writer   // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
@@ -127,6 +128,7 @@ type result struct {
 	recorded                      int32
 	route                         int32
 	vconn                         int32 // index of the replayed connection, for the raw log
+	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
 	class                         string // error class; "" for a usable response
 	notSent                       string // reason it was not sent
@@ -139,6 +141,7 @@ type engine struct {
 	s      Schedule
 	disp   *dispatcher
 	cl     *client
+	h2     *h2Engine // nil when nothing goes over HTTP/2
 	t0     int64
 	stop   context.Context // cancelled to stop sending
 	halt   context.CancelCauseFunc
@@ -191,6 +194,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	}
 	e.stop, e.halt = context.WithCancelCause(ctx)
 	defer e.halt(nil)
+	if e.h2, err = newH2Engine(ctx, o, cl); err != nil {
+		return nil, err
+	}
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
@@ -248,12 +254,15 @@ func newClient(o Options) (*client, error) {
 	c := &client{addr: net.JoinHostPort(host, port)}
 	c.dialer.KeepAlive = 30 * time.Second
 	if u.Scheme == "https" {
-		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+		// One session cache for the run: reconnects resume, as real
+		// clients do.
+		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 		if o.TLS != nil {
 			c.tls = o.TLS.Clone()
 			if c.tls.ServerName == "" {
 				c.tls.ServerName = host
 			}
+			c.tls.NextProtos = []string{"http/1.1"}
 		}
 	}
 	return c, nil
@@ -281,6 +290,10 @@ func (e *engine) spawn() {
 
 func (e *engine) runVConn(vc VConn, index int32) {
 	defer e.vconns.Done()
+	if e.h2.uses(&e.p.Conns[vc.Conn]) {
+		e.runH2VConn(vc, index)
+		return
+	}
 	reqs := e.p.Conns[vc.Conn].Reqs
 	ch := make(chan struct{}, 1)
 	var own *conn
@@ -395,7 +408,9 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 	deadline := clockTime(res.sent + int64(e.o.Timeout))
 	for attempt := 0; ; attempt++ {
 		if *cn == nil {
+			dialed := nanotime()
 			c, class, err := e.cl.dial(e.dialer, deadline)
+			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
 				res.class, res.done = class, nanotime()

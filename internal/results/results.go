@@ -113,6 +113,13 @@ type Step struct {
 	TTFBMS        Percentiles `json:"ttfb_ms"`
 	ScheduleLagMS Percentiles `json:"schedule_lag_ms"`
 	DispatchLagMS Percentiles `json:"dispatch_lag_ms"`
+	// ConnectMS: time to open a connection (TCP, TLS handshake, HTTP/2
+	// settings), one value per connection opened. It is also part of the
+	// latency of the first request on that connection. Absent from
+	// results written before it existed.
+	ConnectMS *Percentiles `json:"connect_ms,omitempty"`
+	// HTTP2 counts what HTTP/2 adds; absent when nothing went over HTTP/2.
+	HTTP2 *HTTP2 `json:"http2,omitempty"`
 
 	Routes     []Route    `json:"routes"`
 	Timeline   []Second   `json:"timeline"`
@@ -235,6 +242,19 @@ type Histograms struct {
 	TTFB        string `json:"ttfb"`
 	ScheduleLag string `json:"schedule_lag"`
 	DispatchLag string `json:"dispatch_lag"`
+	Connect     string `json:"connect,omitempty"` // see Step.ConnectMS
+}
+
+// HTTP2 is what a step's HTTP/2 connections add to its counts.
+type HTTP2 struct {
+	// Resent: streams the target refused unprocessed (above a GOAWAY's
+	// last stream id), sent again on a new connection. Each reached the
+	// target's application once.
+	Resent int64 `json:"resent_after_goaway"`
+	// SlotWaits: requests that waited for a stream slot (the target's
+	// SETTINGS_MAX_CONCURRENT_STREAMS); the wait is in their schedule lag
+	// and latency.
+	SlotWaits int64 `json:"stream_slot_waits"`
 }
 
 // Generator says whether herd itself was the limit.
