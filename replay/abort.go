@@ -9,6 +9,10 @@ import (
 
 // AbortRule is the emergency stop: when more than Fraction of the requests
 // that finished over the trailing Window failed, stop sending at once.
+// errors>50%/5s stops when, of the requests that finished in the last five
+// seconds (at least 10 of them), more than half failed: one bad second in
+// a healthy five does not stop the run, and neither does a run whose
+// overall error rate is high while its last five seconds are not.
 type AbortRule struct {
 	Text     string
 	Fraction float64
@@ -51,10 +55,11 @@ const abortBucket = 100 * time.Millisecond
 // stopping the run.
 const minAbortSample = 10
 
-// abortWindow counts finished requests and failures in 100 ms buckets.
-// It is checked over the whole window and over its last fifth (at least a
-// second), so that a target failing everything is stopped within about a
-// second, not only once failures outweigh the healthy start of the window.
+// abortWindow counts finished requests and failures in 100 ms buckets and
+// is checked over exactly the window the rule names. Early in a run the
+// window holds only the time since the start, so a target that fails
+// everything from the first request is stopped once minAbortSample
+// requests have finished.
 type abortWindow struct {
 	rule  AbortRule
 	total []int64
@@ -104,22 +109,14 @@ func (w *abortWindow) check(now int64) string {
 		return ""
 	}
 	w.advance(now / int64(abortBucket))
-	n := len(w.total)
-	short := max(n/5, int(time.Second/abortBucket))
-	for _, span := range []int{min(short, n), n} {
-		var total, fails int64
-		for k := 0; k < span; k++ {
-			i := (w.head - int64(k)) % int64(n)
-			if i < 0 {
-				i += int64(n)
-			}
-			total += w.total[i]
-			fails += w.fails[i]
-		}
-		if total >= minAbortSample && float64(fails) > w.rule.Fraction*float64(total) {
-			return fmt.Sprintf("%d of %d requests failed over the last %v (bound %s)",
-				fails, total, time.Duration(span)*abortBucket, w.rule.Text)
-		}
+	var total, fails int64
+	for i := range w.total {
+		total += w.total[i]
+		fails += w.fails[i]
+	}
+	if total >= minAbortSample && float64(fails) > w.rule.Fraction*float64(total) {
+		return fmt.Sprintf("%d of %d requests failed over the last %v (bound %s)",
+			fails, total, w.rule.Window, w.rule.Text)
 	}
 	return ""
 }

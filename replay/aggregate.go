@@ -296,6 +296,9 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		}
 	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
+	if until, rec, ok := a.e.s.IdleAt(a.e.p, p.Elapsed); ok && !done {
+		p.IdleUntil, p.IdleRecorded = until, rec
+	}
 	return p
 }
 

@@ -89,6 +89,11 @@ type Progress struct {
 	AchievedRPS float64 // successful responses completed per second, over the last 5 s
 	P99         time.Duration
 	Done        bool
+	// IdleUntil, when not zero, is the elapsed time at which a long
+	// stretch of the plan with no request due ends; IdleRecorded is that
+	// stretch's recorded length.
+	IdleUntil    time.Duration
+	IdleRecorded time.Duration
 }
 
 func (o *Options) defaults() error {

@@ -149,4 +149,3 @@ func (h *h2Engine) notes(st *results.Step) {
 		st.Generator.Notes = append(st.Generator.Notes, fmt.Sprintf("%d requests waited for an HTTP/2 stream slot (the target's SETTINGS_MAX_CONCURRENT_STREAMS); the wait is in their lag and latency", n))
 	}
 }
-

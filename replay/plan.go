@@ -17,7 +17,11 @@ import (
 // PlanOptions decide which recorded requests are replayed and how they are
 // rewritten for the target.
 type PlanOptions struct {
-	Window        WindowSpec
+	Window WindowSpec
+	// MaxIdle shortens every stretch of the window with no request due
+	// that is longer than it to it (DefaultMaxIdle when zero; negative
+	// keeps wall-clock fidelity): the 1x rate is over active time.
+	MaxIdle       time.Duration
 	Target        *url.URL
 	KeepHost      bool         // send the recorded Host header
 	ReadOnly      bool         // send only GET, HEAD and OPTIONS
@@ -36,13 +40,19 @@ type PlanOptions struct {
 // Shard is one of Count disjoint shares of the recorded connections.
 type Shard struct{ Index, Count int }
 
-// ParseShard parses i/N, with 0 <= i < N.
+// ParseShard parses i/N, with 0 <= i < N: shards are numbered from 0.
 func ParseShard(s string) (Shard, error) {
-	var sh Shard
-	if _, err := fmt.Sscanf(s, "%d/%d", &sh.Index, &sh.Count); err != nil || sh.Count < 1 || sh.Index < 0 || sh.Index >= sh.Count {
-		return Shard{}, fmt.Errorf("shard %q: use i/N with 0 <= i < N, such as 0/4", s)
+	bad := fmt.Errorf("shard %q: use i/N with 0 <= i < N, such as 0/4 (shards are numbered from 0)", s)
+	a, b, ok := strings.Cut(s, "/")
+	if !ok {
+		return Shard{}, bad
 	}
-	return sh, nil
+	i, err1 := strconv.Atoi(a)
+	n, err2 := strconv.Atoi(b)
+	if err1 != nil || err2 != nil || n < 1 || i < 0 || i >= n {
+		return Shard{}, bad
+	}
+	return Shard{Index: i, Count: n}, nil
 }
 
 func (s Shard) String() string {
@@ -61,13 +71,28 @@ func (s Shard) has(conn uint64) bool {
 // Plan is the window of a tape, ready to replay: per recorded connection,
 // its requests as bytes to send, with their offsets in the window.
 type Plan struct {
-	Spec     string
-	Start    int64         // window start, Unix ns
-	Length   time.Duration // window length: one pass at 1x
-	Conns    []Conn        // by first request offset
-	Requests int64         // requests to send at 1x
-	Skipped  map[string]int64
-	Routes   []RouteKey
+	// Options are those the plan was built with.
+	Options PlanOptions
+	Spec    string
+	Start   int64 // window start, Unix ns
+	// Length is one pass of the window at 1x: the recorded span minus the
+	// idle time removed. The 1x rate is over it.
+	Length time.Duration
+	// Recorded is the recorded span of the window, Unix ns, idle included.
+	Recorded time.Duration
+	// Clamped is set when the window asked for was longer than the
+	// recording's activity, so the whole recording is the window.
+	Clamped bool
+	// MaxIdle is the idle bound applied (0: none); Idles lists the long
+	// stretches without requests (those it shortened, and any of 10 s or
+	// more), IdleRemoved the time removed from them.
+	MaxIdle     time.Duration
+	Idles       []Idle
+	IdleRemoved time.Duration
+	Conns       []Conn // by first request offset
+	Requests    int64  // requests to send at 1x
+	Skipped     map[string]int64
+	Routes      []RouteKey
 	// Redacted counts the requests carrying a redaction placeholder, by
 	// header name, so the caller can warn that the target will see it.
 	Redacted map[string]int64
@@ -81,9 +106,13 @@ const OtherRoute = "(other)"
 
 // Conn is one recorded client connection.
 type Conn struct {
-	ID    uint64
-	Reqs  []Req // in recorded order
-	HTTP2 bool  // recorded as HTTP/2
+	ID   uint64
+	Reqs []Req // in recorded order
+	// End is when the connection's last recorded exchange ended (its
+	// response's last byte, or its request's without one), as an offset in
+	// the window: with the first offset, how long it was open.
+	End   time.Duration
+	HTTP2 bool // recorded as HTTP/2
 }
 
 // Req is one request to replay.
@@ -94,6 +123,17 @@ type Req struct {
 	Route  int32         // index in Plan.Routes
 	Status int           // recorded status; 0 when no response was recorded
 	H2     *H2Req        // the request as HTTP/2 sends it; nil when the plan has no use for it
+}
+
+// Shortened counts the idle stretches the idle bound shortened.
+func (p *Plan) Shortened() int {
+	n := 0
+	for _, id := range p.Idles {
+		if id.Kept < id.Recorded {
+			n++
+		}
+	}
+	return n
 }
 
 // Rate is the plan's request rate at 1x.
@@ -109,19 +149,37 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	if o.MaxRoutes <= 0 {
 		o.MaxRoutes = 50
 	}
-	from, to, length, err := resolveWindow(ctx, r, o.Window)
+	if o.MaxIdle == 0 {
+		o.MaxIdle = DefaultMaxIdle
+	}
+	o.MaxIdle = max(o.MaxIdle, 0)
+	win, err := resolveWindow(ctx, r, o.Window, o.MaxIdle)
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{Spec: o.Window.Text, Start: from, Length: length, Skipped: map[string]int64{}, Redacted: map[string]int64{}}
+	from, to := win.from, win.to
+	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
+		Skipped: map[string]int64{}, Redacted: map[string]int64{}}
 	byConn := make(map[uint64][]*tape.Exchange)
+	var starts []int64
 	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
 		c := *e
 		byConn[e.ConnID] = append(byConn[e.ConnID], &c)
+		starts = append(starts, e.ReqStart)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read tape window: %w", err)
+	}
+	tl := newTimeline(from, to, starts, o.MaxIdle)
+	p.Idles, p.IdleRemoved = tl.idles, tl.removedTotal()
+	p.Recorded = time.Duration(to - from)
+	p.Length = p.Recorded - p.IdleRemoved
+	if win.all {
+		// One pass of the whole recording lasts from its first request to
+		// just after its last, and at least a second, so that looping a
+		// tiny tape stays sane.
+		p.Length = max(p.Length, time.Second)
 	}
 	counts := make(map[RouteKey]int64)
 	type pending struct {
@@ -165,7 +223,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 				ri = other
 			}
 			c.Reqs[i] = Req{
-				Offset: time.Duration(e.ReqStart - from),
+				Offset: tl.offset(e.ReqStart),
 				Wire:   requestBytes(e, host, o),
 				Head:   e.Method == "HEAD",
 				Route:  ri,
@@ -181,6 +239,11 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 				c.Reqs[i].H2 = h2Request(e, prev, o.Target.Scheme, host, o)
 				c.HTTP2 = c.HTTP2 || e.IsHTTP2()
 			}
+			end := max(e.ReqEnd, e.ReqStart)
+			if e.HasResponse() {
+				end = max(end, e.RespEnd)
+			}
+			c.End = max(c.End, tl.offset(end))
 			for _, f := range e.ReqHeader {
 				if strings.HasPrefix(f.Value, tape.RedactedPrefix) || strings.Contains(f.Value, "="+tape.RedactedPrefix) {
 					if !overridden(f.Name, o.SetHeaders) {
@@ -200,38 +263,90 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		return a.ID < b.ID
 	})
 	if p.Requests == 0 {
-		return nil, fmt.Errorf("window %s of the tape holds no request to replay (skipped: %v)", o.Window.Text, p.Skipped)
+		return nil, noRequests(o.Window.Text, p.Skipped, r.Damage())
 	}
 	return p, nil
 }
 
-// resolveWindow turns a window spec into [from, to) in Unix ns and the
-// length of one pass.
-func resolveWindow(ctx context.Context, r *tape.Reader, w WindowSpec) (from, to int64, length time.Duration, err error) {
+// noRequests explains an empty plan: what was skipped and why, and whether
+// the tape was damaged (a damaged chunk's requests are lost, not skipped).
+func noRequests(window string, skipped map[string]int64, damage []error) error {
+	msg := fmt.Sprintf("window %s of the tape holds no request to replay", window)
+	if len(skipped) > 0 {
+		keys := make([]string, 0, len(skipped))
+		for k := range skipped {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%d %s", skipped[k], strings.ReplaceAll(k, "_", " "))
+		}
+		msg += " (skipped: " + strings.Join(parts, ", ") + ")"
+	}
+	if len(damage) > 0 {
+		msg += fmt.Sprintf("; the tape is damaged: %d part(s) could not be read, the first: %v", len(damage), damage[0])
+	}
+	return errors.New(msg)
+}
+
+// window is a resolved window: [from, to) in Unix ns.
+type window struct {
+	from, to int64
+	all      bool // the whole recording
+	clamped  bool // asked for more than the recording holds
+}
+
+// resolveWindow turns a window spec into [from, to) in Unix ns. The busiest
+// window is searched over active time (idle stretches beyond maxIdle
+// shortened), and a window longer than the recording's activity becomes
+// the whole recording, marked clamped: its rate is never divided by time
+// in which nothing was recorded.
+func resolveWindow(ctx context.Context, r *tape.Reader, w WindowSpec, maxIdle time.Duration) (window, error) {
 	rates, err := r.Rates(ctx)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("read tape rates: %w", err)
+		return window{}, fmt.Errorf("read tape rates: %w", err)
 	}
 	if len(rates.Seconds) == 0 {
-		return 0, 0, 0, errors.New("the tape holds no requests")
+		if d := r.Damage(); len(d) > 0 {
+			return window{}, fmt.Errorf("the tape holds no readable requests: it is damaged (%v)", d[0])
+		}
+		return window{}, errors.New("the tape holds no requests")
 	}
 	switch w.Kind {
 	case "peak":
-		b := rates.Busiest(int64(w.Dur / time.Second))
-		return b.Start * 1e9, (b.Start + b.Seconds) * 1e9, w.Dur, nil
+		cr, back := rates.Compact(int64(maxIdle / time.Second))
+		secs := int64(w.Dur / time.Second)
+		if cr.Span() < secs {
+			win, err := wholeRecording(ctx, r, rates)
+			win.clamped = true
+			return win, err
+		}
+		b := cr.Busiest(secs)
+		return window{from: back(b.Start) * 1e9, to: (back(b.Start+secs-1) + 1) * 1e9}, nil
 	case "range":
-		if w.Abs {
-			return w.From, w.To, time.Duration(w.To - w.From), nil
+		from, to := w.From, w.To
+		if !w.Abs {
+			first, err := firstRequest(ctx, r, rates.Seconds[0])
+			if err != nil {
+				return window{}, err
+			}
+			from, to = first+w.From, first+w.To
 		}
-		first, err := firstRequest(ctx, r, rates.Seconds[0])
-		if err != nil {
-			return 0, 0, 0, err
+		if err := rangeHasRequests(rates, from, to, w.Text); err != nil {
+			return window{}, err
 		}
-		return first + w.From, first + w.To, time.Duration(w.To - w.From), nil
+		return window{from: from, to: to}, nil
 	}
+	return wholeRecording(ctx, r, rates)
+}
+
+// wholeRecording is the window from the first request to just after the
+// last.
+func wholeRecording(ctx context.Context, r *tape.Reader, rates tape.Rates) (window, error) {
 	first, err := firstRequest(ctx, r, rates.Seconds[0])
 	if err != nil {
-		return 0, 0, 0, err
+		return window{}, err
 	}
 	last := rates.Seconds[len(rates.Seconds)-1]
 	var lastStart int64
@@ -240,12 +355,32 @@ func resolveWindow(ctx context.Context, r *tape.Reader, w WindowSpec) (from, to 
 		return nil
 	})
 	if err != nil {
-		return 0, 0, 0, err
+		return window{}, err
 	}
-	// One pass lasts from the first request to just after the last, and at
-	// least a second, so that looping a tiny tape stays sane.
-	length = max(time.Duration(lastStart-first)+time.Millisecond, time.Second)
-	return first, first + int64(length), length, nil
+	return window{from: first, to: lastStart + int64(time.Millisecond), all: true}, nil
+}
+
+// rangeHasRequests refuses a FROM-TO window in which no request starts,
+// naming the nearest activity.
+func rangeHasRequests(rates tape.Rates, from, to int64, text string) error {
+	lo, hi := tape.UnixSecond(from), tape.UnixSecond(to-1)
+	i := sort.Search(len(rates.Seconds), func(i int) bool { return rates.Seconds[i] >= lo })
+	if i < len(rates.Seconds) && rates.Seconds[i] <= hi {
+		return nil
+	}
+	first := rates.Seconds[0]
+	near := func(sec int64) string {
+		return fmt.Sprintf("+%v (%s)", time.Duration(sec-first)*time.Second, time.Unix(sec, 0).UTC().Format(time.RFC3339))
+	}
+	var where []string
+	if i > 0 {
+		where = append(where, "before it at "+near(rates.Seconds[i-1]))
+	}
+	if i < len(rates.Seconds) {
+		where = append(where, "after it at "+near(rates.Seconds[i]))
+	}
+	return &OptionError{Option: "window", Err: fmt.Errorf("window %s holds no request; the nearest activity is %s (offsets from the first request)",
+		text, strings.Join(where, ", and "))}
 }
 
 func firstRequest(ctx context.Context, r *tape.Reader, sec int64) (int64, error) {

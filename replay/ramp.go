@@ -2,7 +2,6 @@ package replay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -13,35 +12,42 @@ import (
 // RampOptions describe a search for the breaking point: steps from From to
 // To by Step, each replaying the plan for StepDuration at its multiple.
 type RampOptions struct {
+	Settings
 	From, Step, To float64
 	StepDuration   time.Duration
 	Settle         time.Duration // start of each step left out of its statistics
 	Cooldown       time.Duration // pause before each refinement step
-	SLOs           []results.SLO
-	Saturation     float64 // a step fails when achieved < Saturation × offered
-	Refine         int     // bisection steps between the last pass and the first failure
-	Mode           Mode
-	Seed           uint64
-	// Run is the template of every step's options; Schedule and Settle are
-	// set per step.
-	Run Options
+	Saturation     float64       // a step fails when achieved < Saturation × offered
+	Refine         int           // bisection steps between the last pass and the first failure
 	// OnStep is called before each step, OnStepDone after it.
 	OnStep     func(index int, scale float64, refinement bool)
 	OnStepDone func(st *results.Step)
 }
 
-func (o *RampOptions) validate() error {
+func (o *RampOptions) check() error {
+	if err := o.Settings.check(); err != nil {
+		return err
+	}
+	bad := func(option, format string, args ...any) error {
+		return &OptionError{Option: option, Err: fmt.Errorf(format, args...)}
+	}
 	switch {
-	case o.From <= 0 || o.Step <= 0 || o.To < o.From:
-		return fmt.Errorf("ramp from %gx to %gx by %gx: need 0 < from <= to and step > 0", o.From, o.To, o.Step)
-	case o.StepDuration <= 0:
-		return errors.New("the step duration must be positive")
+	case !(o.From > 0) || !(o.Step > 0) || math.IsInf(o.To, 0):
+		return bad("from", "ramp from %gx to %gx by %gx: the multiples and the step must be positive", o.From, o.To, o.Step)
+	case o.To < o.From:
+		return bad("to", "the last multiple %gx is below the first %gx", o.To, o.From)
+	case o.StepDuration < time.Second:
+		return bad("step_duration", "the step duration must be at least 1s")
 	case o.Settle < 0 || o.Settle >= o.StepDuration:
-		return fmt.Errorf("settle %v must be shorter than the step (%v)", o.Settle, o.StepDuration)
+		return bad("settle", "the settle time %v must be shorter than the step (%v)", o.Settle, o.StepDuration)
 	case o.Refine < 0 || o.Refine > 10:
-		return errors.New("refinement steps: 0 to 10")
+		return bad("refine", "refinement takes 0 to 10 steps")
 	case o.Saturation < 0 || o.Saturation > 1:
-		return errors.New("saturation is a fraction between 0 and 1")
+		return bad("saturation", "saturation is a fraction between 0 and 1")
+	case o.Cooldown < 0:
+		return bad("cooldown", "the cooldown must not be negative")
+	case len(o.Scales()) > 1000:
+		return bad("step", "%d steps from %gx to %gx: use a larger step", len(o.Scales()), o.From, o.To)
 	}
 	return nil
 }
@@ -49,43 +55,74 @@ func (o *RampOptions) validate() error {
 // Scales lists the main steps' multiples.
 func (o *RampOptions) Scales() []float64 {
 	var out []float64
-	for i := 0; ; i++ {
+	for i := 0; len(out) <= 1000; i++ {
 		k := o.From + float64(i)*o.Step
 		if k > o.To*(1+1e-9) {
 			return out
 		}
 		out = append(out, math.Round(k*1e6)/1e6)
 	}
+	return out
 }
 
-// Ramp runs the steps, appending them to f, and stops at the first
-// failure: it never runs a step above one that failed. It then bisects
-// between the last pass and the first failure with o.Refine more steps,
-// each after o.Cooldown. An emergency stop or an interrupt ends the ramp at
-// once. A step where herd itself was the limit is run once more after the
-// cooldown (a passing stall on a busy machine should not end a long ramp);
-// if herd is the limit again, the ramp ends there. f's analysis (breaking
-// point, capacity, verdict) is filled in at the end.
-func Ramp(ctx context.Context, p *Plan, o RampOptions, f *results.File) error {
-	if err := o.validate(); err != nil {
-		return err
+// Ramp runs the steps and returns the complete results, and stops at the
+// first failure: it never runs a step above one that failed. It then
+// bisects between the last pass and the first failure with o.Refine more
+// steps, each after o.Cooldown. An emergency stop or an interrupt ends the
+// ramp at once; an interrupted step is not judged and no breaking point is
+// drawn from it. A step where herd itself was the limit is run once more
+// after the cooldown (a passing stall on a busy machine should not end a
+// long ramp); if herd is the limit again, the ramp ends there. A step the
+// connection bound or the machine's ports cannot carry is not run: the
+// ramp ends before it, marked as herd's limit.
+func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
+	if err := o.check(); err != nil {
+		return nil, err
 	}
+	if err := o.checkRoutes(p); err != nil {
+		return nil, err
+	}
+	scales := o.Scales()
+	total := time.Duration(len(scales))*o.StepDuration + time.Duration(o.Refine)*(o.StepDuration+o.Cooldown)
+	if err := o.checkDuration(total); err != nil {
+		return nil, err
+	}
+	schedule := func(k float64) Schedule { return NewSchedule(o.Mode, k, o.Seed, p.Length, o.StepDuration) }
+	if _, err := o.checkConns(p, schedule(o.From)); err != nil {
+		return nil, err
+	}
+	if o.Ready != nil {
+		err := o.Ready(Outline{Kind: "ramp", Requests: p.Requests, Window: p.Length, Conns: len(p.Conns),
+			PeakConns: schedule(o.To).PeakConns(p), Duration: total, Steps: len(scales), Scale: o.To})
+		if err != nil {
+			return nil, err
+		}
+	}
+	f := newFile("ramp", p, &o.Settings)
+	f.Params.StepS = o.StepDuration.Seconds()
+	f.Params.SettleS = o.Settle.Seconds()
+	f.Params.CooldownS = o.Cooldown.Seconds()
+	f.Params.Saturation = o.Saturation
+	defer results.Analyze(f)
+
 	index := 0
 	var run func(scale float64, refinement, retry bool) (*results.Step, error)
 	run = func(scale float64, refinement, retry bool) (*results.Step, error) {
+		sched := schedule(scale)
+		if _, err := o.checkConns(p, sched); err != nil {
+			f.Steps = append(f.Steps, unrunnable(scale, refinement, err))
+			return &f.Steps[len(f.Steps)-1], nil
+		}
 		if o.OnStep != nil {
 			o.OnStep(index, scale, refinement)
 		}
 		index++
-		ro := o.Run
-		ro.Schedule = NewSchedule(o.Mode, scale, o.Seed, p.Length, o.StepDuration)
-		ro.Settle = o.Settle
-		st, err := Run(ctx, p, ro)
+		st, err := Run(ctx, p, o.step(sched, o.Settle))
 		if err != nil {
 			return nil, err
 		}
 		st.Refinement, st.Retry = refinement, retry
-		results.Evaluate(st, o.SLOs, o.Saturation)
+		evaluate(st, o.SLOs, o.Saturation)
 		f.Steps = append(f.Steps, *st)
 		if o.OnStepDone != nil {
 			o.OnStepDone(st)
@@ -104,15 +141,14 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions, f *results.File) error {
 		}
 		return st, nil
 	}
-	defer results.Analyze(f)
 	lo, hi := 0.0, 0.0
-	for _, k := range o.Scales() {
+	for _, k := range scales {
 		st, err := run(k, false, false)
 		if err != nil {
-			return err
+			return f, err
 		}
 		if f.Aborted || f.Interrupted || st.Generator.Limited {
-			return nil
+			return f, nil
 		}
 		if !st.Passed {
 			hi = k
@@ -121,23 +157,23 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions, f *results.File) error {
 		lo = k
 	}
 	if hi == 0 {
-		return nil // no step failed
+		return f, nil // no step failed
 	}
 	for i := 0; i < o.Refine; i++ {
 		if err := sleepCtx(ctx, o.Cooldown); err != nil {
 			f.Interrupted = true
-			return nil
+			return f, nil
 		}
 		mid := math.Round((lo+hi)/2*1000) / 1000
 		if mid <= lo || mid >= hi {
-			return nil
+			return f, nil
 		}
 		st, err := run(mid, true, false)
 		if err != nil {
-			return err
+			return f, err
 		}
 		if f.Aborted || f.Interrupted || st.Generator.Limited {
-			return nil
+			return f, nil
 		}
 		if st.Passed {
 			lo = mid
@@ -145,7 +181,15 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions, f *results.File) error {
 			hi = mid
 		}
 	}
-	return nil
+	return f, nil
+}
+
+// unrunnable is the record of a step herd did not run because it could
+// not generate it.
+func unrunnable(scale float64, refinement bool, why error) results.Step {
+	return results.Step{Scale: scale, Refinement: refinement, StartedAt: time.Now().UTC(),
+		ErrorClasses: results.Counts{}, NotSent: results.Counts{}, Violations: []string{},
+		Generator: results.Generator{Limited: true, Notes: []string{"not run: " + why.Error()}}}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

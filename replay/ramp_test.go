@@ -28,10 +28,6 @@ func loadLimited(limit int64) func(w *bufio.Writer, _ string, _ int) bool {
 	}
 }
 
-func rampFile(p *Plan) *results.File {
-	return &results.File{Kind: "ramp", Window: results.Window{RPS: p.Rate()}}
-}
-
 // TestRampStopsAtFirstFailure: a target that refuses beyond ~250 req/s
 // against a 100 req/s tape. The ramp must stop at the first failing step,
 // never run a step above it, and bisect only below it.
@@ -40,16 +36,15 @@ func TestRampStopsAtFirstFailure(t *testing.T) {
 	path := testTape(t, 100, 30, 10*time.Millisecond, time.Second)
 	p := loadPlan(t, path, srv.url(), "peak:3s")
 	slos, _ := results.ParseSLOs(results.DefaultSLOs)
-	f := rampFile(p)
 	var order []float64
-	err := Ramp(context.Background(), p, RampOptions{
+	f, err := Ramp(context.Background(), p, RampOptions{
 		From: 1, Step: 1, To: 6, StepDuration: 2 * time.Second, Settle: 500 * time.Millisecond, Cooldown: 100 * time.Millisecond,
-		SLOs: slos, Saturation: 0.9, Refine: 2, Mode: Clone, Seed: 1,
+		Saturation: 0.9, Refine: 2,
 		// A generous lag bound: this test is about the ramp's decisions, not
 		// about how much CPU a loaded test machine leaves herd.
-		Run:    Options{Target: srv.url(), Abort: AbortRule{Off: true}, LagBound: time.Second},
-		OnStep: func(_ int, k float64, _ bool) { order = append(order, k) },
-	}, f)
+		Settings: Settings{Target: srv.url(), Mode: Clone, Seed: 1, SLOs: slos, Abort: AbortRule{Off: true}, LagBound: time.Second},
+		OnStep:   func(_ int, k float64, _ bool) { order = append(order, k) },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,13 +81,11 @@ func TestRampEmergencyStop(t *testing.T) {
 	p := loadPlan(t, path, srv.url(), "all")
 	rule, _ := ParseAbort(DefaultAbort)
 	slos, _ := results.ParseSLOs(results.DefaultSLOs)
-	f := rampFile(p)
 	begin := time.Now()
-	err := Ramp(context.Background(), p, RampOptions{
-		From: 1, Step: 1, To: 4, StepDuration: 10 * time.Second, Settle: time.Second, Refine: 3,
-		SLOs: slos, Saturation: 0.9, Mode: Clone, Seed: 1,
-		Run: Options{Target: srv.url(), Abort: rule},
-	}, f)
+	f, err := Ramp(context.Background(), p, RampOptions{
+		From: 1, Step: 1, To: 4, StepDuration: 10 * time.Second, Settle: time.Second, Refine: 3, Saturation: 0.9,
+		Settings: Settings{Target: srv.url(), Mode: Clone, Seed: 1, SLOs: slos, Abort: rule},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,12 +106,11 @@ func TestRampGeneratorLimited(t *testing.T) {
 	path := testTape(t, 400, 20, 250*time.Microsecond, 100*time.Millisecond)
 	p := loadPlan(t, path, srv.url(), "all")
 	slos, _ := results.ParseSLOs(results.DefaultSLOs)
-	f := rampFile(p)
-	err := Ramp(context.Background(), p, RampOptions{
+	f, err := Ramp(context.Background(), p, RampOptions{
 		From: 50, Step: 50, To: 500, StepDuration: 2 * time.Second, Settle: 500 * time.Millisecond,
-		SLOs: slos, Saturation: 0.9, Mode: Compress, Seed: 1, Cooldown: 100 * time.Millisecond,
-		Run: Options{Target: srv.url(), Abort: AbortRule{Off: true}, Timeout: 2 * time.Second},
-	}, f)
+		Saturation: 0.9, Cooldown: 100 * time.Millisecond,
+		Settings: Settings{Target: srv.url(), Mode: Compress, Seed: 1, SLOs: slos, Abort: AbortRule{Off: true}, Timeout: 2 * time.Second},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
 package replay
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"time"
 )
 
@@ -130,48 +131,119 @@ type VConn struct {
 	First time.Duration // due time of its first request
 }
 
-// loopVConns lists the replayed connections of one pass, by first due
-// time.
-func (s Schedule) loopVConns(p *Plan, loop int) []VConn {
-	var out []VConn
-	for ci := range p.Conns {
-		c := &p.Conns[ci]
-		for cp := 0; cp < s.Copies(c.ID, loop); cp++ {
-			shift := s.Shift(c.ID, loop, cp)
-			if first := s.Due(c.Reqs[0].Offset, shift); first < s.Duration {
-				out = append(out, VConn{Conn: int32(ci), Loop: int32(loop), Copy: int32(cp), Shift: shift, First: first})
-			}
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].First < out[j].First })
-	return out
-}
-
 // vconnIter yields the replayed connections of a whole run by first due
-// time without listing them all: a pass never starts before its nominal
-// start, and its jitter is under a pass, so only two passes are ever held.
+// time without listing them: memory holds only the copies whose nominal
+// start (the pass's start plus the connection's first offset, before
+// jitter) lies within the jitter bound of the next one to come, whatever
+// the scale and the number of passes.
+//
+// Nominal starts rise monotonically over passes and over a pass's
+// connections (which the plan sorts by first offset), and a copy's first
+// due time is its nominal start plus a jitter in [0, maxJitter), so a copy
+// whose first due time is below the next nominal start can be yielded.
 type vconnIter struct {
 	s    Schedule
 	p    *Plan
-	next int // next pass to load
-	buf  []VConn
+	loop int // pass of the next connection to push
+	conn int // index of the next connection to push
+	heap vconnHeap
 }
 
 func (s Schedule) iter(p *Plan) *vconnIter { return &vconnIter{s: s, p: p} }
 
+// nominal is the first due time of copy 0 of the next connection to push,
+// and false when every connection has been pushed.
+func (it *vconnIter) nominal() (time.Duration, bool) {
+	for it.loop < it.s.Passes {
+		if it.conn < len(it.p.Conns) {
+			c := &it.p.Conns[it.conn]
+			return it.s.Due(c.Reqs[0].Offset, it.s.Shift(c.ID, it.loop, 0)), true
+		}
+		it.loop, it.conn = it.loop+1, 0
+	}
+	return 0, false
+}
+
 func (it *vconnIter) Next() (VConn, bool) {
-	loops := it.s.Passes
-	for it.next < loops && (len(it.buf) == 0 || it.buf[0].First >= it.s.Shift(0, it.next, 0)) {
-		it.buf = append(it.buf, it.s.loopVConns(it.p, it.next)...)
-		sort.SliceStable(it.buf, func(i, j int) bool { return it.buf[i].First < it.buf[j].First })
-		it.next++
+	for {
+		next, more := it.nominal()
+		if it.heap.Len() > 0 && (!more || it.heap.min().First < next) {
+			return it.heap.pop(), true
+		}
+		if !more {
+			return VConn{}, false
+		}
+		if next >= it.s.Duration && it.heap.Len() == 0 {
+			// Nominal starts only rise, and jitter only delays: nothing
+			// later is due within the run.
+			return VConn{}, false
+		}
+		c := &it.p.Conns[it.conn]
+		for cp := 0; cp < it.s.Copies(c.ID, it.loop); cp++ {
+			shift := it.s.Shift(c.ID, it.loop, cp)
+			if first := it.s.Due(c.Reqs[0].Offset, shift); first < it.s.Duration {
+				it.heap.push(VConn{Conn: int32(it.conn), Loop: int32(it.loop), Copy: int32(cp), Shift: shift, First: first})
+			}
+		}
+		it.conn++
 	}
-	if len(it.buf) == 0 {
-		return VConn{}, false
+}
+
+// vconnHeap orders replayed connections by first due time, then by pass,
+// recorded connection and copy, so that the order is reproducible.
+type vconnHeap []VConn
+
+func (h vconnHeap) Len() int { return len(h) }
+
+func (h vconnHeap) less(i, j int) bool {
+	a, b := &h[i], &h[j]
+	if a.First != b.First {
+		return a.First < b.First
 	}
-	vc := it.buf[0]
-	it.buf = it.buf[1:]
-	return vc, true
+	if a.Loop != b.Loop {
+		return a.Loop < b.Loop
+	}
+	if a.Conn != b.Conn {
+		return a.Conn < b.Conn
+	}
+	return a.Copy < b.Copy
+}
+
+func (h vconnHeap) min() VConn { return h[0] }
+
+func (h *vconnHeap) push(v VConn) {
+	*h = append(*h, v)
+	for i := len(*h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			break
+		}
+		(*h)[i], (*h)[parent] = (*h)[parent], (*h)[i]
+		i = parent
+	}
+}
+
+func (h *vconnHeap) pop() VConn {
+	old := *h
+	top := old[0]
+	n := len(old) - 1
+	old[0] = old[n]
+	*h = old[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		(*h)[i], (*h)[m] = (*h)[m], (*h)[i]
+		i = m
+	}
+	return top
 }
 
 // CountDue counts the requests of the run: all of them, and those due at
@@ -207,3 +279,41 @@ func mix(vs ...uint64) uint64 {
 
 // unit maps a hash to [0, 1).
 func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
+
+// PeakConns estimates the replayed connections open at once at the
+// busiest moment of a run: a recorded connection is open from its first
+// request to the end of its last exchange. In clone mode each is open k
+// times over (copies jitter by a fraction of a second, small against a
+// connection's life); in compress mode the recorded intervals shrink k
+// times (a lower bound: responses do not get faster). It is what a plan
+// needs from --max-conns and from the machine's ephemeral ports.
+func (s Schedule) PeakConns(p *Plan) int64 {
+	type event struct {
+		at    time.Duration
+		delta int64
+	}
+	evs := make([]event, 0, 2*len(p.Conns))
+	for i := range p.Conns {
+		c := &p.Conns[i]
+		first, end := c.Reqs[0].Offset, max(c.End, c.Reqs[len(c.Reqs)-1].Offset)
+		if s.Mode == Compress {
+			first, end = time.Duration(float64(first)/s.Scale), time.Duration(float64(end)/s.Scale)
+		}
+		evs = append(evs, event{first, 1}, event{end + 1, -1})
+	}
+	slices.SortFunc(evs, func(a, b event) int {
+		if a.at != b.at {
+			return cmp.Compare(a.at, b.at)
+		}
+		return cmp.Compare(a.delta, b.delta) // closes before opens at the same instant
+	})
+	var open, peak int64
+	for _, e := range evs {
+		open += e.delta
+		peak = max(peak, open)
+	}
+	if s.Mode == Clone {
+		return int64(math.Ceil(float64(peak) * s.Scale))
+	}
+	return peak
+}

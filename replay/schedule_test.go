@@ -173,41 +173,6 @@ func TestParseAbort(t *testing.T) {
 	}
 }
 
-func TestAbortWindow(t *testing.T) {
-	rule, _ := ParseAbort("errors>50%/5s")
-	w := newAbortWindow(rule)
-	sec := int64(time.Second)
-	// Ten healthy seconds at 100 requests a second.
-	for i := int64(0); i < 1000; i++ {
-		w.add(i*sec/100, false)
-	}
-	if why := w.check(10 * sec); why != "" {
-		t.Fatalf("healthy traffic tripped: %s", why)
-	}
-	// Then everything fails: the last second trips the rule within about
-	// half a second, long before failures outweigh the whole window.
-	tripped := int64(-1)
-	for i := int64(0); i < 300; i++ {
-		now := 10*sec + i*sec/100
-		w.add(now, true)
-		if w.check(now) != "" {
-			tripped = i * sec / 100
-			break
-		}
-	}
-	if tripped < 0 || tripped > sec {
-		t.Fatalf("total failure tripped after %v", time.Duration(tripped))
-	}
-	// A few failures in a quiet window do not.
-	q := newAbortWindow(rule)
-	for i := int64(0); i < minAbortSample-1; i++ {
-		q.add(i, true)
-	}
-	if why := q.check(sec); why != "" {
-		t.Fatalf("%d failures tripped: %s", minAbortSample-1, why)
-	}
-}
-
 func BenchmarkScheduleIter(b *testing.B) {
 	p := &Plan{Length: 60 * time.Second}
 	for i := 0; i < 2000; i++ {

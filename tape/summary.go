@@ -24,6 +24,9 @@ type Summary struct {
 
 	Peak       Window // busiest second
 	PeakWindow Window // busiest window of the requested length
+	// Rates are the requests started in each second, from which gaps and
+	// active time are derived.
+	Rates Rates
 
 	NoResponse     int64
 	RespIncomplete int64
@@ -119,7 +122,8 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 	}
 	s.Connections = int64(len(conns))
 	rates := ratesFromMap(seconds)
-	s.Peak, s.PeakWindow = rates.Busiest(1), rates.Busiest(window)
+	s.Rates = rates
+	s.Peak, s.PeakWindow = rates.Busiest(1), rates.BusiestActive(window, DefaultMaxIdle)
 	for k, n := range endpoints {
 		s.Endpoints = append(s.Endpoints, Endpoint{Method: k.method, Route: k.route, Count: n})
 	}
@@ -135,6 +139,17 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 	})
 	s.Damage = r.Damage()
 	return s, nil
+}
+
+// Active is the recording's span without its gaps of at least minGap
+// seconds: the time in which it was active. Gaps are counted in whole
+// empty seconds, so Active is within a second per gap of the exact figure.
+func (s *Summary) Active(minGap int64) int64 {
+	d := s.Duration()
+	for _, g := range s.Rates.Gaps(minGap) {
+		d -= g.Seconds * 1e9
+	}
+	return max(d, 0)
 }
 
 // headerBytes is the size of header lines as sent: "Name: value\r\n" each,

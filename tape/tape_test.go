@@ -554,3 +554,31 @@ func ExampleWriteFile() {
 	fmt.Println(e.Method, e.Target, e.Status)
 	// Output: GET / 200
 }
+
+func TestBusiestActive(t *testing.T) {
+	// Two bursts a day apart: 3 s of 10 req/s, then 2 s of 50 req/s.
+	r := Rates{Seconds: []int64{100, 101, 102, 86500, 86501}, Counts: []int64{10, 10, 10, 50, 50}}
+	if g := r.Gaps(60); len(g) != 1 || g[0].Start != 103 || g[0].Seconds != 86500-103 {
+		t.Fatalf("gaps %+v", g)
+	}
+	// Over wall-clock time a 60 s window holds one burst; over active time
+	// with the gap kept at 60 s it still does; with a 1 s bound, both.
+	if w := r.BusiestActive(60, 60); w.Start != 86500 || w.Count != 100 {
+		t.Errorf("60 s, bound 60 s: %+v", w)
+	}
+	if w := r.BusiestActive(10, 1); w.Start != 100 || w.Count != 130 {
+		t.Errorf("10 s, bound 1 s: %+v", w)
+	}
+	if w := r.BusiestActive(10, 0); w.Count != 100 {
+		t.Errorf("10 s, no bound: %+v", w)
+	}
+	c, back := r.Compact(2)
+	if c.Span() != 3+2+2 {
+		t.Errorf("compacted span %d, want 7", c.Span())
+	}
+	for i, s := range c.Seconds {
+		if back(s) != r.Seconds[i] {
+			t.Errorf("second %d maps back to %d, want %d", s, back(s), r.Seconds[i])
+		}
+	}
+}

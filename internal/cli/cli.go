@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/herd-replay/herd/replay"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -46,10 +47,11 @@ func (e *RequirementError) Error() string { return e.Msg }
 func ExitCode(err error) int {
 	var ue *UsageError
 	var re *RequirementError
+	var oe *replay.OptionError
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &oe):
 		return ExitUsage
 	case errors.As(err, &re):
 		return ExitRequirement

@@ -111,16 +111,16 @@ func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target 
 	truth := results.Round3(svc.Truth(plan))
 	slos, _ := results.ParseSLOs(results.DefaultSLOs)
 	abort, _ := replay.ParseAbort("off") // the demo goes past the breaking point on purpose
-	flags := &replayFlags{Timeout: 5 * time.Second, MaxConns: replay.DefaultMaxConns, MaxInflight: replay.DefaultMaxInflight,
-		Seed: 1, LagBound: replay.DefaultLagBound}
-	s := &setup{target: target, plan: plan, mode: replay.Clone, pacing: replay.Session, abort: abort, slos: slos}
-	f := flags.file("ramp", "(built-in demo tape)", s)
-	f.TruthCapacityScale = &truth
-	settle := min(2*time.Second, opts.StepDuration/4)
 	ro := replay.RampOptions{
-		From: 1, Step: 1, To: 10, StepDuration: opts.StepDuration, Settle: settle, Cooldown: 2 * time.Second,
-		SLOs: slos, Saturation: 0.9, Refine: opts.Refine, Mode: replay.Clone, Seed: 1,
-		Run: flags.options(s, replay.Schedule{}, 0),
+		Settings: replay.Settings{Target: target, Mode: replay.Clone, Seed: 1, Pacing: replay.Session,
+			Timeout: 5 * time.Second, Abort: abort, SLOs: slos, TapeName: demo.TapeName},
+		From: 1, Step: 1, To: 10, StepDuration: opts.StepDuration, Settle: min(2*time.Second, opts.StepDuration/4),
+		Cooldown: 2 * time.Second, Saturation: 0.9, Refine: opts.Refine,
 	}
-	return f, executeRamp(ctx, opts.IO, s, ro, f, 0)
+	f, err := executeRamp(ctx, opts.IO, plan, ro, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	f.TruthCapacityScale = &truth
+	return f, nil
 }

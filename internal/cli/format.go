@@ -33,3 +33,27 @@ func roundDuration(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// longDuration writes a duration that may be days long the way people read
+// it: 503d4h, 3h12m, 4m05s, 12s.
+func longDuration(d time.Duration) string {
+	d = d.Round(time.Second)
+	day := 24 * time.Hour
+	switch {
+	case d >= day:
+		return fmt.Sprintf("%dd%dh", d/day, (d%day)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, (d%time.Hour)/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", d/time.Minute, (d%time.Minute)/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+// spanDuration is roundDuration, or longDuration from a day up.
+func spanDuration(d time.Duration) string {
+	if d >= 24*time.Hour {
+		return longDuration(d)
+	}
+	return roundDuration(d).String()
+}

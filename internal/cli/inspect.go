@@ -13,16 +13,18 @@ import (
 
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/internal/textfmt"
+	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/tape"
 	"github.com/spf13/cobra"
 )
 
 type inspectOptions struct {
-	IO     IO
-	Path   string
-	JSON   bool
-	Window time.Duration
-	Top    int
+	IO      IO
+	Path    string
+	JSON    bool
+	Window  time.Duration
+	MaxIdle time.Duration
+	Top     int
 }
 
 func newInspectCmd(io IO) *cobra.Command {
@@ -32,7 +34,10 @@ func newInspectCmd(io IO) *cobra.Command {
 		Short: "Show what a tape holds: traffic, peak, endpoints, capture counters",
 		Long: `Show what a tape holds: requests, responses, connections, duration, bytes,
 methods, status classes, the busiest second and the busiest window (60 s by
-default; the window 'herd replay --window peak:60s' replays), the top
+default; the window 'herd replay --window peak:60s' replays), the idle gaps
+longer than --max-idle and the active time without them (a recording that
+spans nights or days is replayed by its activity, with its gaps shortened
+to --max-idle), the top
 endpoints by route template (numeric ids, UUIDs and long hex strings become
 :id), incomplete and redacted exchanges, the capture's counters of anything
 it discarded, and the capture metadata.
@@ -41,7 +46,8 @@ A tape that was not closed cleanly (NAME.tape.partial after a crash) is read
 up to its last complete chunk; damage is reported on stderr.`,
 		Example: `  herd inspect peak.tape
   herd inspect peak.tape --json | jq .peak_window
-  herd inspect peak.tape --window 5m --top 30`,
+  herd inspect peak.tape --window 5m --top 30
+  herd inspect merged.tape --max-idle 10m   # list only gaps longer than 10 minutes`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Path = args[0]
@@ -51,9 +57,13 @@ up to its last complete chunk; damage is reported on stderr.`,
 	f := cmd.Flags()
 	f.BoolVar(&opts.JSON, "json", false, "print JSON (schema 1) instead of text")
 	f.DurationVar(&opts.Window, "window", time.Minute, "length of the busiest window to find (whole seconds)")
+	f.DurationVar(&opts.MaxIdle, "max-idle", replay.DefaultMaxIdle, "list gaps without requests longer than this, and find the busiest window over active time, as replay does with the same --max-idle (0: wall-clock time)")
 	f.IntVar(&opts.Top, "top", 10, "endpoints to list (0: all)")
 	return cmd
 }
+
+// maxGaps is how many gaps inspect lists; the count says how many more.
+const maxGaps = 20
 
 func runInspect(ctx context.Context, opts *inspectOptions) error {
 	if opts.Window < time.Second || opts.Window%time.Second != 0 {
@@ -61,6 +71,9 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 	}
 	if opts.Top < 0 {
 		return usageErrorf("--top must be 0 or more")
+	}
+	if opts.MaxIdle < 0 || (opts.MaxIdle > 0 && opts.MaxIdle%time.Second != 0) {
+		return usageErrorf("--max-idle must be 0 or a whole number of seconds (got %v)", opts.MaxIdle)
 	}
 	r, err := tape.Open(opts.Path)
 	if err != nil {
@@ -80,10 +93,21 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 	if opts.Top > 0 && len(s.Endpoints) > opts.Top {
 		s.Endpoints = s.Endpoints[:opts.Top]
 	}
+	idle := int64(opts.MaxIdle / time.Second)
+	s.PeakWindow = s.Rates.BusiestActive(int64(opts.Window/time.Second), idle)
 	if opts.JSON {
-		return writeInspectJSON(opts.IO.Out, opts.Path, r.Size(), s)
+		return writeInspectJSON(opts.IO.Out, opts.Path, r.Size(), s, idle)
 	}
-	return writeInspectText(opts.IO.Out, opts.Path, r.Size(), s)
+	return writeInspectText(opts.IO.Out, opts.Path, r.Size(), s, idle)
+}
+
+// gaps lists the tape's gaps longer than maxIdle seconds (none when
+// maxIdle is 0: no gap is shortened then, but the longest is still shown).
+func gaps(s *tape.Summary, maxIdle int64) []tape.IdleGap {
+	if maxIdle <= 0 {
+		return nil
+	}
+	return s.Rates.Gaps(maxIdle + 1)
 }
 
 type inspectWindowJSON struct {
@@ -118,6 +142,16 @@ type inspectJSON struct {
 	// Meta is null when the metadata block was damaged; MetaDamage says why.
 	Meta       *tape.Meta `json:"meta"`
 	MetaDamage string     `json:"meta_damage,omitempty"`
+	// ActiveS is DurationS without the gaps longer than MaxIdleS.
+	ActiveS  float64          `json:"active_s"`
+	MaxIdleS float64          `json:"max_idle_s"`
+	Gaps     []inspectGapJSON `json:"gaps"`
+}
+
+type inspectGapJSON struct {
+	Start   string `json:"start"`
+	StartS  int64  `json:"start_s"` // from the second holding the first request
+	LengthS int64  `json:"length_s"`
 }
 
 type inspectEndpoint struct {
@@ -148,7 +182,7 @@ func flagCounts(s *tape.Summary) map[string]int64 {
 	}
 }
 
-func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) error {
+func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary, maxIdle int64) error {
 	out := inspectJSON{
 		Schema:      1,
 		Tape:        path,
@@ -168,6 +202,16 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary) err
 		Capture:     map[string]int64{},
 		Discarded:   map[string]int64{},
 		Damage:      []string{},
+		ActiveS:     results.Round3(float64(s.Active(maxIdle+1)) / 1e9),
+		MaxIdleS:    float64(maxIdle),
+		Gaps:        []inspectGapJSON{},
+	}
+	if maxIdle <= 0 {
+		out.ActiveS = out.DurationS
+	}
+	for _, g := range gaps(s, maxIdle) {
+		out.Gaps = append(out.Gaps, inspectGapJSON{Start: time.Unix(g.Start, 0).UTC().Format(time.RFC3339),
+			StartS: g.Start - tape.UnixSecond(s.First), LengthS: g.Seconds})
 	}
 	if s.MetaErr != nil {
 		out.MetaDamage = s.MetaErr.Error()
@@ -212,7 +256,7 @@ func counts(m map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) error {
+func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, maxIdle int64) error {
 	var b strings.Builder
 	state := "indexed"
 	if !s.Indexed {
@@ -223,7 +267,26 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary) err
 	if s.Requests > 0 {
 		start, end := time.Unix(0, s.First).UTC(), time.Unix(0, s.End).UTC()
 		kv.Add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
-			end.Format("2006-01-02 15:04:05.000 MST"), roundDuration(time.Duration(s.Duration()))))
+			end.Format("2006-01-02 15:04:05.000 MST"), spanDuration(time.Duration(s.Duration()))))
+		if gs := gaps(s, maxIdle); len(gs) > 0 {
+			what := fmt.Sprintf("%d gaps longer than %v (replay shortens them to that: --max-idle)", len(gs), time.Duration(maxIdle)*time.Second)
+			if len(gs) == 1 {
+				what = fmt.Sprintf("1 gap longer than %v (replay shortens it to that: --max-idle)", time.Duration(maxIdle)*time.Second)
+			}
+			kv.Add("active", fmt.Sprintf("%v in %d stretches; %s", roundDuration(time.Duration(s.Active(maxIdle+1))), len(gs)+1, what))
+			for i, g := range gs {
+				if i == maxGaps {
+					kv.Add("", fmt.Sprintf("... and %d more", len(gs)-maxGaps))
+					break
+				}
+				label := ""
+				if i == 0 {
+					label = "gaps"
+				}
+				kv.Add(label, fmt.Sprintf("%v from %s (+%v)", longDuration(time.Duration(g.Seconds)*time.Second),
+					time.Unix(g.Start, 0).UTC().Format("2006-01-02 15:04:05"), longDuration(time.Duration(g.Start-tape.UnixSecond(s.First))*time.Second)))
+			}
+		}
 	}
 	m := s.Meta
 	if s.MetaErr != nil {

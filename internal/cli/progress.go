@@ -41,6 +41,13 @@ func newProgressView(io IO, every time.Duration) *progressView {
 }
 
 func (v *progressView) describe(p replay.Progress) string {
+	if p.IdleUntil > 0 {
+		// Nothing is due: say so, rather than that nothing is offered.
+		at := time.Now().Add(p.IdleUntil - p.Elapsed)
+		return fmt.Sprintf("%v/%v  idle until %s (recorded gap %s)  in flight %d  errors %d",
+			p.Elapsed.Round(time.Second), p.Duration.Round(time.Second), at.Format("15:04:05"),
+			longDuration(p.IdleRecorded), p.InFlight, p.Errors)
+	}
 	return fmt.Sprintf("%v/%v  offered %.1f/s  achieved %.1f/s  in flight %d  p99 %v  errors %d",
 		p.Elapsed.Round(time.Second), p.Duration.Round(time.Second), p.OfferedRPS, p.AchievedRPS,
 		p.InFlight, p.P99.Round(100*time.Microsecond), p.Errors)

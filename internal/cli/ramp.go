@@ -24,6 +24,7 @@ type rampOptions struct {
 	Saturation   float64
 	Refine       int
 	Require      float64
+	windowGiven  bool // --window was on the command line, even empty
 	replayFlags
 }
 
@@ -44,8 +45,15 @@ refined estimate, the reason and the route that failed first) and the raw
 capacity: the plateau of successful responses per second, in req/s and as a
 multiple of the window's rate. A step where herd itself was the limit ends
 the ramp and is never called the target's breaking point. An emergency stop
-ends the ramp at once (exit 3). --require K makes the ramp a release gate:
-exit 3 unless every step up to K met its SLOs.`,
+ends the ramp at once (exit 3). Ctrl-C ends it at once too: the interrupted
+step is neither passed nor failed, no breaking point is drawn from it, the
+partial results are written, and herd exits 130.
+
+Finding a breaking point is what a ramp is for, so a ramp whose steps fail
+still exits 0, unless --require K makes it a release gate: exit 3 unless
+every step up to K met its SLOs. Exit codes: 0 done, 3 an unmet --require
+or an emergency stop, 130 interrupted, 2 usage, 1 failure of the tool or
+its input.`,
 		Example: `  # Where does staging break, replaying last week's peak minute?
   herd ramp peak.tape --target http://staging:8080 --step-duration 60s --to 6x
 
@@ -58,6 +66,7 @@ exit 3 unless every step up to K met its SLOs.`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tape = args[0]
+			opts.windowGiven = cmd.Flags().Changed("window")
 			return runRamp(cmd.Context(), opts)
 		},
 	}
@@ -76,51 +85,33 @@ exit 3 unless every step up to K met its SLOs.`,
 	return cmd
 }
 
-func (o *rampOptions) rampOptions(s *setup) (replay.RampOptions, error) {
-	if o.StepDuration < time.Second {
-		return replay.RampOptions{}, usageErrorf("--step-duration must be at least 1s")
-	}
-	settle := o.Settle
-	if settle >= o.StepDuration {
-		return replay.RampOptions{}, usageErrorf("--settle %v must be shorter than --step-duration %v", o.Settle, o.StepDuration)
-	}
-	if o.Saturation < 0 || o.Saturation > 1 {
-		return replay.RampOptions{}, usageErrorf("--saturation is a fraction between 0 and 1")
-	}
-	if o.Refine < 0 || o.Refine > 10 {
-		return replay.RampOptions{}, usageErrorf("--refine takes 0 to 10 steps")
-	}
-	if o.To < o.From {
-		return replay.RampOptions{}, usageErrorf("--to %gx is below --from %gx", o.To, o.From)
-	}
-	return replay.RampOptions{
-		From: o.From, Step: o.Step, To: o.To, StepDuration: o.StepDuration, Settle: settle,
-		Cooldown: o.Cooldown, SLOs: s.slos, Saturation: o.Saturation, Refine: o.Refine,
-		Mode: s.mode, Seed: o.Seed,
-	}, nil
-}
-
 func runRamp(ctx context.Context, opts *rampOptions) error {
 	s, err := opts.validate()
 	if err != nil {
 		return err
 	}
-	ro, err := opts.rampOptions(s)
+	defer s.close()
+	window := opts.Window
+	switch {
+	case opts.windowGiven && window == "":
+		return usageErrorf("--window is empty: use all, peak:DUR or FROM-TO (the default is peak:STEP-DURATION)")
+	case window == "":
+		window = fmt.Sprintf("peak:%ds", int(max(opts.StepDuration, time.Second).Round(time.Second)/time.Second))
+	}
+	plan, err := opts.load(ctx, opts.IO, opts.Tape, s, window)
 	if err != nil {
 		return err
 	}
-	window := opts.Window
-	if window == "" {
-		window = fmt.Sprintf("peak:%ds", int(opts.StepDuration.Round(time.Second)/time.Second))
+	ro := replay.RampOptions{
+		Settings: s.settings, From: opts.From, Step: opts.Step, To: opts.To, StepDuration: opts.StepDuration,
+		Settle: opts.Settle, Cooldown: opts.Cooldown, Saturation: opts.Saturation, Refine: opts.Refine,
 	}
-	if err := opts.load(ctx, opts.IO, opts.Tape, s, window); err != nil {
-		return err
+	f, err := executeRamp(ctx, opts.IO, plan, ro, s.startAt)
+	if err != nil {
+		return optionFlags(err)
 	}
-	defer s.close()
-	f := opts.file("ramp", opts.Tape, s)
-	ro.Run = opts.options(s, replay.Schedule{}, 0)
-	if err := executeRamp(ctx, opts.IO, s, ro, f, opts.Require); err != nil {
-		return err
+	if opts.Require > 0 {
+		f.Params.Require = &opts.Require
 	}
 	if err := opts.writeOutputs(opts.IO, f, func() error { return report.WriteText(opts.IO.Out, f) }); err != nil {
 		return err
@@ -128,21 +119,21 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 	return rampOutcome(f, opts.Require, opts.IO)
 }
 
-// executeRamp runs the ramp with progress on stderr and fills f.
-func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f *results.File, require float64) error {
-	f.Params.StepS = ro.StepDuration.Seconds()
-	f.Params.SettleS = ro.Settle.Seconds()
-	f.Params.CooldownS = ro.Cooldown.Seconds()
-	f.Params.Saturation = ro.Saturation
-	if require > 0 {
-		f.Params.Require = &require
-	}
+// executeRamp runs the ramp with progress on stderr and returns its
+// results.
+func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOptions, startAt time.Time) (*results.File, error) {
 	total := len(ro.Scales())
 	view := newProgressView(io, 5*time.Second)
 	defer view.Close()
-	ro.Run.Progress = view.Update
+	ro.Progress = view.Update
 	done := 0
-	view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, ro.To))
+	ro.Ready = func(o replay.Outline) error {
+		if err := ready(ctx, io, startAt)(o); err != nil {
+			return err
+		}
+		view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, ro.To))
+		return nil
+	}
 	ro.OnStep = func(i int, k float64, refinement bool) {
 		what := fmt.Sprintf("step %d/%d %gx", i+1, total, k)
 		if refinement {
@@ -154,6 +145,8 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 	ro.OnStepDone = func(st *results.Step) {
 		outcome := "pass"
 		switch {
+		case st.Interrupted:
+			outcome = "interrupted: not judged"
 		case st.Aborted:
 			outcome = "emergency stop: " + st.AbortReason
 		case st.Generator.Limited:
@@ -165,7 +158,7 @@ func executeRamp(ctx context.Context, io IO, s *setup, ro replay.RampOptions, f 
 		done++
 		view.Overall(done, total, fmt.Sprintf("last: %gx %s", st.Scale, strings.SplitN(outcome, ":", 2)[0]))
 	}
-	return replay.Ramp(ctx, s.plan, ro, f)
+	return replay.Ramp(ctx, plan, ro)
 }
 
 // rampOutcome maps a finished ramp to the exit code: interrupted (130),

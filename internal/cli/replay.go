@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/herd-replay/herd/internal/results"
@@ -12,10 +13,11 @@ import (
 )
 
 type replayOptions struct {
-	IO       IO
-	Tape     string
-	Scale    float64
-	Duration time.Duration
+	IO          IO
+	Tape        string
+	Scale       float64
+	Duration    time.Duration
+	windowGiven bool // --window was on the command line, even empty
 	replayFlags
 }
 
@@ -35,7 +37,16 @@ Timeouts are always on, in-flight requests are bounded, only the target is
 ever contacted (no redirects are followed), and an emergency stop ends the
 run when the error rate crosses --abort-on (exit 3). Ctrl-C stops sending,
 waits for requests in flight up to --timeout, writes the partial results
-and exits 130.`,
+and exits 130.
+
+Before it starts, herd prints the plan (requests, length, connections) and
+refuses a plan longer than --max-run or one that needs more connections at
+once than --max-conns (exit 2). Idle stretches longer than --max-idle are
+shortened to it.
+
+Exit codes: 0 the replay met its SLOs (--slo; default p99<1s and
+errors<1%), 3 an SLO failed or the emergency stop fired, 130 interrupted,
+2 usage, 1 failure of the tool or its input.`,
 		Example: `  # The busiest minute at twice its rate, against staging:
   herd replay peak.tape --target http://staging:8080 --window peak:60s --scale 2x
 
@@ -48,6 +59,7 @@ and exits 130.`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tape = args[0]
+			opts.windowGiven = cmd.Flags().Changed("window")
 			return runReplay(cmd.Context(), opts)
 		},
 	}
@@ -59,44 +71,54 @@ and exits 130.`,
 }
 
 func runReplay(ctx context.Context, opts *replayOptions) error {
+	if opts.windowGiven && opts.Window == "" {
+		return usageErrorf("--window is empty: use all, peak:DUR or FROM-TO")
+	}
 	s, err := opts.validate()
 	if err != nil {
 		return err
 	}
-	if opts.Duration < 0 {
-		return usageErrorf("--duration must not be negative")
-	}
-	if err := opts.load(ctx, opts.IO, opts.Tape, s, opts.Window); err != nil {
+	defer s.close()
+	plan, err := opts.load(ctx, opts.IO, opts.Tape, s, opts.Window)
+	if err != nil {
 		return err
 	}
-	defer s.close()
-	sched := replay.NewSchedule(s.mode, opts.Scale, opts.Seed, s.plan.Length, opts.Duration)
-	res := opts.file("replay", opts.Tape, s)
-	res.Params.StepS = sched.Duration.Seconds()
 	view := newProgressView(opts.IO, 5*time.Second)
-	label := fmt.Sprintf("%gx", opts.Scale)
-	view.Step(label)
-	o := opts.options(s, sched, 0)
+	o := replay.ReplayOptions{Settings: s.settings, Scale: opts.Scale, Duration: opts.Duration}
 	o.Progress = view.Update
-	st, err := replay.Run(ctx, s.plan, o)
+	o.Ready = func(ol replay.Outline) error {
+		if err := ready(ctx, opts.IO, s.startAt)(ol); err != nil {
+			return err
+		}
+		view.Step(fmt.Sprintf("%gx", opts.Scale))
+		return nil
+	}
+	res, err := replay.Replay(ctx, plan, o)
 	if err != nil {
 		view.Close()
-		return err
+		return optionFlags(err)
 	}
-	results.Evaluate(st, s.slos, 0)
+	st := &res.Steps[0]
 	view.EndStep(fmt.Sprintf("sent %d, p99 %.1f ms, errors %d", st.Sent, st.LatencyMS.P99, st.Errors))
 	view.Close()
-	res.Steps = append(res.Steps, *st)
-	res.Aborted, res.AbortReason, res.Interrupted = st.Aborted, st.AbortReason, st.Interrupted
-	results.Analyze(res)
 	if err := opts.writeOutputs(opts.IO, res, func() error { return report.WriteText(opts.IO.Out, res) }); err != nil {
 		return err
 	}
+	return replayOutcome(st)
+}
+
+// replayOutcome maps a finished replay to the exit code: interrupted (130),
+// an emergency stop or a failed SLO (3).
+func replayOutcome(st *results.Step) error {
 	switch {
 	case st.Interrupted:
 		return context.Canceled
 	case st.Aborted:
 		return &RequirementError{Msg: "emergency stop: " + st.AbortReason}
+	case !st.Passed && st.Generator.Limited:
+		return &RequirementError{Msg: "SLOs not verified: herd itself was the limit (" + strings.Join(st.Generator.Notes, "; ") + "); failed: " + strings.Join(st.Violations, "; ")}
+	case !st.Passed:
+		return &RequirementError{Msg: "SLOs failed: " + strings.Join(st.Violations, "; ")}
 	}
 	return nil
 }

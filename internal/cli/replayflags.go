@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -40,6 +41,8 @@ type replayFlags struct {
 	LagBound      time.Duration
 	Shard         string
 	StartAt       string
+	MaxIdle       time.Duration
+	MaxRun        time.Duration
 }
 
 func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
@@ -55,7 +58,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
 	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
 	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
-	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW, or off")
+	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW stops when more than PCT of the requests that finished over the last WINDOW failed (at least 10); off disables it")
 	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default "+strings.Join(results.DefaultSLOs, ", ")+")")
 	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
 	fs.StringVar(&f.HTML, "html", "", "write the HTML report (self-contained, with charts) to this file; - for stdout")
@@ -64,21 +67,18 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
 	fs.StringVar(&f.Shard, "shard", "", "i/N: replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
+	fs.DurationVar(&f.MaxIdle, "max-idle", replay.DefaultMaxIdle, "shorten every stretch with no request due longer than this to it, so a recording that spans nights replays its activity; 0 keeps wall-clock time")
+	fs.DurationVar(&f.MaxRun, "max-run", replay.DefaultMaxRun, "refuse to start a run planned to last longer than this")
 }
 
-// setup is what both commands build from the flags.
+// setup is what both commands build from the flags: the library's
+// options, and what only the command line does (the start time, files).
 type setup struct {
-	target  *url.URL
-	plan    *replay.Plan
-	mode    replay.Mode
-	pacing  replay.Pacing
-	abort   replay.AbortRule
-	slos    []results.SLO
-	headers []tape.Field
-	shard   replay.Shard
-	startAt time.Time
-	tape    *tape.Reader
-	raw     *os.File // --raw output, when asked for
+	settings replay.Settings
+	plan     replay.PlanOptions
+	startAt  time.Time
+	tape     *tape.Reader
+	raw      *os.File // --raw output, when asked for
 }
 
 // close releases what load opened.
@@ -91,29 +91,34 @@ func (s *setup) close() {
 	}
 }
 
+// validate translates the flags into the library's options. Only the
+// syntax of each flag is checked here; what the values mean for the run
+// (bounds, a plan that cannot run) is checked by the library, whose
+// OptionError the command reports as a usage error.
 func (f *replayFlags) validate() (*setup, error) {
 	s := &setup{}
 	var err error
 	if f.Target == "" {
 		return nil, usageErrorf("--target is required: the base URL of the service, e.g. --target http://127.0.0.1:8080")
 	}
-	if s.target, err = parseTarget(f.Target); err != nil {
+	st := &s.settings
+	if st.Target, err = parseTarget(f.Target); err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	if s.mode, err = replay.ParseMode(f.ScaleMode); err != nil {
+	if st.Mode, err = replay.ParseMode(f.ScaleMode); err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	if s.pacing, err = replay.ParsePacing(f.Pacing); err != nil {
+	if st.Pacing, err = replay.ParsePacing(f.Pacing); err != nil {
 		return nil, &UsageError{Err: err}
 	}
-	if s.abort, err = replay.ParseAbort(f.AbortOn); err != nil {
+	if st.Abort, err = replay.ParseAbort(f.AbortOn); err != nil {
 		return nil, &UsageError{Err: err}
 	}
 	slos := f.SLOs
 	if len(slos) == 0 {
 		slos = results.DefaultSLOs
 	}
-	if s.slos, err = results.ParseSLOs(slos); err != nil {
+	if st.SLOs, err = results.ParseSLOs(slos); err != nil {
 		return nil, &UsageError{Err: err}
 	}
 	if f.JSON == "-" && f.HTML == "-" {
@@ -125,8 +130,24 @@ func (f *replayFlags) validate() (*setup, error) {
 	if f.MaxConns <= 0 || f.MaxInflight <= 0 {
 		return nil, usageErrorf("--max-conns and --max-inflight must be positive")
 	}
+	if f.MaxRun <= 0 {
+		return nil, usageErrorf("--max-run must be positive")
+	}
+	if f.MaxIdle < 0 || (f.MaxIdle > 0 && f.MaxIdle < time.Second) {
+		return nil, usageErrorf("--max-idle must be 0 (keep every idle stretch) or at least 1s (got %v)", f.MaxIdle)
+	}
+	st.Seed, st.Timeout, st.MaxConns, st.MaxInflight, st.LagBound, st.MaxRun = f.Seed, f.Timeout, f.MaxConns, f.MaxInflight, f.LagBound, f.MaxRun
+	if f.Insecure {
+		st.TLS = &tls.Config{InsecureSkipVerify: true}
+	}
+	po := &s.plan
+	po.Target, po.KeepHost, po.ReadOnly, po.SendTruncated = st.Target, f.KeepHost, f.ReadOnly, f.SendTruncated
+	po.MaxIdle = f.MaxIdle
+	if f.MaxIdle == 0 {
+		po.MaxIdle = -1 // off: the library's zero is its default
+	}
 	if f.Shard != "" {
-		if s.shard, err = replay.ParseShard(f.Shard); err != nil {
+		if po.Shard, err = replay.ParseShard(f.Shard); err != nil {
 			return nil, &UsageError{Err: err}
 		}
 	}
@@ -141,7 +162,7 @@ func (f *replayFlags) validate() (*setup, error) {
 		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
 			return nil, usageErrorf("--set-header %q: use 'Name: value'", h)
 		}
-		s.headers = append(s.headers, tape.Field{Name: name, Value: strings.TrimSpace(value)})
+		po.SetHeaders = append(po.SetHeaders, tape.Field{Name: name, Value: strings.TrimSpace(value)})
 	}
 	return s, nil
 }
@@ -160,41 +181,89 @@ func parseTarget(s string) (*url.URL, error) {
 
 // load opens the tape, plans the window and creates the --raw file; the
 // caller closes them with s.close.
-func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, window string) error {
+func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, window string) (*replay.Plan, error) {
 	w, err := replay.ParseWindow(window)
 	if err != nil {
-		return &UsageError{Err: err}
+		return nil, &UsageError{Err: err}
 	}
+	s.plan.Window = w
 	r, err := tape.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.tape = r
 	if !r.Indexed() {
 		fmt.Fprintf(io.Err, "herd: warning: %s has no index (not closed cleanly); reading it by scanning\n", path)
 	}
-	s.plan, err = replay.Load(ctx, r, replay.PlanOptions{
-		Window: w, Target: s.target, KeepHost: f.KeepHost, ReadOnly: f.ReadOnly,
-		SendTruncated: f.SendTruncated, SetHeaders: s.headers, Shard: s.shard,
-	})
+	plan, err := replay.Load(ctx, r, s.plan)
 	if err != nil {
-		return fmt.Errorf("tape %q: %w", path, err)
+		return nil, fmt.Errorf("tape %q: %w", path, optionFlags(err))
 	}
 	for _, d := range r.Damage() {
 		fmt.Fprintf(io.Err, "herd: warning: %v\n", d)
 	}
-	for name, n := range s.plan.Redacted {
+	if plan.Clamped {
+		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%v): replaying the whole recording, repeated to fill each step\n",
+			plan.Spec, plan.Length.Round(time.Millisecond))
+	}
+	if plan.IdleRemoved > 0 {
+		fmt.Fprintf(io.Err, "herd: %d idle stretches longer than %v shortened to it, %v of recorded time left out (--max-idle; 0 keeps them)\n",
+			plan.Shortened(), plan.MaxIdle, longDuration(plan.IdleRemoved))
+	}
+	for name, n := range plan.Redacted {
 		fmt.Fprintf(io.Err, "herd: warning: %d requests carry a redacted %s value; the target will see the placeholder unless you pass --set-header '%s: ...'\n", n, name, name)
 	}
 	if limit, err := replay.RaiseFileLimit(); err == nil && limit > 0 && uint64(f.MaxConns)+64 > limit {
 		fmt.Fprintf(io.Err, "herd: warning: the open-file limit is %d, below --max-conns %d; raise it with ulimit -n\n", limit, f.MaxConns)
 	}
+	s.settings.TapeName = path
 	if f.Raw != "" {
 		if s.raw, err = os.OpenFile(f.Raw, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
-			return err
+			return nil, err
 		}
+		s.settings.Raw = s.raw
 	}
-	return waitUntil(ctx, io, s.startAt)
+	return plan, nil
+}
+
+// ready prints the outline of a run on stderr, then waits for --start-at:
+// the library calls it once the run is planned and checked.
+func ready(ctx context.Context, io IO, startAt time.Time) func(replay.Outline) error {
+	return func(o replay.Outline) error {
+		what := fmt.Sprintf("%d requests over %v at 1x (%.1f req/s), %d connections", o.Requests, roundDuration(o.Window),
+			float64(o.Requests)/o.Window.Seconds(), o.Conns)
+		if o.Kind == "ramp" {
+			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %v without cooldowns, up to about %d connections at once\n",
+				what, o.Steps, o.Scale, longDuration(o.Duration), o.PeakConns)
+		} else {
+			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %v, about %d connections at once\n",
+				what, o.Scale, o.Planned, longDuration(o.Duration), o.PeakConns)
+		}
+		return waitUntil(ctx, io, startAt)
+	}
+}
+
+// optionFlags turns the library's OptionError into a usage error that
+// names the flag, with the flags that help.
+func optionFlags(err error) error {
+	var oe *replay.OptionError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	flag := "--" + strings.ReplaceAll(oe.Option, "_", "-")
+	msg := flag + ": " + oe.Err.Error()
+	if hint, ok := optionHints[oe.Option]; ok {
+		msg += ": " + hint
+	} else if oe.Hint != "" {
+		msg += ": " + oe.Hint
+	}
+	return &UsageError{Err: errors.New(msg)}
+}
+
+// optionHints say in flags what the library's hints say in words.
+var optionHints = map[string]string{
+	"max_run": "replay a shorter window (--window peak:60s), keep idle stretches short (--max-idle 60s), set --duration, or raise --max-run",
+	"scale":   "lower --scale, raise --max-conns (and ulimit -n), or split the run with --shard i/N over several machines",
 }
 
 // waitUntil sleeps until t (when set), saying so on stderr.
@@ -211,48 +280,6 @@ func waitUntil(ctx context.Context, io IO, t time.Time) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-func (f *replayFlags) options(s *setup, sched replay.Schedule, settle time.Duration) replay.Options {
-	o := replay.Options{
-		Target: s.target, Schedule: sched, Pacing: s.pacing, Settle: settle, Timeout: f.Timeout,
-		MaxConns: f.MaxConns, MaxInflight: f.MaxInflight, Abort: s.abort, LagBound: f.LagBound,
-	}
-	if f.Insecure {
-		o.TLS = &tls.Config{InsecureSkipVerify: true}
-	}
-	if s.raw != nil {
-		o.Raw = s.raw
-	}
-	return o
-}
-
-// file starts the results file of a run.
-func (f *replayFlags) file(kind, tapePath string, s *setup) *results.File {
-	p := s.plan
-	names := make([]string, 0, len(s.headers))
-	for _, h := range s.headers {
-		names = append(names, h.Name)
-	}
-	slos := make([]string, 0, len(s.slos))
-	for _, x := range s.slos {
-		slos = append(slos, x.Text)
-	}
-	return &results.File{
-		Schema: results.Schema, Kind: kind, HerdVersion: versionString(), Target: s.target.String(), Tape: tapePath,
-		StartedAt: time.Now().UTC(),
-		Window: results.Window{
-			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
-		},
-		Params: results.Params{
-			ScaleMode: s.mode.String(), Pacing: s.pacing.String(), TimeoutS: f.Timeout.Seconds(), SLOs: slos,
-			MaxConns: f.MaxConns, MaxInflight: f.MaxInflight, Seed: f.Seed, AbortOn: s.abort.Text,
-			ReadOnly: f.ReadOnly, SetHeaders: names, KeepHost: f.KeepHost, SendTrunc: f.SendTruncated,
-			GOMAXPROCS: replay.GOMAXPROCS(), DispatchLagS: f.LagBound.Seconds(), Shard: s.shard.String(),
-		},
-		Steps: []results.Step{},
 	}
 }
 

@@ -78,13 +78,12 @@ func Accuracy(ctx context.Context, s Setting) (*Measured, error) {
 	}
 	m := &Measured{Setting: s, Window1x: plan.Rate(), Truth: svc.Truth(plan)}
 	slos, _ := results.ParseSLOs(results.DefaultSLOs)
-	f := &results.File{Schema: results.Schema, Kind: "ramp", Window: results.Window{RPS: plan.Rate()}}
-	err = replay.Ramp(ctx, plan, replay.RampOptions{
+	f, err := replay.Ramp(ctx, plan, replay.RampOptions{
+		Settings: replay.Settings{Target: target, Mode: replay.Clone, Seed: 1, Pacing: s.Pacing, Timeout: 5 * time.Second,
+			Abort: replay.AbortRule{Off: true}, LagBound: s.LagBound, SLOs: slos, TapeName: TapeName},
 		From: s.From, Step: s.Step, To: s.To, StepDuration: s.StepDur, Settle: s.Settle, Cooldown: time.Second,
-		SLOs: slos, Saturation: 0.9, Refine: s.Refine, Mode: replay.Clone, Seed: 1,
-		Run: replay.Options{Target: target, Pacing: s.Pacing, Timeout: 5 * time.Second,
-			Abort: replay.AbortRule{Off: true}, LagBound: s.LagBound},
-	}, f)
+		Saturation: 0.9, Refine: s.Refine,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -12,5 +12,8 @@ import (
 //go:embed demo.tape
 var demoTape []byte
 
+// TapeName names the embedded demo tape in results.
+const TapeName = "(built-in demo tape)"
+
 // Tape returns the bytes of the embedded demo tape.
 func Tape() []byte { return demoTape }

@@ -60,8 +60,12 @@ func NewWriter(w io.Writer, link Link, t0 time.Time, snaplen int) (*Writer, erro
 	return &Writer{pw: pw, link: link, now: t0, snaplen: snaplen}, nil
 }
 
-// Advance moves the clock of the next packets forward.
+// Advance moves the clock of the next packets forward (or, with a
+// negative d, back: a clock step on the capture host).
 func (w *Writer) Advance(d time.Duration) { w.now = w.now.Add(d) }
+
+// Now is the timestamp the next packet gets.
+func (w *Writer) Now() time.Time { return w.now }
 
 // Raw writes a frame as given (link header included).
 func (w *Writer) Raw(frame []byte) error {

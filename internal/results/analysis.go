@@ -16,7 +16,9 @@ func Analyze(f *File) {
 	var lastGood, firstBad *Step
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		if st.Refinement || st.Generator.Limited {
+		if st.Refinement || st.Generator.Limited || st.Interrupted {
+			// An interrupted step is neither passed nor failed: it claims
+			// nothing about the target.
 			continue
 		}
 		if !st.Passed {
@@ -31,11 +33,13 @@ func Analyze(f *File) {
 	// few seconds of a step would read high: how much work a second's
 	// requests carry varies with their mix.)
 	for i := range f.Steps {
-		f.Capacity.RPS = max(f.Capacity.RPS, f.Steps[i].AchievedRPS)
+		if !f.Steps[i].Interrupted {
+			f.Capacity.RPS = max(f.Capacity.RPS, f.Steps[i].AchievedRPS)
+		}
 	}
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		if !st.Generator.Limited && st.OfferedRPS > 1.05*f.Capacity.RPS && st.Sent > 0 {
+		if !st.Generator.Limited && !st.Interrupted && st.OfferedRPS > 1.05*f.Capacity.RPS && st.Sent > 0 {
 			f.Capacity.Reached = true
 		}
 	}

@@ -52,6 +52,15 @@ type Window struct {
 	RPS       float64   `json:"rps"`         // their rate: the 1x rate
 	Conns     int64     `json:"connections"` // recorded connections in it
 	Skipped   Counts    `json:"skipped"`     // recorded requests not replayed, by reason
+	// RecordedS is the window's recorded span; DurationS is that span
+	// without IdleRemovedS, the idle time beyond MaxIdleS that replay
+	// shortened (0: none shortened). RPS is over DurationS.
+	RecordedS    float64 `json:"recorded_s"`
+	IdleRemovedS float64 `json:"idle_removed_s"`
+	MaxIdleS     float64 `json:"max_idle_s"`
+	// Clamped is set when the window asked for was longer than the
+	// recording's activity: the whole recording was replayed instead.
+	Clamped bool `json:"clamped"`
 }
 
 // Params are the settings of the run.
