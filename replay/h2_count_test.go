@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-replay/herd/internal/testca"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -16,10 +17,10 @@ import (
 // the server sees HTTP/2.0, one connection, and exactly the streams herd
 // reports, every one answered.
 func TestH2CountIdentity(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t)
 	for _, c := range []struct {
 		name string
-		ca   *testCA
+		ca   *testca.CA
 	}{{"h2c", nil}, {"h2-tls", ca}} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := newH2Target(t, c.ca, func(w http.ResponseWriter, r *http.Request) {

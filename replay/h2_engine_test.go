@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/herd-replay/herd/internal/testca"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -66,12 +66,11 @@ func loadPlanWith(t *testing.T, path string, o PlanOptions) *Plan {
 func TestH2Replay(t *testing.T) {
 	const conns, perConn = 8, 6
 	path := h2Tape(t, conns, perConn)
-	ca := newTestCA(t)
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	os.WriteFile(caFile, ca.pem, 0o600)
+	ca := testca.New(t)
+	caFile := testca.WriteFile(t, t.TempDir(), "ca.pem", ca.PEM)
 	for _, c := range []struct {
 		name  string
-		ca    *testCA
+		ca    *testca.CA
 		proto Protocol
 	}{{"h2c-auto", nil, ProtoAuto}, {"h2c", nil, ProtoH2C}, {"tls-auto", ca, ProtoAuto}, {"tls-h2", ca, ProtoH2}} {
 		t.Run(c.name, func(t *testing.T) {
@@ -137,20 +136,15 @@ func TestH2AsHTTP1(t *testing.T) {
 // (the x509 message), over HTTP/1.1 and HTTP/2; mTLS works with the
 // client certificate and fails without; reconnects resume their session.
 func TestTLSReasons(t *testing.T) {
-	ca, other := newTestCA(t), newTestCA(t)
+	ca, other := testca.New(t), testca.New(t)
 	dir := t.TempDir()
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, b, 0o600)
-		return p
-	}
-	caFile := write("ca.pem", ca.pem)
-	_, ccert, ckey := ca.issue(t, true, time.Now().Add(time.Hour), "herd-client")
-	cert, key := write("client.pem", ccert), write("client.key", ckey)
+	caFile := testca.WriteFile(t, dir, "ca.pem", ca.PEM)
+	client := ca.Client(t, "herd-client")
+	cert, key := testca.WriteFile(t, dir, "client.pem", client.CertPEM), testca.WriteFile(t, dir, "client.key", client.KeyPEM)
 	serve := func(t *testing.T, leaf tls.Certificate, mtls bool) string {
 		cfg := &tls.Config{Certificates: []tls.Certificate{leaf}, NextProtos: []string{"h2", "http/1.1"}}
 		if mtls {
-			cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, ca.pool
+			cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, ca.Pool
 		}
 		srv := newH2Target(t, nil, nil, nil)
 		srv.srv.Close()
@@ -160,9 +154,9 @@ func TestTLSReasons(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return ln.Addr().String()
 	}
-	good, _, _ := ca.issue(t, false, time.Now().Add(time.Hour), "staging.test")
-	expired, _, _ := ca.issue(t, false, time.Now().Add(-time.Hour), "staging.test")
-	untrusted, _, _ := other.issue(t, false, time.Now().Add(time.Hour), "staging.test")
+	good := ca.Server(t, time.Now().Add(time.Hour), "staging.test").TLS
+	expired := ca.Server(t, time.Now().Add(-time.Hour), "staging.test").TLS
+	untrusted := other.Server(t, time.Now().Add(time.Hour), "staging.test").TLS
 	for _, c := range []struct {
 		name   string
 		leaf   tls.Certificate

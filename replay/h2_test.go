@@ -2,16 +2,9 @@ package replay
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"sort"
@@ -20,77 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herd-replay/herd/internal/testca"
 	"golang.org/x/net/http2/hpack"
 )
-
-// testCA is a private certificate authority made for one test: it signs
-// server and client certificates for 127.0.0.1 and names given.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-	pem  []byte
-}
-
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herd test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool, pem: pemBlock("CERTIFICATE", der)}
-}
-
-// issue makes a leaf certificate for names (DNS names or IPs), valid
-// from notBefore to notAfter, for a server or a client.
-func (ca *testCA) issue(t testing.TB, client bool, notAfter time.Time, names ...string) (tls.Certificate, []byte, []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: names[0]},
-		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter,
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, keyPEM := pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", kder)
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, certPEM, keyPEM
-}
 
 // h2Target is a Go net/http server on 127.0.0.1 speaking HTTP/2, over TLS
 // (h2 by ALPN, a certificate of a test CA) or cleartext (h2c). It counts
@@ -110,7 +35,7 @@ type h2Target struct {
 	cancels atomic.Int64 // requests whose stream the client reset
 }
 
-func newH2Target(t testing.TB, ca *testCA, handler http.HandlerFunc, conf *http.HTTP2Config) *h2Target {
+func newH2Target(t testing.TB, ca *testca.CA, handler http.HandlerFunc, conf *http.HTTP2Config) *h2Target {
 	t.Helper()
 	s := &h2Target{protos: map[string]int{}}
 	if handler == nil {
@@ -146,7 +71,7 @@ func newH2Target(t testing.TB, ca *testCA, handler http.HandlerFunc, conf *http.
 	}
 	s.ln = ln
 	if ca != nil {
-		cert, _, _ := ca.issue(t, false, time.Now().Add(time.Hour), "127.0.0.1", "staging.test")
+		cert := ca.Server(t, time.Now().Add(time.Hour), "127.0.0.1", "staging.test").TLS
 		p.SetHTTP1(true)
 		p.SetHTTP2(true)
 		s.srv.Protocols = &p
@@ -261,8 +186,8 @@ func every(n int, d time.Duration) []time.Duration {
 
 func h2cClient(s *h2Target) *h2Client { return &h2Client{addr: s.ln.Addr().String()} }
 
-func h2tlsClient(s *h2Target, ca *testCA) *h2Client {
-	return &h2Client{addr: s.ln.Addr().String(), tls: &tls.Config{RootCAs: ca.pool, ServerName: "staging.test", NextProtos: []string{"h2"}}}
+func h2tlsClient(s *h2Target, ca *testca.CA) *h2Client {
+	return &h2Client{addr: s.ln.Addr().String(), tls: &tls.Config{RootCAs: ca.Pool, ServerName: "staging.test", NextProtos: []string{"h2"}}}
 }
 
 // grpcFrame frames one gRPC message.
@@ -272,6 +197,3 @@ func grpcFrame(msg string) []byte {
 	return append(b, msg...)
 }
 
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}

@@ -28,6 +28,7 @@ type Settings struct {
 	Abort       AbortRule
 	LagBound    time.Duration
 	TLS         *tls.Config
+	Protocol    Protocol // HTTP/1.1 or HTTP/2 (see Protocol)
 	// SLOs every step is held to; nil holds it to none.
 	SLOs []results.SLO
 	// MaxRun refuses a run planned to last longer (DefaultMaxRun when 0).
@@ -130,7 +131,7 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Raw: o.Raw, Progress: o.Progress}
+		Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress}
 }
 
 // checkConns refuses a plan that cannot run: more replayed connections
@@ -252,6 +253,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		},
 		Params: results.Params{
 			ScaleMode: o.Mode.String(), Pacing: o.Pacing.String(), TimeoutS: o.Timeout.Seconds(), SLOs: slos,
+			Protocol: o.Protocol.String(),
 			MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Seed: o.Seed, AbortOn: o.Abort.Text,
 			ReadOnly: po.ReadOnly, SetHeaders: names, KeepHost: po.KeepHost, SendTrunc: po.SendTruncated,
 			GOMAXPROCS: GOMAXPROCS(), DispatchLagS: o.LagBound.Seconds(), Shard: po.Shard.String(),

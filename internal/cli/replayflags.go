@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +42,7 @@ type replayFlags struct {
 	StartAt       string
 	MaxIdle       time.Duration
 	MaxRun        time.Duration
+	tlsFlags
 }
 
 func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
@@ -64,6 +64,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.HTML, "html", "", "write the HTML report (self-contained, with charts) to this file; - for stdout")
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
+	f.tlsFlags.addFlags(fs)
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
 	fs.StringVar(&f.Shard, "shard", "", "i/N: replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
@@ -137,10 +138,11 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, usageErrorf("--max-idle must be 0 (keep every idle stretch) or at least 1s (got %v)", f.MaxIdle)
 	}
 	st.Seed, st.Timeout, st.MaxConns, st.MaxInflight, st.LagBound, st.MaxRun = f.Seed, f.Timeout, f.MaxConns, f.MaxInflight, f.LagBound, f.MaxRun
-	if f.Insecure {
-		st.TLS = &tls.Config{InsecureSkipVerify: true}
+	if err := f.tlsFlags.apply(st, f.Insecure); err != nil {
+		return nil, err
 	}
 	po := &s.plan
+	po.HTTP2 = st.Protocol != replay.ProtoH1
 	po.Target, po.KeepHost, po.ReadOnly, po.SendTruncated = st.Target, f.KeepHost, f.ReadOnly, f.SendTruncated
 	po.MaxIdle = f.MaxIdle
 	if f.MaxIdle == 0 {

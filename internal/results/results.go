@@ -85,6 +85,7 @@ type Params struct {
 	SendTrunc    bool     `json:"send_truncated,omitempty"`
 	GOMAXPROCS   int      `json:"gomaxprocs"`
 	DispatchLagS float64  `json:"generator_lag_bound_s"`
+	Protocol     string   `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
 }
 
 // Counts maps a reason or class to a number.
