@@ -196,4 +196,3 @@ func grpcFrame(msg string) []byte {
 	binary.BigEndian.PutUint32(b[1:], uint32(len(msg)))
 	return append(b, msg...)
 }
-
