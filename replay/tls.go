@@ -89,12 +89,14 @@ func ParseTLSVersion(s string) (uint16, error) {
 type Protocol int
 
 const (
-	// ProtoAuto: HTTP/2 when the target's TLS offers it (ALPN), and for
-	// connections recorded as HTTP/2 (cleartext: prior knowledge);
-	// HTTP/1.1 otherwise.
-	ProtoAuto Protocol = iota
-	// ProtoH1: HTTP/1.1 for everything, HTTP/2 recordings included.
-	ProtoH1
+	// ProtoH1: HTTP/1.1 for everything, HTTP/2 recordings included. The
+	// zero value: a library caller gets what herd always sent.
+	ProtoH1 Protocol = iota
+	// ProtoAuto (the command line's default): HTTP/2 when the target's TLS
+	// offers it (ALPN, asked once per run on a connection of its own), and
+	// for connections recorded as HTTP/2 on a cleartext target (prior
+	// knowledge); HTTP/1.1 otherwise.
+	ProtoAuto
 	// ProtoH2: HTTP/2 for everything: ALPN h2 over TLS, prior knowledge
 	// over cleartext.
 	ProtoH2
@@ -103,13 +105,13 @@ const (
 )
 
 func (p Protocol) String() string {
-	return [...]string{"auto", "h1", "h2", "h2c"}[p]
+	return [...]string{"h1", "auto", "h2", "h2c"}[p]
 }
 
 // ParseProtocol parses auto, h1, h2 or h2c.
 func ParseProtocol(s string) (Protocol, error) {
 	switch s {
-	case "auto", "":
+	case "auto":
 		return ProtoAuto, nil
 	case "h1", "http/1.1":
 		return ProtoH1, nil
