@@ -41,8 +41,7 @@ http {
 	keepalive_requests 1000000;
 	keepalive_timeout 120s;
 	server {
-		listen 127.0.0.1:$PORT ssl backlog=65535 reuseport;
-		http2 on;
+		listen 127.0.0.1:$PORT ssl http2 backlog=65535 reuseport;
 		http2_max_concurrent_streams 128;
 		ssl_certificate $work/cert.pem;
 		ssl_certificate_key $work/key.pem;
