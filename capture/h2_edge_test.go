@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -286,3 +287,37 @@ func FuzzH2Stream(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkH2Stream decodes a connection of 1000 streams (GETs with
+// browser-like headers, 2 KiB responses) fed in 1448-byte segments.
+func BenchmarkH2Stream(b *testing.B) {
+	c := newH2Conv(true)
+	for i := uint32(0); i < 1000; i++ {
+		id := 2*i + 1
+		c.req(id, "GET", fmt.Sprintf("/api/items/%d?page=2", i), true, "user-agent", "Mozilla/5.0 (X11; Linux x86_64)", "accept", "application/json", "accept-encoding", "gzip, br")
+		c.resp(id, "200", false, "content-type", "application/json", "cache-control", "no-store")
+		c.sf.WriteData(id, true, bytes.Repeat([]byte{'j'}, 2048))
+	}
+	cli, srv := c.cli.Bytes(), c.srv.Bytes()
+	b.SetBytes(int64(len(cli) + len(srv)))
+	b.ReportAllocs()
+	for b.Loop() {
+		conn := testConn(b, Options{}, discardSink{})
+		ts := t0.UnixNano()
+		for i, data := range [][]byte{cli, srv} {
+			for len(data) > 0 {
+				n := min(1448, len(data))
+				conn.h[i].feed(&segment{data: data[:n], ts: ts, packet: true})
+				data = data[n:]
+			}
+		}
+		conn.ReassemblyComplete(nil)
+		if conn.eng.stats.Exchanges != 1000 {
+			b.Fatalf("%d exchanges", conn.eng.stats.Exchanges)
+		}
+	}
+}
+
+type discardSink struct{}
+
+func (discardSink) Write(*tape.Exchange) error { return nil }
