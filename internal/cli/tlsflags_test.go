@@ -116,3 +116,26 @@ func TestReplayProtocols(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureReplayH2C: a capture of Go's h2c client and server becomes a
+// tape of HTTP/2 exchanges, which --protocol auto replays as HTTP/2 (prior
+// knowledge) against a cleartext target: the server sees each of the 9
+// recorded streams once, as HTTP/2.0.
+func TestCaptureReplayH2C(t *testing.T) {
+	dir := t.TempDir()
+	tapePath := filepath.Join(dir, "h2.tape")
+	if stdout, stderr, code := run(t, "capture", "--pcap", "../../capture/testdata/h2/h2c-prior-knowledge.pcap", "-o", tapePath); code != 0 {
+		t.Fatalf("capture: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	srv := newProtoServer(t, true, nil)
+	out := filepath.Join(dir, "run.json")
+	if stdout, stderr, code := run(t, "replay", tapePath, "--target", srv.URL, "--json", out); code != 0 {
+		t.Fatalf("replay: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	sent := sentOf(t, out)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if sent != 9 || srv.protos["HTTP/2.0"] != 9 || len(srv.protos) != 1 {
+		t.Errorf("herd sent %d; the server saw %v; want 9 HTTP/2.0", sent, srv.protos)
+	}
+}
