@@ -20,6 +20,9 @@ type aggregator struct {
 	end      int64
 	planned  int64
 	measured int64 // requests due in the measured period
+	// remaining are the requests of the measured period a stop cut off:
+	// due after it, never sent, and outside the period the step ran.
+	remaining int64
 
 	sent, completed, errs, mismatches, good int64
 	classes                                 results.Counts
@@ -149,8 +152,9 @@ func (a *aggregator) add(r result) {
 		a.noteRecent(r)
 		// Throughput is counted by completion time, whenever the request
 		// was due: under load, what completes early in the period was due
-		// before it, and must count.
-		if !failed && done >= a.settle && done < a.end {
+		// before it, and must count. What completes after a stop, while
+		// herd drains, is outside the period the step ran.
+		if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
 			a.good++
 			a.second(done).finished++
 		}
@@ -356,6 +360,19 @@ func (a *aggregator) finish() {
 	}
 }
 
+// cut ends the measured period at end (from time zero), when a stop ended
+// the step early: its rates are over the time it ran, and what it planned
+// is what was due before the stop.
+func (a *aggregator) cut(end int64) {
+	if end >= a.end {
+		return
+	}
+	a.end = max(end, a.settle)
+	before := a.e.s.countDueIn(a.e.p, time.Duration(a.settle), time.Duration(a.end))
+	a.remaining = a.measured - before
+	a.measured = before
+}
+
 // step builds the step's results once the run is over.
 func (a *aggregator) step(cores float64) *results.Step {
 	o := a.e.o
@@ -374,6 +391,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		Errors:       a.errs,
 		Mismatches:   a.mismatches,
 		Good:         a.good,
+		Remaining:    a.remaining,
 		ErrorClasses: a.classes,
 		NotSent:      a.notSent,
 		Histograms: results.Histograms{

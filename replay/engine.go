@@ -158,6 +158,10 @@ type engine struct {
 	results   chan result
 	inFlight  atomic.Int64
 	sends     atomic.Int64 // requests written so far, for the progress line
+	// stoppedAt is when an emergency stop or an interrupt stopped sending,
+	// on the replay clock; 0 while running. The step's rates are over the
+	// time it ran.
+	stoppedAt atomic.Int64
 	reconnect atomic.Int64
 	vconns    sync.WaitGroup
 }
@@ -202,6 +206,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	if e.h2, err = newH2Engine(ctx, o, cl); err != nil {
 		return nil, err
 	}
+	context.AfterFunc(e.stop, func() {
+		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
+			e.stoppedAt.Store(nanotime())
+		}
+	})
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
@@ -232,6 +241,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
+	}
+	if at := e.stoppedAt.Load(); at > 0 {
+		agg.cut(at - e.t0)
 	}
 	st := agg.step(cores)
 	switch cause := context.Cause(e.stop); {

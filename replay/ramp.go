@@ -19,6 +19,20 @@ type RampOptions struct {
 	Cooldown       time.Duration // pause before each refinement step
 	Saturation     float64       // a step fails when achieved < Saturation × offered
 	Refine         int           // bisection steps between the last pass and the first failure
+	// FindCapacity runs up to two more steps above the first failure
+	// (never above To, and the emergency stop still applies), to measure
+	// the plateau of achieved throughput rather than a lower bound of it.
+	FindCapacity bool
+	// Recovery, when set, replays at RecoveryScale (1x when zero) for this
+	// long right after the breaking step or an emergency stop, and judges
+	// whether the SLOs come to hold again over RecoveryWindow (5 s when
+	// zero). RecoveryAbort is the emergency stop during that phase: staying
+	// broken is what is measured, so the caller decides how far to relax
+	// the run's own rule.
+	Recovery       time.Duration
+	RecoveryScale  float64
+	RecoveryWindow time.Duration
+	RecoveryAbort  AbortRule
 	// OnStep is called before each step, OnStepDone after it.
 	OnStep     func(index int, scale float64, refinement bool)
 	OnStepDone func(st *results.Step)
@@ -46,6 +60,10 @@ func (o *RampOptions) check() error {
 		return bad("saturation", "saturation is a fraction between 0 and 1")
 	case o.Cooldown < 0:
 		return bad("cooldown", "the cooldown must not be negative")
+	case o.Recovery < 0 || (o.Recovery > 0 && o.Recovery < 2*time.Second):
+		return bad("recovery", "the recovery phase must last at least 2s")
+	case o.RecoveryScale < 0 || math.IsInf(o.RecoveryScale, 0):
+		return bad("recovery_scale", "the recovery multiple must be positive")
 	case len(o.Scales()) > 1000:
 		return bad("step", "%d steps from %gx to %gx: use a larger step", len(o.Scales()), o.From, o.To)
 	}
@@ -66,7 +84,8 @@ func (o *RampOptions) Scales() []float64 {
 }
 
 // Ramp runs the steps and returns the complete results, and stops at the
-// first failure: it never runs a step above one that failed. It then
+// first failure: it never runs a step above one that failed, unless
+// FindCapacity asks for up to two more to see the throughput plateau. It then
 // bisects between the last pass and the first failure with o.Refine more
 // steps, each after o.Cooldown. An emergency stop or an interrupt ends the
 // ramp at once; an interrupted step is not judged and no breaking point is
@@ -83,7 +102,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 		return nil, err
 	}
 	scales := o.Scales()
-	total := time.Duration(len(scales))*o.StepDuration + time.Duration(o.Refine)*(o.StepDuration+o.Cooldown)
+	total := time.Duration(len(scales))*o.StepDuration + time.Duration(o.Refine)*(o.StepDuration+o.Cooldown) + o.Recovery
 	if err := o.checkDuration(total); err != nil {
 		return nil, err
 	}
@@ -147,7 +166,10 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 		if err != nil {
 			return f, err
 		}
-		if f.Aborted || f.Interrupted || st.Generator.Limited {
+		if f.Aborted && !f.Interrupted {
+			return f, o.recover(ctx, p, f, "emergency stop")
+		}
+		if f.Interrupted || st.Generator.Limited {
 			return f, nil
 		}
 		if !st.Passed {
@@ -158,6 +180,30 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	}
 	if hi == 0 {
 		return f, nil // no step failed
+	}
+	if err := o.recover(ctx, p, f, "breaking step"); err != nil || f.Interrupted || f.Aborted {
+		return f, err
+	}
+	if o.FindCapacity {
+		for j := 1; j <= 2; j++ {
+			k := math.Round((hi+float64(j)*o.Step)*1e6) / 1e6
+			if k > o.To*(1+1e-9) {
+				break
+			}
+			if err := sleepCtx(ctx, o.Cooldown); err != nil {
+				f.Interrupted = true
+				return f, nil
+			}
+			st, err := run(k, false, false)
+			if err != nil {
+				return f, err
+			}
+			st.BeyondBreak = true
+			f.Steps[len(f.Steps)-1].BeyondBreak = true
+			if f.Aborted || f.Interrupted || st.Generator.Limited {
+				return f, nil
+			}
+		}
 	}
 	for i := 0; i < o.Refine; i++ {
 		if err := sleepCtx(ctx, o.Cooldown); err != nil {
@@ -182,6 +228,68 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 		}
 	}
 	return f, nil
+}
+
+// recover runs the recovery phase, when asked for, right after the step
+// that broke (or was stopped), and records its verdict in f.Recovery.
+func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, after string) error {
+	if o.Recovery <= 0 {
+		return nil
+	}
+	k := o.RecoveryScale
+	if k == 0 {
+		k = 1
+	}
+	win := o.RecoveryWindow
+	if win <= 0 {
+		win = 5 * time.Second
+	}
+	sched := NewSchedule(o.Mode, k, o.Seed, p.Length, o.Recovery)
+	ro := o.step(sched, 0)
+	ro.Abort = o.RecoveryAbort
+	if o.OnStep != nil {
+		o.OnStep(len(f.Steps), k, false)
+	}
+	st, err := Run(ctx, p, ro)
+	if err != nil {
+		return err
+	}
+	st.Recovery = true
+	evaluate(st, o.SLOs, 0)
+	f.Steps = append(f.Steps, *st)
+	if o.OnStepDone != nil {
+		o.OnStepDone(st)
+	}
+	rec := &results.Recovery{Scale: k, DurationS: o.Recovery.Seconds(), WindowS: win.Seconds(), After: after,
+		Amplification: amplification(st)}
+	f.Recovery = rec
+	switch {
+	case st.Interrupted:
+		f.Interrupted = true
+		rec.Note = "interrupted: not judged"
+		return nil
+	case st.Aborted:
+		rec.Note = "the recovery phase's emergency stop fired: " + st.AbortReason
+		return nil
+	}
+	took, ok, err := results.Recovered(st, o.SLOs, win)
+	if err != nil {
+		return err
+	}
+	if ok {
+		s := results.Round3(took.Seconds())
+		rec.Recovered, rec.TimeToRecoverS = true, &s
+	}
+	return nil
+}
+
+// amplification is attempts over requests sent in a step: 1 without
+// retries.
+func amplification(st *results.Step) float64 {
+	if st.Sent == 0 || st.Attempts == 0 {
+		return 1
+	}
+	return results.Round3(float64(st.Attempts) / float64(st.Sent))
 }
 
 // unrunnable is the record of a step herd did not run because it could

@@ -3,6 +3,7 @@ package replay
 import (
 	"bufio"
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -125,5 +126,41 @@ func TestRampGeneratorLimited(t *testing.T) {
 		if !st.Passed && !st.Generator.Limited {
 			t.Fatalf("a step at %gx failed before herd was the limit: %v", st.Scale, st.Violations)
 		}
+	}
+}
+
+// TestRampFindCapacity: with FindCapacity the ramp runs two steps past the
+// first failure (never above To) and the capacity rests on the plateau
+// they show, while the breaking point is still the first failure.
+func TestRampFindCapacity(t *testing.T) {
+	srv := newServer(t, loadLimited(25)) // about 250 req/s
+	path := testTape(t, 100, 30, 10*time.Millisecond, time.Second)
+	p := loadPlan(t, path, srv.url(), "peak:3s") // 100 req/s at 1x
+	slos, _ := results.ParseSLOs(results.DefaultSLOs)
+	f, err := Ramp(context.Background(), p, RampOptions{
+		From: 2, Step: 1, To: 4, StepDuration: 2 * time.Second, Settle: 500 * time.Millisecond, Cooldown: 50 * time.Millisecond,
+		Saturation: 0.9, FindCapacity: true,
+		Settings: Settings{Target: srv.url(), Mode: Clone, Seed: 1, SLOs: slos, Abort: AbortRule{Off: true}, LagBound: time.Second},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scales []float64
+	beyond := 0
+	for _, st := range f.Steps {
+		scales = append(scales, st.Scale)
+		if st.BeyondBreak {
+			beyond++
+		}
+	}
+	if f.BreakingPoint == nil || f.BreakingPoint.Scale != 3 {
+		t.Fatalf("breaking point %+v, steps %v", f.BreakingPoint, scales)
+	}
+	// 2x passes, 3x fails, then only 4x: 5x is above To.
+	if len(f.Steps) != 3 || beyond != 1 || f.Steps[2].Scale != 4 {
+		t.Fatalf("steps %v (%d beyond the break), want 2, 3 and 4 beyond", scales, beyond)
+	}
+	if !f.Capacity.Reached || !strings.Contains(f.Capacity.Evidence, "plateau") {
+		t.Fatalf("capacity %+v", f.Capacity)
 	}
 }

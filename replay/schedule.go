@@ -246,6 +246,20 @@ func (h *vconnHeap) pop() VConn {
 	return top
 }
 
+// countDueIn counts the requests of the run due in [from, to).
+func (s Schedule) countDueIn(p *Plan, from, to time.Duration) int64 {
+	var n int64
+	it := s.iter(p)
+	for vc, ok := it.Next(); ok && vc.First < to; vc, ok = it.Next() {
+		for _, r := range p.Conns[vc.Conn].Reqs {
+			if d := s.Due(r.Offset, vc.Shift); d >= from && d < to && d < s.Duration {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // CountDue counts the requests of the run: all of them, and those due at
 // or after settle (the measured period).
 func (s Schedule) CountDue(p *Plan, settle time.Duration) (all, measured int64) {

@@ -23,13 +23,19 @@ type rampOptions struct {
 	Cooldown     time.Duration
 	Saturation   float64
 	Refine       int
+	FindCapacity bool
 	Require      float64
-	windowGiven  bool // --window was on the command line, even empty
+	// The recovery check.
+	Recovery       time.Duration
+	RecoveryScale  float64
+	RecoveryWindow time.Duration
+	RecoveryAbort  string
+	windowGiven    bool // --window was on the command line, even empty
 	replayFlags
 }
 
 func newRampCmd(io IO) *cobra.Command {
-	opts := &rampOptions{IO: io, From: 1, Step: 0.5, To: 8}
+	opts := &rampOptions{IO: io, From: 1, Step: 0.5, To: 8, RecoveryScale: 1}
 	cmd := &cobra.Command{
 		Use:   "ramp TAPE --target URL",
 		Short: "Replay at rising multiples until the target breaks: find its breaking point",
@@ -61,6 +67,11 @@ its input.`,
   herd ramp peak.tape --target http://staging:8080 --from 1x --step 0.5x --to 2x \
       --slo 'p99<300ms' --slo 'errors<0.5%' --require 2x --json ramp.json
 
+  # After the break, does it come back at 1x within a minute, with clients
+  # that time out after 1 s and retry three times with backoff?
+  herd ramp peak.tape --target http://staging:8080 --recovery 60s \
+      --client-timeout 1s --retry-policy exp:3/100ms/2s/jitter --recovery-abort-on off
+
   # Narrow the breaking point down with three bisection steps.
   herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s`,
 		Args: exactArgs(1, "a tape file"),
@@ -81,6 +92,11 @@ its input.`,
 	fs.DurationVar(&opts.Cooldown, "cooldown", 10*time.Second, "pause before each refinement step, for the target to recover")
 	fs.Float64Var(&opts.Saturation, "saturation", 0.9, "a step fails when achieved throughput is below this fraction of offered")
 	fs.IntVar(&opts.Refine, "refine", 0, "bisection steps between the last passing and the first failing multiple")
+	fs.DurationVar(&opts.Recovery, "recovery", 0, "after the breaking step (or an emergency stop), replay at --recovery-scale for this long and report whether the target recovers: a target that stays broken at a load it handled is in a metastable failure")
+	fs.Var(scaleValue{&opts.RecoveryScale}, "recovery-scale", "multiple replayed during --recovery")
+	fs.DurationVar(&opts.RecoveryWindow, "recovery-window", 5*time.Second, "recovered when every SLO holds over a window this long (and over the last one)")
+	fs.StringVar(&opts.RecoveryAbort, "recovery-abort-on", "", "emergency stop during --recovery (default: the same as --abort-on); staying broken is what is measured, so relax it only as far as the target can bear, e.g. errors>90%/10s, or off on staging")
+	fs.BoolVar(&opts.FindCapacity, "find-capacity", false, "after the first failure, run up to two more steps above it (never above --to; the emergency stop still applies) to measure the throughput plateau instead of a lower bound; not for production")
 	fs.Var(scaleValue{&opts.Require}, "require", "exit 3 unless every step up to this multiple met its SLOs (a release gate)")
 	return cmd
 }
@@ -105,6 +121,13 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 	ro := replay.RampOptions{
 		Settings: s.settings, From: opts.From, Step: opts.Step, To: opts.To, StepDuration: opts.StepDuration,
 		Settle: opts.Settle, Cooldown: opts.Cooldown, Saturation: opts.Saturation, Refine: opts.Refine,
+		FindCapacity: opts.FindCapacity, Recovery: opts.Recovery, RecoveryScale: opts.RecoveryScale,
+		RecoveryWindow: opts.RecoveryWindow, RecoveryAbort: s.settings.Abort,
+	}
+	if opts.RecoveryAbort != "" {
+		if ro.RecoveryAbort, err = replay.ParseAbort(opts.RecoveryAbort); err != nil {
+			return &UsageError{Err: fmt.Errorf("--recovery-abort-on: %w", err)}
+		}
 	}
 	f, err := executeRamp(ctx, opts.IO, plan, ro, s.startAt)
 	if err != nil {

@@ -137,8 +137,15 @@ func TestReplayInterrupted(t *testing.T) {
 	}
 	m := contract(t, out)
 	st := m["steps"].([]any)[0].(map[string]any)
-	if m["interrupted"] != true || st["not_sent"].(map[string]any)["stopped"] == nil {
-		t.Fatalf("interrupted %v, not_sent %v", m["interrupted"], st["not_sent"])
+	if m["interrupted"] != true || st["interrupted"] != true || st["remaining"] == nil {
+		t.Fatalf("interrupted %v, step %v, remaining %v", m["interrupted"], st["interrupted"], st["remaining"])
+	}
+	// Rates are over the 1.5 s the step ran, not the 30 s it was planned
+	// for: about the window's rate was offered.
+	rate := m["window"].(map[string]any)["rps"].(float64)
+	dur, offered := st["duration_s"].(float64), st["offered_rps"].(float64)
+	if dur > 3 || offered < 0.6*rate || offered > 1.6*rate {
+		t.Fatalf("interrupted after 1.5 s: duration %.2f s, offered %.1f req/s of a 1x rate of %.1f", dur, offered, rate)
 	}
 }
 

@@ -16,7 +16,7 @@ func Analyze(f *File) {
 	var lastGood, firstBad *Step
 	for i := range f.Steps {
 		st := &f.Steps[i]
-		if st.Refinement || st.Generator.Limited || st.Interrupted {
+		if st.Refinement || st.Generator.Limited || st.Interrupted || st.Recovery {
 			// An interrupted step is neither passed nor failed: it claims
 			// nothing about the target.
 			continue
@@ -33,7 +33,7 @@ func Analyze(f *File) {
 	// few seconds of a step would read high: how much work a second's
 	// requests carry varies with their mix.)
 	for i := range f.Steps {
-		if !f.Steps[i].Interrupted {
+		if !f.Steps[i].Interrupted && !f.Steps[i].Recovery {
 			f.Capacity.RPS = max(f.Capacity.RPS, f.Steps[i].AchievedRPS)
 		}
 	}
@@ -46,6 +46,7 @@ func Analyze(f *File) {
 	if f.Window.RPS > 0 {
 		f.Capacity.Scale = Round3(f.Capacity.RPS / f.Window.RPS)
 	}
+	f.Capacity.Evidence = capacityEvidence(f)
 	if firstBad != nil && !f.Aborted {
 		bp := &BreakingPoint{
 			Scale:         firstBad.Scale,
@@ -56,6 +57,14 @@ func Analyze(f *File) {
 		}
 		if lastGood != nil {
 			bp.LastGoodScale = lastGood.Scale
+		}
+		if bp.Route == "" || !perRouteViolation(firstBad) {
+			// Blame a route against the last passing step, on the first
+			// whole-step SLO that failed.
+			if s, ok := firstWholeViolation(f, firstBad); ok {
+				b := BlameRoute(firstBad, lastGood, s)
+				bp.Route, bp.Blame = b.Route, b.Reason
+			}
 		}
 		if lo, hi, ok := refinedBracket(f.Steps, bp.LastGoodScale, bp.Scale); ok {
 			mid := Round3((lo + hi) / 2)
@@ -73,7 +82,84 @@ func Analyze(f *File) {
 			f.Generator.Notes = append(f.Generator.Notes, fmt.Sprintf("%gx: %s", st.Scale, n))
 		}
 	}
-	f.Verdict = verdict(f, lastGood, firstBad)
+	f.Verdict = verdict(f, lastGood, firstBad) + recoveryVerdict(f.Recovery)
+}
+
+// recoveryVerdict says plainly whether the target came back at normal load
+// after it broke.
+func recoveryVerdict(r *Recovery) string {
+	if r == nil {
+		return ""
+	}
+	at := fmt.Sprintf("%gx", Round3(r.Scale))
+	amp := ""
+	if r.Amplification > 1 {
+		amp = fmt.Sprintf(", client retries amplified the load %.2fx", r.Amplification)
+	}
+	switch {
+	case r.Note != "" && !r.Recovered:
+		return fmt.Sprintf(" After the %s, at %s: recovery not judged (%s).", r.After, at, r.Note)
+	case r.Recovered:
+		return fmt.Sprintf(" After the %s, at %s it recovered in %gs%s.", r.After, at, *r.TimeToRecoverS, amp)
+	}
+	return fmt.Sprintf(" After the %s, at %s it did NOT recover in %gs%s: a metastable failure (the load it handled before no longer lets it recover).",
+		r.After, at, r.DurationS, amp)
+}
+
+// capacityEvidence describes the steps behind the capacity figure: those
+// offered more than the target delivered whose achieved rate is within 5%
+// of the highest (the plateau), or why the figure is only a lower bound.
+func capacityEvidence(f *File) string {
+	if len(f.Steps) == 0 || f.Capacity.RPS <= 0 {
+		return ""
+	}
+	if !f.Capacity.Reached {
+		return "no step offered more than the target delivered: a lower bound (ramp --find-capacity runs two steps past the break to measure the plateau)"
+	}
+	var parts []string
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		if st.Interrupted || st.Generator.Limited || st.Sent == 0 {
+			continue
+		}
+		if st.OfferedRPS > 1.05*st.AchievedRPS && st.AchievedRPS >= 0.95*f.Capacity.RPS {
+			parts = append(parts, fmt.Sprintf("%s: %.1f of %.1f req/s", st.Label(), st.AchievedRPS, st.OfferedRPS))
+		}
+	}
+	what := "a plateau: achieved stayed within 5% while offered rose"
+	if len(parts) < 2 {
+		what = "one step past saturation"
+	}
+	return what + " (" + strings.Join(parts, "; ") + ")"
+}
+
+// perRouteViolation reports whether a per-route SLO of the step failed:
+// then the route it names is the one that broke.
+func perRouteViolation(st *Step) bool {
+	for _, v := range st.Violations {
+		if strings.Contains(v, " on ") {
+			return true
+		}
+	}
+	return false
+}
+
+// firstWholeViolation is the first of the run's whole-step SLOs that the
+// step violated.
+func firstWholeViolation(f *File, st *Step) (SLO, bool) {
+	slos, err := ParseSLOs(f.Params.SLOs)
+	if err != nil {
+		return SLO{}, false
+	}
+	for _, s := range slos {
+		if s.Route != "" {
+			continue
+		}
+		if v := s.check(st.LatencyMS, st.Sent, st.Completed, st.Errors, st.Mismatches); v != "" {
+			return s, true
+		}
+	}
+	return SLO{}, false
 }
 
 // refinedBracket narrows [lo, hi] with the refinement steps: the highest
@@ -112,7 +198,7 @@ func verdict(f *File, lastGood, firstBad *Step) string {
 	case f.Kind == "replay" && len(f.Steps) == 1:
 		st := &f.Steps[0]
 		s := fmt.Sprintf("Replayed %d requests at %s: %.1f of %.1f req/s offered, p99 %s, %s errors",
-			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, fmtMS(st.LatencyMS.P99), FmtPct(st.ErrorRate))
+			st.Sent, x(st.Scale), st.AchievedRPS, st.OfferedRPS, st.LatencyMS.Text("p99"), FmtPct(st.ErrorRate))
 		switch {
 		case f.Aborted:
 			s += "; emergency stop: " + f.AbortReason
@@ -135,6 +221,9 @@ func verdict(f *File, lastGood, firstBad *Step) string {
 			s += " on " + bp.Route
 		}
 		s += " because " + bp.Reason
+		if bp.Route == "" && strings.HasPrefix(bp.Blame, "all routes") {
+			s += " (all routes degraded together)"
+		}
 		if bp.LastGoodScale > 0 {
 			s += fmt.Sprintf("; it held %s", x(bp.LastGoodScale))
 		} else {

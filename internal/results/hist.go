@@ -117,7 +117,7 @@ func DecodeInto(dst *hdr.Histogram, s string) error {
 // Summary reads the percentiles of h, in milliseconds.
 func Summary(h *hdr.Histogram) Percentiles {
 	if h.TotalCount() == 0 {
-		return Percentiles{}
+		return Percentiles{None: true}
 	}
 	ms := func(us int64) float64 { return Round3(float64(us) / 1000) }
 	return Percentiles{

@@ -38,6 +38,9 @@ type File struct {
 	Aborted       bool           `json:"aborted"`
 	AbortReason   string         `json:"abort_reason,omitempty"`
 	Interrupted   bool           `json:"interrupted"`
+	// Recovery is the recovery check run after the breaking step (ramp
+	// --recovery): does the target come back at normal load?
+	Recovery *Recovery `json:"recovery,omitempty"`
 	// TruthCapacityScale is set by herd demo: the analytic capacity of the
 	// demo service for this traffic, to compare with Capacity.Scale.
 	TruthCapacityScale *float64 `json:"truth_capacity_scale,omitempty"`
@@ -97,7 +100,14 @@ type Step struct {
 	Refinement bool    `json:"refinement,omitempty"`
 	// Retry marks a step run again because herd itself was the limit the
 	// first time.
-	Retry     bool      `json:"retry,omitempty"`
+	Retry bool `json:"retry,omitempty"`
+	// BeyondBreak marks a step run above the first failure to measure the
+	// throughput plateau (ramp --find-capacity): it is not a step of the
+	// search for the breaking point.
+	BeyondBreak bool `json:"beyond_break,omitempty"`
+	// Recovery marks the step run after the break at a normal multiple
+	// (ramp --recovery): it judges recovery, not capacity.
+	Recovery  bool      `json:"recovery,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	// DurationS is the measured period: the step minus its settle time.
 	DurationS float64 `json:"duration_s"`
@@ -117,6 +127,15 @@ type Step struct {
 	Good         int64  `json:"good"`
 	ErrorClasses Counts `json:"errors_by_class"`
 	NotSent      Counts `json:"not_sent"`
+	// Attempts counts every request sent, retries included, when clients
+	// are emulated with a retry policy (0 otherwise); Retries counts the
+	// retries by what triggered them.
+	Attempts int64  `json:"attempts,omitempty"`
+	Retries  Counts `json:"retries,omitempty"`
+	// Remaining are the requests planned for the step after an emergency
+	// stop or an interrupt ended it: never sent, and outside the measured
+	// period, which ends at the stop (DurationS is the time it ran).
+	Remaining int64 `json:"remaining,omitempty"`
 
 	LatencyMS     Percentiles `json:"latency_ms"`
 	ServiceMS     Percentiles `json:"service_ms"`
@@ -192,6 +211,62 @@ type Percentiles struct {
 	P999 float64 `json:"p999"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+	// None is set when the histogram held nothing (no response came
+	// back): every figure is then not available, written as JSON null and
+	// shown as n/a, never as zero.
+	None bool `json:"-"`
+}
+
+// percentilesJSON is Percentiles as written: null when there is none.
+type percentilesJSON struct {
+	P50  *float64 `json:"p50"`
+	P90  *float64 `json:"p90"`
+	P95  *float64 `json:"p95"`
+	P99  *float64 `json:"p99"`
+	P999 *float64 `json:"p999"`
+	Max  *float64 `json:"max"`
+	Mean *float64 `json:"mean"`
+}
+
+// MarshalJSON writes the figures, or nulls when there is none.
+func (p Percentiles) MarshalJSON() ([]byte, error) {
+	if p.None {
+		return json.Marshal(percentilesJSON{})
+	}
+	return json.Marshal(percentilesJSON{&p.P50, &p.P90, &p.P95, &p.P99, &p.P999, &p.Max, &p.Mean})
+}
+
+// UnmarshalJSON reads figures written by MarshalJSON; nulls (or no
+// figure at all) read as None.
+func (p *Percentiles) UnmarshalJSON(b []byte) error {
+	var j percentilesJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*p = Percentiles{}
+	if j.P50 == nil && j.P99 == nil && j.Max == nil {
+		p.None = true
+		return nil
+	}
+	for _, f := range []struct {
+		src *float64
+		dst *float64
+	}{{j.P50, &p.P50}, {j.P90, &p.P90}, {j.P95, &p.P95}, {j.P99, &p.P99}, {j.P999, &p.P999}, {j.Max, &p.Max}, {j.Mean, &p.Mean}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	return nil
+}
+
+// Text writes the figure named by metric in milliseconds the way people
+// read it, or n/a when there is none.
+func (p Percentiles) Text(metric string) string {
+	v, ok := p.Metric(metric)
+	if !ok || p.None {
+		return "n/a"
+	}
+	return fmtMS(v)
 }
 
 // Metric is the figure of p named p50, p90, p95, p99, p999, max or mean,
@@ -273,6 +348,28 @@ type Generator struct {
 	Notes   []string `json:"notes"`
 }
 
+// Recovery is the outcome of replaying at a normal multiple after the
+// target broke: a target that stays broken at a load it handled before is
+// in a metastable failure, kept there by something (retries, work done
+// for clients that gave up) other than the load.
+type Recovery struct {
+	Scale     float64 `json:"scale"`
+	DurationS float64 `json:"duration_s"`
+	// WindowS is the sliding window over which the SLOs must hold.
+	WindowS   float64 `json:"window_s"`
+	Recovered bool    `json:"recovered"`
+	// TimeToRecoverS is from the start of the recovery phase to the end of
+	// the first window over which the SLOs held; null when they never did.
+	TimeToRecoverS *float64 `json:"time_to_recover_s"`
+	// Amplification is attempts over requests during the recovery phase:
+	// how much the emulated clients' retries multiplied the load.
+	Amplification float64 `json:"amplification"`
+	// After names what the recovery followed: "breaking step" or
+	// "emergency stop".
+	After string `json:"after"`
+	Note  string `json:"note,omitempty"`
+}
+
 // BreakingPoint is where a ramp first failed.
 type BreakingPoint struct {
 	Scale         float64  `json:"scale"`
@@ -281,7 +378,10 @@ type BreakingPoint struct {
 	CapacityScale float64  `json:"capacity_scale"`
 	CapacityRPS   float64  `json:"capacity_rps"`
 	Reason        string   `json:"reason"`
-	Route         string   `json:"route,omitempty"`
+	// Route is the route that broke first, when the evidence singles one
+	// out; Blame says why, or that the routes degraded together.
+	Route string `json:"route,omitempty"`
+	Blame string `json:"blame,omitempty"`
 }
 
 // Capacity is the highest rate of successful responses the target
@@ -292,6 +392,9 @@ type Capacity struct {
 	// Reached is true when a step offered more than the target delivered:
 	// the figure is the plateau. False means it is only a lower bound.
 	Reached bool `json:"reached"`
+	// Evidence says what the figure rests on: the steps that reached the
+	// plateau, or why it is only a lower bound.
+	Evidence string `json:"evidence,omitempty"`
 }
 
 // Write encodes f as indented JSON.

@@ -3,7 +3,6 @@ package results
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -103,8 +102,8 @@ func (s SLO) check(lat Percentiles, sent, completed, errors, mismatches int64) s
 		where = " on " + strings.TrimSpace(s.Method+" "+s.Route)
 	}
 	if v, ok := lat.Metric(s.Metric); ok {
-		if completed+errors == 0 {
-			return ""
+		if completed+errors == 0 || lat.None {
+			return "" // no latency to judge; the error SLOs judge what failed
 		}
 		if v > s.Bound {
 			return fmt.Sprintf("%s %s > %s%s", s.Metric, fmtMS(v), fmtMS(s.Bound), where)
@@ -152,7 +151,7 @@ func Evaluate(st *Step, slos []SLO, saturation float64) {
 			if v := s.check(st.LatencyMS, st.Sent, st.Completed, st.Errors, st.Mismatches); v != "" {
 				st.Violations = append(st.Violations, v)
 				if st.FailedRoute == "" {
-					st.FailedRoute = worstRoute(st, s)
+					st.FailedRoute = BlameRoute(st, nil, s).Route
 				}
 			}
 			continue
@@ -196,46 +195,4 @@ func RouteViolations(r *Route, slos []SLO) []string {
 		}
 	}
 	return out
-}
-
-// worstRoute names the route that did worst on the metric of a failed
-// whole-step SLO, among routes with enough requests to judge, when one
-// stands out: its value at least 1.25 times the step's (and, for a
-// percentile, above the bound). A failure spread evenly over every route,
-// such as a saturated shared pool, names none.
-func worstRoute(st *Step, s SLO) string {
-	best, bestV := "", -1.0
-	routes := append([]Route(nil), st.Routes...)
-	sort.Slice(routes, func(i, j int) bool { return routes[i].Route < routes[j].Route })
-	overall, latency := st.LatencyMS.Metric(s.Metric)
-	switch s.Metric {
-	case "errors":
-		overall = Fraction(st.Errors, st.Sent)
-	case "mismatches":
-		overall = Fraction(st.Mismatches, st.Completed)
-	}
-	for i := range routes {
-		r := &routes[i]
-		if r.Sent < MinRouteSample {
-			continue
-		}
-		v, _ := r.LatencyMS.Metric(s.Metric)
-		switch {
-		case latency:
-			if v <= s.Bound {
-				continue
-			}
-		case s.Metric == "errors":
-			v = Fraction(r.Errors, r.Sent)
-		default:
-			v = Fraction(r.Mismatches, r.Completed)
-		}
-		if v > bestV {
-			best, bestV = r.Route, v
-		}
-	}
-	if bestV < 1.25*overall {
-		return ""
-	}
-	return best
 }

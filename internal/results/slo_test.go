@@ -46,9 +46,25 @@ func step(p99, errRate float64, routes ...Route) *Step {
 	return st
 }
 
+// route is a route of 100 requests, all with latency p99 ms (so its
+// histogram agrees with its percentiles), errs of them failed.
 func route(name string, p99 float64, errs int64) Route {
-	r := Route{Method: "GET", Route: name, Sent: 100, Completed: 100 - errs, Errors: errs}
-	r.LatencyMS.P99 = p99
+	return routeOf(name, 100, errs, map[float64]int64{p99: 100})
+}
+
+// routeOf is a route of n requests, errs of them failed, whose latencies
+// are the counts of each value in ms.
+func routeOf(name string, n, errs int64, latencies map[float64]int64) Route {
+	h := NewHist()
+	for ms, c := range latencies {
+		for i := int64(0); i < c; i++ {
+			if err := h.RecordValue(int64(ms * 1000)); err != nil {
+				panic(err)
+			}
+		}
+	}
+	r := Route{Method: "GET", Route: name, Sent: n, Completed: n - errs, Errors: errs, Histogram: Encode(h)}
+	r.LatencyMS = Summary(h)
 	return r
 }
 
