@@ -30,7 +30,7 @@ for in in "${inputs[@]}"; do
 	rows=()
 	for _ in $(seq "$RUNS"); do
 		start=$EPOCHREALTIME
-		GOMAXPROCS=1 /usr/bin/time -v "$tmp/herd" capture --pcap "$in" -o "$tmp/out.tape" 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+		GOMAXPROCS=1 /usr/bin/time -v "$tmp/herd" capture --pcap "$in" -o "$tmp/out.tape" --force 2>"$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
 		end=$EPOCHREALTIME
 		wall=$(awk -v a="$start" -v b="$end" 'BEGIN {print b - a}')
 		rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/err")

@@ -63,7 +63,7 @@ for rate in $RATES; do
 	hr=() hl=() hp=() hc=() vr=() vp=()
 	for _ in $(seq "$REPEAT"); do
 		GOMAXPROCS=1 taskset -c 0 "$work/herd" replay "$work/base.tape" --target "http://127.0.0.1:$PORT" \
-			--scale "$scale" --duration "${SECS}s" --abort-on off --json "$work/h.json" >/dev/null 2>"$work/h.err" ||
+			--scale "$scale" --duration "${SECS}s" --abort-on off --json "$work/h.json" --force >/dev/null 2>"$work/h.err" ||
 			{ echo "herd failed at $rate req/s:" >&2; tail -3 "$work/h.err" >&2; exit 1; }
 		read -r a l p c < <(python3 -c '
 import json, sys

@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/reassembly"
+	"github.com/herd-replay/herd/internal/redact"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -41,7 +42,9 @@ type Options struct {
 	// their addresses so whole connections are kept or left out. 0 or 100:
 	// all of them.
 	SamplePct float64
-	Redact    Redaction
+	// Redact says which secrets are replaced (internal/redact; the zero
+	// value redacts the defaults).
+	Redact redact.Options
 
 	// IdleTimeout: a connection with no packet for this long (in packet
 	// time) is closed and its exchanges written.
@@ -140,7 +143,7 @@ func (s *portSet) has(p uint16) bool { return s.bits[p>>6]&(1<<(p&63)) != 0 }
 type engine struct {
 	opts   Options
 	sink   Sink
-	red    *redactor
+	red    *redact.Redactor
 	ports  *portSet
 	stats  Stats
 	pool   *reassembly.StreamPool
@@ -181,7 +184,7 @@ func newEngine(opts Options, sink Sink) (*engine, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	red, err := newRedactor(opts.Redact)
+	red, err := redact.New(opts.Redact)
 	if err != nil {
 		return nil, err
 	}
@@ -251,9 +254,14 @@ func Run(ctx context.Context, src Source, opts Options, sink Sink, progress func
 		return Stats{}, err
 	}
 	if ss, ok := sink.(StatsSink); ok {
-		ss.BindStats(func() tape.Stats { return e.stats.Tape() })
+		ss.BindStats(func() tape.Stats {
+			st := e.stats
+			st.Redactions = e.red.Counters()
+			return st.Tape()
+		})
 	}
 	err = e.run(ctx, src, progress)
+	e.stats.Redactions = e.red.Counters()
 	return e.stats, err
 }
 
@@ -447,10 +455,7 @@ func (e *engine) emit(c *conn, m *message) {
 			x.RespTrailer = r.trailer
 		}
 	}
-	redacted := e.red.exchange(x)
-	if redacted {
-		x.Flags |= tape.Redacted
-	}
+	redacted := e.red.Exchange(x) // sets tape.Redacted
 	st := &e.stats
 	if len(x.Target) > tape.MaxTarget {
 		// Only a redaction marker longer than the value it replaced can

@@ -55,6 +55,11 @@ type Stats struct {
 	OrphanResponses   int64 // discarded: responses to requests the capture did not see
 	RequestReset      int64 // discarded: an HTTP/2 request whose stream was reset before it ended
 	PushedStreams     int64 // discarded: HTTP/2 server pushes (no client request to replay)
+
+	// Redactions counts the values redacted by kind and name, and the
+	// bodies that could not be inspected, as redact.Redactor.Counters
+	// names them. Run sets it when it returns.
+	Redactions map[string]int64
 }
 
 func (s *Stats) discard(r discardReason) {
@@ -122,6 +127,9 @@ func (s *Stats) Tape() tape.Stats {
 		"pushed_stream":           s.PushedStreams,
 		"non_http_connections":    s.NonHTTPConnections,
 		"sampled_out_connections": s.SampledOut,
+	}
+	for k, v := range s.Redactions {
+		counters[k] += v
 	}
 	for k, v := range counters {
 		if v == 0 {

@@ -27,6 +27,8 @@ type PlanOptions struct {
 	ReadOnly      bool         // send only GET, HEAD and OPTIONS
 	SendTruncated bool         // send requests whose body was cut at capture
 	SetHeaders    []tape.Field // replace (or add) these headers
+	SetQuery      []tape.Field // replace these query parameters where present (rewrite.go)
+	SetBodyFields []tape.Field // replace these form, JSON, multipart body fields where present
 	MaxRoutes     int          // routes measured separately; the rest are "(other)" (default 50)
 	// Shard keeps only the recorded connections whose hash falls in shard
 	// Index of Count, so that Count herd processes replay the window
@@ -94,7 +96,8 @@ type Plan struct {
 	Skipped     map[string]int64
 	Routes      []RouteKey
 	// Redacted counts the requests carrying a redaction placeholder, by
-	// header name, so the caller can warn that the target will see it.
+	// header name, query:NAME and body:NAME, so the caller can warn that
+	// the target will see it.
 	Redacted map[string]int64
 }
 
@@ -214,6 +217,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	other, hasOther := index[RouteKey{Route: OtherRoute}]
 	host := o.Target.Host
+	rw := newRewriter(o)
 	for id, ps := range conns {
 		c := Conn{ID: id, Reqs: make([]Req, len(ps))}
 		for i, pe := range ps {
@@ -224,7 +228,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			}
 			c.Reqs[i] = Req{
 				Offset: tl.offset(e.ReqStart),
-				Wire:   requestBytes(e, host, o),
+				Wire:   requestBytes(rw.request(e), host, o),
 				Head:   e.Method == "HEAD",
 				Route:  ri,
 			}
@@ -244,13 +248,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 				end = max(end, e.RespEnd)
 			}
 			c.End = max(c.End, tl.offset(end))
-			for _, f := range e.ReqHeader {
-				if strings.HasPrefix(f.Value, tape.RedactedPrefix) || strings.Contains(f.Value, "="+tape.RedactedPrefix) {
-					if !overridden(f.Name, o.SetHeaders) {
-						p.Redacted[strings.ToLower(f.Name)]++
-					}
-				}
-			}
+			rw.countRedacted(e, p.Redacted)
 		}
 		p.Requests += int64(len(c.Reqs))
 		p.Conns = append(p.Conns, c)

@@ -19,7 +19,8 @@ const (
 	// ReqBodyTruncated: the stored request body is shorter than ReqBodyLen
 	// because of the capture's body limit.
 	ReqBodyTruncated
-	// Redacted: at least one header or query value was replaced at capture.
+	// Redacted: at least one header, query or body value was replaced at
+	// capture.
 	Redacted
 	// Upgraded: the connection stopped carrying HTTP after this exchange
 	// (101 Switching Protocols, or a CONNECT tunnel).
@@ -28,9 +29,9 @@ const (
 	knownFlags = NoResponse | RespIncomplete | Gap | ReqBodyTruncated | Redacted | Upgraded
 )
 
-// RedactedPrefix begins every value replaced at capture (a header value, or
-// a query parameter's): 16 hex digits of a keyed hash of the original
-// follow it, as docs/tape-format.md specifies.
+// RedactedPrefix begins every value replaced at capture (a header value,
+// a query parameter's or a body field's): a length class and a keyed hash
+// of the original follow it, as docs/tape-format.md specifies.
 const RedactedPrefix = "herd-redacted:"
 
 // Field is one header line, with its name in the original casing.

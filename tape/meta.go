@@ -30,11 +30,18 @@ type Source struct {
 	NoRequestBodies bool `json:"no_request_bodies,omitempty"`
 }
 
-// Redaction records which secrets were replaced at capture.
+// Redaction records which secrets were replaced at capture: the rules in
+// force (docs/capture.md). What was replaced, by kind and name, is counted
+// in the STAT block, written when the tape is closed.
 type Redaction struct {
 	Enabled bool     `json:"enabled"`
 	Headers []string `json:"headers,omitempty"`
 	Query   []string `json:"query,omitempty"`
+	// BodyFields are the rules for form, JSON and multipart body fields.
+	BodyFields []string `json:"body_fields,omitempty"`
+	// Marker is the form of the values that replace secrets; empty on
+	// tapes whose markers carry no length class.
+	Marker string `json:"marker,omitempty"`
 }
 
 // Stats are the capture's counters, stored in the STAT block when the tape

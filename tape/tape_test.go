@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -580,5 +581,45 @@ func TestBusiestActive(t *testing.T) {
 		if back(s) != r.Seconds[i] {
 			t.Errorf("second %d maps back to %d, want %d", s, back(s), r.Seconds[i])
 		}
+	}
+}
+
+// TestNoReplaceKeepsAFileThatAppeared: a file created at the tape's name
+// while it is written is kept, and the tape stays NAME.partial.
+func TestNoReplaceKeepsAFileThatAppeared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.tape")
+	w, err := Create(path, testMeta(), WriterOptions{NoReplace: true, FlushInterval: -1, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exs := randomExchanges(1, 3)
+	for i := range exs {
+		if err := w.Write(&exs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err == nil || !strings.Contains(err.Error(), "kept") {
+		t.Fatalf("close: %v, want the existing file kept", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "precious" {
+		t.Fatalf("the file that appeared was replaced: %q", b)
+	}
+	if _, err := Open(path + PartialSuffix); err != nil {
+		t.Fatalf("the tape is not readable as .partial: %v", err)
+	}
+	// Without the file in the way, the tape gets its name.
+	other := filepath.Join(t.TempDir(), "u.tape")
+	w, _ = Create(other, testMeta(), WriterOptions{NoReplace: true, FlushInterval: -1, NoSync: true})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other + PartialSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the .partial is left: %v", err)
+	}
+	if _, err := Open(other); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -26,6 +26,10 @@ type WriterOptions struct {
 	ChunkSpan     time.Duration // or when its requests span this much recorded time (10 s)
 	FlushInterval time.Duration // or this long after a record was buffered (1 s; negative: never)
 	NoSync        bool          // skip fsync after each chunk (tests, benchmarks)
+	// NoReplace keeps a file that appeared at the tape's name while it was
+	// written: Close then leaves the tape as NAME.partial and says so,
+	// instead of renaming over it.
+	NoReplace bool
 }
 
 // Default chunk bounds.
@@ -262,6 +266,33 @@ func (w *Writer) Size() int64 {
 	return w.off + int64(len(w.raw))
 }
 
+// publish gives the finished NAME.partial its name. With NoReplace it
+// links rather than renames, so that an existing NAME is never replaced
+// (a filesystem without hard links falls back to checking, then renaming).
+func (w *Writer) publish() error {
+	partial := w.path + PartialSuffix
+	if !w.opt.NoReplace {
+		if err := os.Rename(partial, w.path); err != nil {
+			return fmt.Errorf("rename tape: %w", err)
+		}
+		return nil
+	}
+	err := os.Link(partial, w.path)
+	switch {
+	case err == nil:
+		return os.Remove(partial)
+	case errors.Is(err, os.ErrExist):
+		return fmt.Errorf("%s appeared while the tape was written and is kept: the tape is %s (complete)", w.path, partial)
+	}
+	if _, serr := os.Lstat(w.path); serr == nil {
+		return fmt.Errorf("%s appeared while the tape was written and is kept: the tape is %s (complete)", w.path, partial)
+	}
+	if rerr := os.Rename(partial, w.path); rerr != nil {
+		return fmt.Errorf("rename tape: %w", rerr)
+	}
+	return nil
+}
+
 // Close flushes buffered records, writes the counters, the index and the
 // trailer, syncs, and renames NAME.partial to NAME. After a failed write the
 // partial file is left in place: every chunk in it is readable.
@@ -279,9 +310,7 @@ func (w *Writer) Close() error {
 			err = fmt.Errorf("close tape: %w", cerr)
 		}
 		if err == nil {
-			if rerr := os.Rename(w.path+PartialSuffix, w.path); rerr != nil {
-				err = fmt.Errorf("rename tape: %w", rerr)
-			}
+			err = w.publish()
 		}
 		w.f = nil
 	}

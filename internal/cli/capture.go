@@ -34,7 +34,9 @@ type captureOptions struct {
 	Sample       string
 	RedactHeader []string
 	RedactQuery  []string
+	RedactBody   []string
 	NoRedact     bool
+	Force        bool
 
 	// StatusEvery is the interval of status lines when stderr is not a
 	// terminal (tests shorten it).
@@ -59,11 +61,18 @@ line, headers and body were captured becomes one exchange. Whatever is not
 recorded is counted by reason, printed at the end and stored in the tape:
 'herd inspect' shows it.
 
-Secrets are redacted by default: the values of Authorization,
-Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key and X-Auth-Token become
-'herd-redacted:' and 16 hex digits of a keyed hash, so equal secrets stay
-equal. Add headers with --redact-header and query parameters with
---redact-query, or keep everything with --no-redact.
+Secrets are redacted by default, chosen by name: headers, query parameters
+(of the target, Referer and Location) and form, JSON and multipart body
+fields whose name looks like a secret (Authorization, Cookie, *token,
+*secret*, *password*, *apikey*, *session*, sig, auth ... the table is in
+docs/capture.md). A value becomes herd-redacted:L16:0123456789abcdef: its
+length class and a keyed hash, so equal secrets stay equal and different
+ones differ. Add header expressions with --redact-header, query and body
+name patterns with --redact-query and --redact-body-field, or keep
+everything with --no-redact. herd inspect shows what was redacted.
+
+The tape is never written over an existing file without --force, and never
+over an input.
 
 Several --pcap files are read in the order given, as one capture (rotated
 tcpdump files). With --port only connections to those ports are recorded and
@@ -85,8 +94,9 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
   # Live on eth0 for ten minutes, at most 2 GiB, a new file every 100 MiB
   sudo herd capture -i eth0 --port 80 --port 443 --duration 10m --max-size 2GiB --rotate 100MiB -o peak.tape
 
-  # More secrets: a header pattern and a query parameter
-  herd capture --pcap peak.pcap --redact-header 'x-.*-token' --redact-query api_key -o peak.tape`,
+  # More secrets: a header pattern, a query parameter, body fields
+  herd capture --pcap peak.pcap --redact-header 'x-tenant-.*' --redact-query code \
+      --redact-body-field 'card*' -o peak.tape`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				if len(opts.Pcaps) == 0 {
@@ -108,17 +118,20 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 	f.StringVar(&opts.MaxBody, "max-body", "1MiB", "request body bytes stored per exchange (the real length is always recorded)")
 	f.StringVar(&opts.Sample, "sample", "", "keep this percentage of connections, whole (e.g. 10 or 10%)")
 	f.StringArrayVar(&opts.RedactHeader, "redact-header", nil, "also redact headers whose name matches this regular expression (repeatable)")
-	f.StringArrayVar(&opts.RedactQuery, "redact-query", nil, "also redact the value of this query parameter (repeatable)")
+	f.StringArrayVar(&opts.RedactQuery, "redact-query", nil, "also redact query parameters whose name matches this pattern ('*' for any run; repeatable)")
+	f.StringArrayVar(&opts.RedactBody, "redact-body-field", nil, "also redact form, JSON and multipart body fields whose name matches this pattern ('*' for any run; repeatable)")
 	f.BoolVar(&opts.NoRedact, "no-redact", false, "record every value as sent, secrets included")
+	f.BoolVar(&opts.Force, "force", false, "replace an existing tape (never an input)")
 	return cmd
 }
 
 // captureConfig is what the flags mean, once checked.
 type captureConfig struct {
-	live    bool
-	opts    capture.Options
-	rot     capture.Rotation
-	maxSize int64
+	live      bool
+	opts      capture.Options
+	rot       capture.Rotation
+	maxSize   int64
+	redaction tape.Redaction // the rules, for the tape's metadata
 }
 
 func (o *captureOptions) check() (captureConfig, error) {
@@ -173,23 +186,10 @@ func (o *captureOptions) check() (captureConfig, error) {
 		}
 		c.opts.SamplePct = v
 	}
-	if o.NoRedact && (len(o.RedactHeader) > 0 || len(o.RedactQuery) > 0) {
-		return c, usageErrorf("--no-redact contradicts --redact-header and --redact-query")
+	if c.redaction, err = o.redaction(); err != nil {
+		return c, err
 	}
-	c.opts.Redact.Disabled = o.NoRedact
-	for _, expr := range o.RedactHeader {
-		// The capture compiles them; a bad one is the user's to fix.
-		if _, err := capture.HeaderPattern(expr); err != nil {
-			return c, usageErrorf("--redact-header: %v", err)
-		}
-	}
-	c.opts.Redact.Headers = o.RedactHeader
-	for _, q := range o.RedactQuery {
-		if q == "" {
-			return c, usageErrorf("--redact-query needs a parameter name")
-		}
-	}
-	c.opts.Redact.Query = o.RedactQuery
+	c.opts.Redact = o.redactOptions()
 	if o.MaxSize != "" {
 		if c.maxSize, err = units.ParseBytes(o.MaxSize); err != nil || c.maxSize <= 0 {
 			return c, usageErrorf("--max-size %q: want a positive size such as 500MB", o.MaxSize)
@@ -215,7 +215,10 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	if err != nil {
 		return err
 	}
-	meta := tape.Meta{Redaction: cfg.opts.Redact.Meta()}
+	if err := o.checkOutput(cfg.rot != (capture.Rotation{})); err != nil {
+		return err
+	}
+	meta := tape.Meta{Redaction: cfg.redaction}
 	meta.Source.Ports = o.Ports
 	meta.Source.SamplePct = cfg.opts.SamplePct
 	meta.Source.MaxBody = max(cfg.opts.MaxBody, 0)
@@ -245,7 +248,9 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	defer src.Close()
 
-	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{}, cfg.rot)
+	// Without --force a file that appears at the output's name during a
+	// long capture is kept, and the tape stays NAME.partial.
+	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{NoReplace: !o.Force}, cfg.rot)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ type demoOptions struct {
 	JSON         string
 	StepDuration time.Duration
 	Refine       int
+	Force        bool
 }
 
 func newDemoCmd(io IO) *cobra.Command {
@@ -48,12 +49,17 @@ It takes about a minute and a half and only uses the loopback interface.`,
 	fs.StringVar(&opts.JSON, "json", "", "write the ramp's results, with truth_capacity_scale, to this file; - for stdout")
 	fs.DurationVar(&opts.StepDuration, "step-duration", 10*time.Second, "length of each ramp step")
 	fs.IntVar(&opts.Refine, "refine", 3, "bisection steps after the first failure")
+	fs.BoolVar(&opts.Force, "force", false, forceUsage)
 	return cmd
 }
 
 func runDemo(ctx context.Context, opts *demoOptions) error {
 	if opts.StepDuration < 3*time.Second {
 		return usageErrorf("--step-duration must be at least 3s")
+	}
+	g, err := guardOutputs(opts.Force, nil, output{"--json", opts.JSON})
+	if err != nil {
+		return err
 	}
 	cfg := demo.DefaultService()
 	cfg.Fixed = opts.Fixed
@@ -89,7 +95,7 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 		return rerr
 	}
 	if opts.JSON != "" {
-		if err := writeOutput(opts.IO, opts.JSON, f.Write); err != nil {
+		if err := writeOutput(opts.IO, g, "--json", opts.JSON, f.Write); err != nil {
 			return err
 		}
 	}

@@ -306,15 +306,9 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 	if src != "" {
 		kv.Add("source", src)
 	}
-	red := "off"
-	switch {
-	case s.MetaErr != nil:
+	red := redactionText(m.Redaction)
+	if s.MetaErr != nil {
 		red = "unknown (metadata damaged)"
-	case m.Redaction.Enabled:
-		red = "on"
-		if all := append(slices.Clone(m.Redaction.Headers), m.Redaction.Query...); len(all) > 0 {
-			red += " (" + strings.Join(all, ", ") + ")"
-		}
 	}
 	kv.Add("redaction", red)
 	if m.HerdVersion != "" {
@@ -341,7 +335,14 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 	kv.Add("flags", fmt.Sprintf("no response %d, response incomplete %d, gap %d, redacted %d, body truncated %d, upgraded %d",
 		s.NoResponse, s.RespIncomplete, s.Gaps, s.Redacted, s.BodyTruncated, s.Upgraded))
 	if s.Stats != nil {
-		kv.Add("capture", counts(s.Stats.Counters))
+		rest, redacted, skipped := splitRedacted(s.Stats.Counters)
+		if redacted != "" {
+			kv.Add("redactions", redacted)
+		}
+		if skipped != "" {
+			kv.Add("not inspected", skipped)
+		}
+		kv.Add("capture", counts(rest))
 		kv.Add("discarded", counts(s.Stats.Discarded))
 	} else {
 		kv.Add("capture", "no counters on this tape")

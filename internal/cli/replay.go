@@ -54,8 +54,9 @@ errors<1%), 3 an SLO failed or the emergency stop fired, 130 interrupted,
   herd replay peak.tape --target http://127.0.0.1:8080 --scale-mode compress --scale 4 \
       --duration 5m --read-only --json run.json
 
-  # Recorded cookies were redacted: send a staging session instead.
-  herd replay peak.tape --target https://staging.example.com --set-header 'Cookie: session=abc'`,
+  # Recorded secrets were redacted: send staging values instead.
+  herd replay peak.tape --target https://staging.example.com --set-header 'Cookie: session=abc' \
+      --set-query api_key=STAGING_KEY --set-body-field password=staging-pass`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tape = args[0]

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herd-replay/herd/internal/outfile"
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/report"
@@ -28,6 +29,8 @@ type replayFlags struct {
 	MaxInflight   int
 	Seed          uint64
 	SetHeaders    []string
+	SetQuery      []string
+	SetBodyFields []string
 	KeepHost      bool
 	ReadOnly      bool
 	SendTruncated bool
@@ -42,7 +45,10 @@ type replayFlags struct {
 	StartAt       string
 	MaxIdle       time.Duration
 	MaxRun        time.Duration
+	Force         bool
 	tlsFlags
+
+	out *outfile.Guard // checks and writes --json, --html, --raw; set by load
 }
 
 func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
@@ -55,6 +61,9 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.IntVar(&f.MaxInflight, "max-inflight", replay.DefaultMaxInflight, "requests awaiting a response, at most")
 	fs.Uint64Var(&f.Seed, "seed", 1, "seed of the clone jitter and fractional copies: same seed, same schedule")
 	fs.StringArrayVar(&f.SetHeaders, "set-header", nil, "'Name: value' to send instead of the recorded header (repeatable); replaces redacted secrets")
+	fs.StringArrayVar(&f.SetQuery, "set-query", nil, "NAME=VALUE: send VALUE as this query parameter wherever a request has it (repeatable); replaces redacted secrets")
+	fs.StringArrayVar(&f.SetBodyFields, "set-body-field", nil, "NAME=VALUE: send VALUE in this form, JSON or multipart body field wherever a request has it (repeatable); replaces redacted secrets")
+	fs.BoolVar(&f.Force, "force", false, forceUsage)
 	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
 	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
 	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
@@ -166,6 +175,12 @@ func (f *replayFlags) validate() (*setup, error) {
 		}
 		po.SetHeaders = append(po.SetHeaders, tape.Field{Name: name, Value: strings.TrimSpace(value)})
 	}
+	if po.SetQuery, err = parseAssignments("--set-query", f.SetQuery); err != nil {
+		return nil, err
+	}
+	if po.SetBodyFields, err = parseAssignments("--set-body-field", f.SetBodyFields); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -189,6 +204,9 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 		return nil, &UsageError{Err: err}
 	}
 	s.plan.Window = w
+	if f.out, err = guardOutputs(f.Force, []string{path, path + tape.PartialSuffix}, output{"--json", f.JSON}, output{"--html", f.HTML}, output{"--raw", f.Raw}); err != nil {
+		return nil, err
+	}
 	r, err := tape.Open(path)
 	if err != nil {
 		return nil, err
@@ -212,15 +230,13 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 		fmt.Fprintf(io.Err, "herd: %d idle stretches longer than %v shortened to it, %v of recorded time left out (--max-idle; 0 keeps them)\n",
 			plan.Shortened(), plan.MaxIdle, longDuration(plan.IdleRemoved))
 	}
-	for name, n := range plan.Redacted {
-		fmt.Fprintf(io.Err, "herd: warning: %d requests carry a redacted %s value; the target will see the placeholder unless you pass --set-header '%s: ...'\n", n, name, name)
-	}
+	warnRedacted(io.Err, plan.Redacted)
 	if limit, err := replay.RaiseFileLimit(); err == nil && limit > 0 && uint64(f.MaxConns)+64 > limit {
 		fmt.Fprintf(io.Err, "herd: warning: the open-file limit is %d, below --max-conns %d; raise it with ulimit -n\n", limit, f.MaxConns)
 	}
 	s.settings.TapeName = path
 	if f.Raw != "" {
-		if s.raw, err = os.OpenFile(f.Raw, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600); err != nil {
+		if s.raw, err = f.out.Create("--raw", f.Raw); err != nil {
 			return nil, err
 		}
 		s.settings.Raw = s.raw
@@ -291,12 +307,12 @@ func waitUntil(ctx context.Context, io IO, t time.Time) error {
 // --html - took it.
 func (f *replayFlags) writeOutputs(out IO, res *results.File, text func() error) error {
 	if f.JSON != "" {
-		if err := writeOutput(out, f.JSON, res.Write); err != nil {
+		if err := writeOutput(out, f.out, "--json", f.JSON, res.Write); err != nil {
 			return err
 		}
 	}
 	if f.HTML != "" {
-		if err := writeOutput(out, f.HTML, func(w io.Writer) error { return report.WriteHTML(w, res) }); err != nil {
+		if err := writeOutput(out, f.out, "--html", f.HTML, func(w io.Writer) error { return report.WriteHTML(w, res) }); err != nil {
 			return err
 		}
 	}

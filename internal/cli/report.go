@@ -1,14 +1,12 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -23,6 +21,7 @@ type reportOptions struct {
 	Format string
 	Output string
 	Steps  []string
+	Force  bool
 }
 
 func newReportCmd(io IO) *cobra.Command {
@@ -75,6 +74,7 @@ all). Subcommands compare two runs (a CI gate) and merge shards.`,
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Format, "format", "text", "output format: "+strings.Join(report.Formats, ", "))
 	fs.StringVarP(&opts.Output, "output", "o", "", "write to this file instead of standard output")
+	fs.BoolVar(&opts.Force, "force", false, forceUsage)
 	fs.StringArrayVar(&opts.Steps, "step", nil, "with --format hgrm: only the step at this multiple, e.g. 2x (repeatable)")
 	cmd.AddCommand(newReportCompareCmd(io), newReportMergeCmd(io))
 	return cmd
@@ -87,6 +87,10 @@ func runReport(ctx context.Context, opts *reportOptions) error {
 	if len(opts.Steps) > 0 && opts.Format != "hgrm" {
 		return usageErrorf("--step selects the steps of --format hgrm only; the other formats show the whole run")
 	}
+	g, err := guardOutputs(opts.Force, []string{opts.Path}, output{"-o", opts.Output})
+	if err != nil {
+		return err
+	}
 	f, err := results.ReadFile(opts.Path)
 	if err != nil {
 		return err
@@ -96,7 +100,7 @@ func runReport(ctx context.Context, opts *reportOptions) error {
 			return err
 		}
 	}
-	return writeOutput(opts.IO, opts.Output, func(w io.Writer) error { return report.Write(w, f, opts.Format) })
+	return writeOutput(opts.IO, g, "-o", opts.Output, func(w io.Writer) error { return report.Write(w, f, opts.Format) })
 }
 
 // selectSteps returns a copy of f with only the steps at the multiples
@@ -126,40 +130,6 @@ func selectSteps(f *results.File, scales []string) (*results.File, error) {
 		}
 	}
 	return &out, nil
-}
-
-// writeOutput hands write standard output, or a file at path that appears
-// only once it is complete (a temporary file renamed), so a failed render
-// never leaves half a report where a whole one is expected.
-func writeOutput(io IO, path string, write func(io.Writer) error) error {
-	if path == "" || path == "-" {
-		return write(io.Out)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, there is nothing to remove
-	bw := bufio.NewWriter(tmp)
-	if err := write(bw); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %q: %w", path, err)
-	}
-	return nil
 }
 
 // readResults reads results files, naming the one that fails.

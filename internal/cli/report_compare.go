@@ -22,6 +22,7 @@ type reportCompareOptions struct {
 	LatencySlack     time.Duration
 	RouteMinRequests int64
 	JUnit            string
+	Force            bool
 }
 
 func newReportCompareCmd(io IO) *cobra.Command {
@@ -86,6 +87,7 @@ case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, stri
 	fs.DurationVar(&opts.LatencySlack, "latency-slack", opts.LatencySlack, "latency rises smaller than this are never regressions")
 	fs.Int64Var(&opts.RouteMinRequests, "route-min-requests", opts.RouteMinRequests, "check a route at a scale only with this many requests in both runs")
 	fs.StringVar(&opts.JUnit, "junit", "", "also write the checks as JUnit XML to this file")
+	fs.BoolVar(&opts.Force, "force", false, forceUsage)
 	return cmd
 }
 
@@ -143,6 +145,10 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 	if err != nil {
 		return err
 	}
+	g, err := guardOutputs(opts.Force, []string{opts.Base, opts.Candidate}, output{"--junit", opts.JUnit})
+	if err != nil {
+		return err
+	}
 	files, err := readResults([]string{opts.Base, opts.Candidate})
 	if err != nil {
 		return err
@@ -152,7 +158,7 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 		return err
 	}
 	if opts.JUnit != "" {
-		if err := writeOutput(opts.IO, opts.JUnit, c.WriteJUnit); err != nil {
+		if err := writeOutput(opts.IO, g, "--junit", opts.JUnit, c.WriteJUnit); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ type reportMergeOptions struct {
 	IO     IO
 	Paths  []string
 	Output string
+	Force  bool
 }
 
 func newReportMergeCmd(io IO) *cobra.Command {
@@ -49,10 +50,15 @@ with herd report.`,
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "", "write the merged results to this file instead of standard output")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, forceUsage)
 	return cmd
 }
 
 func runReportMerge(ctx context.Context, opts *reportMergeOptions) error {
+	g, err := guardOutputs(opts.Force, opts.Paths, output{"-o", opts.Output})
+	if err != nil {
+		return err
+	}
 	files, err := readResults(opts.Paths)
 	if err != nil {
 		return err
@@ -65,7 +71,7 @@ func runReportMerge(ctx context.Context, opts *reportMergeOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := writeOutput(opts.IO, opts.Output, merged.Write); err != nil {
+	if err := writeOutput(opts.IO, g, "-o", opts.Output, merged.Write); err != nil {
 		return err
 	}
 	fmt.Fprintf(opts.IO.Err, "herd: merged %d results: %s\n", len(files), merged.Verdict)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herd-replay/herd/internal/outfile"
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/report"
 )
@@ -155,7 +156,11 @@ func TestReportCompareGate(t *testing.T) {
 		t.Errorf("junit: %d failures of %d tests, first %+v", doc.Failures, doc.Tests, doc.Cases[0])
 	}
 
-	stdout, stderr, code = run(t, "report", "compare", demoResults, fixedResults, "--junit", junit)
+	// The file exists now: replacing it takes --force.
+	if _, stderr, code := run(t, "report", "compare", demoResults, fixedResults, "--junit", junit); code != ExitUsage || !strings.Contains(stderr, "--junit "+junit+": the file exists; pass --force") {
+		t.Errorf("--junit over an existing file: exit %d\n%s", code, stderr)
+	}
+	stdout, stderr, code = run(t, "report", "compare", demoResults, fixedResults, "--junit", junit, "--force")
 	if code != 0 || !strings.Contains(stdout, "no regression") {
 		t.Fatalf("improvement: exit %d\n%s\n%s", code, stdout, stderr)
 	}
@@ -206,7 +211,7 @@ func TestReportMerge(t *testing.T) {
 	for _, shard := range []string{"1/2", "2/2"} {
 		f.Params.Shard = shard
 		p := filepath.Join(dir, "shard-"+shard[:1]+".json")
-		if err := writeOutput(IO{}, p, f.Write); err != nil {
+		if err := writeOutput(IO{}, outfile.New(false), "-o", p, f.Write); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, p)

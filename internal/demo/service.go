@@ -16,7 +16,9 @@ import (
 
 // ServiceConfig sets the demo service's hidden limit: Slots database reader
 // slots, each query holding one for Query, and MaxWait, the longest a
-// request waits for a slot before it is refused.
+// request waits for a slot before it is refused (0: no bound, the service
+// "as it was" in the retry story: it has no timeout, and a request whose
+// client gave up is still run when its turn comes).
 type ServiceConfig struct {
 	Slots   int
 	Query   time.Duration
@@ -122,7 +124,7 @@ func (s *Service) admit(now int64, work time.Duration) (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := max(now, s.free[0])
-	if time.Duration(start-now) > s.cfg.MaxWait {
+	if s.cfg.MaxWait > 0 && time.Duration(start-now) > s.cfg.MaxWait {
 		return 0, false
 	}
 	s.free[0] = start + int64(work)
