@@ -25,8 +25,17 @@ type aggregator struct {
 	remaining int64
 
 	sent, completed, errs, mismatches, good int64
+	written, retried, unsolicited           int64
+	attempts                                int64          // client emulation: every attempt
+	retries                                 results.Counts // client emulation: retries by trigger
+	attemptLat                              *hdr.Histogram
 	classes                                 results.Counts
 	notSent                                 results.Counts
+	firstErrors                             map[string]string
+
+	// The last failure of the run, to say why the emergency stop fired.
+	lastClass string
+	lastFail  failure
 
 	latency, service, ttfb, lag, dispatch *hdr.Histogram
 	connect                               *hdr.Histogram // connection setup (TCP, TLS, HTTP/2 settings)
@@ -47,12 +56,14 @@ type aggregator struct {
 
 type routeAgg struct {
 	sent, completed, errors, mismatches int64
+	attempts                            int64 // client emulation
 	hist                                *hdr.Histogram
 }
 
 type secondAgg struct {
 	finished                            int64 // successful responses completed in this second
 	sent, completed, errors, mismatches int64
+	attempts                            int64 // client emulation
 	hist                                *hdr.Histogram
 	encoded                             string
 }
@@ -72,22 +83,25 @@ type sendSample struct{ at, sends int64 }
 
 func newAggregator(e *engine, planned, measured int64) *aggregator {
 	a := &aggregator{
-		e:        e,
-		settle:   int64(e.o.Settle),
-		end:      int64(e.s.Duration),
-		planned:  planned,
-		measured: measured,
-		classes:  results.Counts{},
-		notSent:  results.Counts{},
-		latency:  results.NewHist(),
-		service:  results.NewHist(),
-		ttfb:     results.NewHist(),
-		lag:      results.NewHist(),
-		dispatch: results.NewHist(),
-		connect:  results.NewHist(),
-		routes:   make([]routeAgg, len(e.p.Routes)),
-		seconds:  make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
-		abort:    newAbortWindow(e.o.Abort),
+		e:           e,
+		settle:      int64(e.o.Settle),
+		end:         int64(e.s.Duration),
+		planned:     planned,
+		measured:    measured,
+		classes:     results.Counts{},
+		notSent:     results.Counts{},
+		firstErrors: map[string]string{},
+		latency:     results.NewHist(),
+		service:     results.NewHist(),
+		ttfb:        results.NewHist(),
+		lag:         results.NewHist(),
+		dispatch:    results.NewHist(),
+		connect:     results.NewHist(),
+		attemptLat:  results.NewHist(),
+		retries:     results.Counts{},
+		routes:      make([]routeAgg, len(e.p.Routes)),
+		seconds:     make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
+		abort:       newAbortWindow(e.o.Abort),
 	}
 	for i := range a.recent {
 		a.recent[i] = recentSecond{sec: -1, hist: results.NewTimelineHist()}
@@ -128,6 +142,9 @@ func (a *aggregator) checkAbort(now int64) {
 		return
 	}
 	if why := a.abort.check(now); why != "" {
+		if a.lastClass != "" {
+			why += "; the last: " + a.lastClass + ": " + describe(a.lastClass, a.lastFail, a.e.o.Timeout)
+		}
 		a.abortReason = why
 		a.e.halt(errAborted)
 	}
@@ -135,28 +152,50 @@ func (a *aggregator) checkAbort(now int64) {
 
 func (a *aggregator) add(r result) {
 	t0 := a.e.t0
-	due := r.due - t0
-	if r.notSent == "" {
-		a.allSent++
-		done := r.done - t0
-		failed := r.class != ""
-		if failed {
-			a.allErr++
+	if r.event {
+		// Found on a connection herd was closing: counted when found, from
+		// the end of the settle period on, whenever the step ended.
+		if r.unsolicited && r.due-t0 >= a.settle {
+			a.unsolicited++
 		}
+		return
+	}
+	// A request's period and timeline second are those of its first
+	// attempt's due time; each attempt has its own due time for its lag.
+	logical := r.due
+	if r.logical != 0 {
+		logical = r.logical
+	}
+	due := logical - t0
+	failed := r.class != ""
+	if r.notSent == "" {
+		done := r.done - t0
+		// Every attempt is load the target saw and a failure it may have
+		// caused: the emergency stop judges attempts.
 		if !generatorClass(r.class) {
 			a.abort.add(done, failed)
 			if failed {
 				a.checkAbort(done) // only a failure can trip the rule
 			}
 		}
-		a.noteRecent(r)
-		// Throughput is counted by completion time, whenever the request
-		// was due: under load, what completes early in the period was due
-		// before it, and must count. What completes after a stop, while
-		// herd drains, is outside the period the step ran.
-		if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
-			a.good++
-			a.second(done).finished++
+		if !r.nonFinal {
+			a.allSent++
+			if failed {
+				a.allErr++
+				if !generatorClass(r.class) && r.fail != nil {
+					a.lastClass, a.lastFail = r.class, *r.fail
+				}
+			}
+			a.noteRecent(r)
+			// Throughput is counted by completion time, whenever the
+			// request was due: under load, what completes early in the
+			// period was due before it, and must count. What completes
+			// after a stop, while herd drains, is outside the period the
+			// step ran.
+			if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
+				a.good++
+				a.second(done).finished++
+			}
 		}
 	}
 	a.writeRaw(r)
@@ -167,15 +206,50 @@ func (a *aggregator) add(r result) {
 		a.notSent[r.notSent]++
 		return
 	}
+	// What each attempt did on the wire.
+	if r.written {
+		a.written++
+	}
+	if r.retried {
+		a.retried++
+	}
+	if r.unsolicited {
+		a.unsolicited++
+	}
+	sec := a.second(due)
+	if a.e.o.emulating() {
+		a.attempts++
+		sec.attempts++
+		results.Record(a.attemptLat, r.done-r.due)
+		if r.nonFinal {
+			a.retries[r.trigger]++
+			return // the request goes on: its outcome is its last attempt's
+		}
+	}
+	// The request's outcome: its last attempt.
 	a.sent++
 	rt := &a.routes[r.route]
 	rt.sent++
-	sec := a.second(due)
 	sec.sent++
-	latency := r.done - r.due
-	if r.class != "" {
+	latency := r.done - logical
+	class := r.class
+	if r.gaveUp {
+		class = ClassGaveUp
+	}
+	if class != "" {
 		a.errs++
-		a.classes[r.class]++
+		a.classes[class]++
+		if _, ok := a.firstErrors[class]; !ok {
+			f := failure{}
+			if r.fail != nil {
+				f = *r.fail
+			}
+			msg := describe(r.class, f, a.e.o.Timeout)
+			if r.gaveUp {
+				msg = fmt.Sprintf("%d attempts failed; the last: %s", r.attempt+1, msg)
+			}
+			a.firstErrors[class] = msg
+		}
 		rt.errors++
 		sec.errors++
 	} else {
@@ -190,6 +264,8 @@ func (a *aggregator) add(r result) {
 	}
 	// Latencies are those of requests that got a response, errors (5xx)
 	// included; a request with no response is an error, not a latency.
+	// With retries, a request's latency runs from its first attempt's due
+	// time to its last attempt's end: what its user waited.
 	if r.status != 0 {
 		results.Record(a.latency, latency)
 		results.Record(a.service, r.done-r.sent)
@@ -321,6 +397,11 @@ type rawLine struct {
 	Bytes     int64   `json:"bytes,omitempty"`
 	Error     string  `json:"error,omitempty"`
 	NotSent   string  `json:"not_sent,omitempty"`
+	// Retried: resent on a fresh connection after an attempt that wrote
+	// nothing. Unsolicited: bytes no request asked for were found on the
+	// connection just before this request, which went on a fresh one.
+	Retried     bool `json:"retried,omitempty"`
+	Unsolicited bool `json:"unsolicited,omitempty"`
 }
 
 func (a *aggregator) writeRaw(r result) {
@@ -330,7 +411,7 @@ func (a *aggregator) writeRaw(r result) {
 	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
 	rk := a.e.p.Routes[r.route]
 	l := rawLine{DueMS: ms(r.due - a.e.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
-		Recorded: r.recorded, Error: r.class, NotSent: r.notSent}
+		Recorded: r.recorded, Error: r.class, NotSent: r.notSent, Retried: r.retried, Unsolicited: r.unsolicited}
 	if r.notSent == "" {
 		l.LagMS = ms(r.sent - r.due)
 		l.LatencyMS = ms(r.done - r.due)
@@ -391,8 +472,12 @@ func (a *aggregator) step(cores float64) *results.Step {
 		Errors:       a.errs,
 		Mismatches:   a.mismatches,
 		Good:         a.good,
+		Written:      a.written,
+		Retried:      a.retried,
+		Unsolicited:  a.unsolicited,
 		Remaining:    a.remaining,
 		ErrorClasses: a.classes,
+		FirstErrors:  a.firstErrors,
 		NotSent:      a.notSent,
 		Histograms: results.Histograms{
 			Latency:     results.Encode(a.latency),
@@ -438,7 +523,11 @@ func (a *aggregator) step(cores float64) *results.Step {
 			continue
 		}
 		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Sent: s.sent, Completed: s.completed,
-			Errors: s.errors, Mismatches: s.mismatches, Histogram: s.encoded})
+			Errors: s.errors, Mismatches: s.mismatches, Attempts: s.attempts, Histogram: s.encoded})
+	}
+	if a.e.o.emulating() {
+		st.Attempts, st.Retries = a.attempts, a.retries
+		st.Histograms.Attempt = results.Encode(a.attemptLat)
 	}
 	if err := results.Summarize(st); err != nil {
 		// Only a histogram this process encoded could fail to decode.
@@ -484,8 +573,5 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
 	}
-	a.e.h2.notes(st)
-	if n := a.e.reconnect.Load(); n > 0 {
-		g.Notes = append(g.Notes, fmt.Sprintf("%d requests were resent on a new connection after the target closed an idle one", n))
-	}
+	a.e.h2.notes(st, a.e.o.emulating())
 }

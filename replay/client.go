@@ -9,31 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
-
-// Error classes of a request that got no usable response.
-const (
-	ClassConnectRefused = "connect_refused"
-	ClassConnectTimeout = "connect_timeout"
-	ClassConnectError   = "connect_error"
-	ClassTLS            = "tls_error"
-	ClassReset          = "reset"
-	ClassClosed         = "closed" // the target closed the connection mid-response
-	ClassTimeout        = "timeout"
-	ClassMalformed      = "malformed_response"
-	ClassHTTP5xx        = "http_5xx"
-	ClassFDs            = "fd_exhausted"    // herd ran out of file descriptors
-	ClassPorts          = "ports_exhausted" // herd ran out of ephemeral ports
-	ClassIO             = "io_error"
-)
-
-// generatorClass reports whether a class is herd's own limit, not the
-// target's failure.
-func generatorClass(c string) bool { return c == ClassFDs || c == ClassPorts }
 
 // Limits of what herd accepts from a target before calling the response
 // malformed; they bound memory whatever the target sends.
@@ -62,8 +40,9 @@ type client struct {
 // conn is one keep-alive connection to the target.
 type conn struct {
 	nc   net.Conn
+	raw  net.Conn // the TCP connection under nc: nc itself for plain HTTP
 	br   *bufio.Reader
-	uses int
+	done int // complete exchanges it carried
 }
 
 func (c *client) dial(ctx context.Context, deadline time.Time) (*conn, string, error) {
@@ -73,6 +52,7 @@ func (c *client) dial(ctx context.Context, deadline time.Time) (*conn, string, e
 	if err != nil {
 		return nil, dialClass(err), err
 	}
+	raw := nc
 	if c.tls != nil {
 		tc := tls.Client(nc, c.tls)
 		if err := tc.HandshakeContext(dctx); err != nil {
@@ -84,108 +64,120 @@ func (c *client) dial(ctx context.Context, deadline time.Time) (*conn, string, e
 		}
 		nc = tc
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, readBuffer)}, "", nil
+	return &conn{nc: nc, raw: raw, br: bufio.NewReaderSize(nc, readBuffer)}, "", nil
 }
 
-func dialClass(err error) string {
-	switch {
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return ClassConnectRefused
-	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
-		return ClassFDs
-	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return ClassPorts
-	case isTimeout(err):
-		return ClassConnectTimeout
+// idleState is what a connection with no request outstanding holds.
+type idleState int
+
+const (
+	idleUsable idleState = iota // nothing arrived
+	idleBytes                   // bytes arrived: no request asked for them
+	idleEnded                   // the target closed or reset it
+)
+
+// tlsIdleWait bounds how long idle waits to see whether records pending
+// on a TLS connection hold data or only TLS's own messages.
+const tlsIdleWait = 50 * time.Millisecond
+
+// idle looks at a connection with no request outstanding, just before
+// herd writes on it or closes it, without consuming anything: the check
+// that keeps unsolicited bytes from being read as a response (judge).
+func (cn *conn) idle() idleState {
+	if cn.br.Buffered() > 0 {
+		return idleBytes
 	}
-	return ClassConnectError
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) ||
-		(errors.As(err, &ne) && ne.Timeout())
-}
-
-func ioClass(err error) string {
-	var op *net.OpError
-	switch {
-	case errors.As(err, &op) && op.Op == "remote error":
-		// A TLS alert from the target. TLS 1.3 refuses a client
-		// certificate after the handshake: the alert comes on the first
-		// read.
-		return ClassTLS
-	case errors.Is(err, errMalformed):
-		return ClassMalformed
-	case isTimeout(err):
-		return ClassTimeout
-	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
-		return ClassReset
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return ClassClosed
+	// A past deadline would fail the look before it is taken.
+	if err := cn.nc.SetReadDeadline(time.Time{}); err != nil {
+		return idleEnded
 	}
-	return ClassIO
+	st := peekSocket(cn.raw)
+	if st != idleBytes || cn.raw == cn.nc {
+		return st
+	}
+	// TLS: the records pending may hold application data, a close_notify
+	// or only TLS's own post-handshake messages (session tickets, key
+	// updates), which are no response. Reading through TLS, briefly,
+	// tells which.
+	cn.nc.SetReadDeadline(time.Now().Add(tlsIdleWait))
+	_, err := cn.br.Peek(1)
+	cn.nc.SetReadDeadline(time.Time{})
+	switch {
+	case err == nil:
+		return idleBytes
+	case isTimeout(err):
+		return idleUsable
+	}
+	return idleEnded
 }
 
-// response is what herd keeps of a response.
+// response is what herd keeps of a response besides its attempt.
 type response struct {
-	status    int
-	firstByte int64 // replay clock
-	bytes     int64 // header and body bytes read
-	keepAlive bool
+	firstByte  int64 // replay clock
+	keepAlive  bool
+	upgraded   bool          // 101 Switching Protocols: the connection is no longer HTTP
+	retryAfter time.Duration // Retry-After in seconds, for client emulation
 }
 
 // roundTrip writes a request and reads its response, discarding the body
-// as it arrives. The deadline covers both. gotBytes reports whether any
-// byte of a response arrived, which decides whether a failure on a reused
-// connection may be retried on a fresh one.
-func (cn *conn) roundTrip(wire []byte, head bool, deadline time.Time) (resp response, gotBytes bool, err error) {
-	cn.uses++
-	if err := cn.nc.SetDeadline(deadline); err != nil {
-		return resp, false, err
+// as it arrives. The deadline covers both. The attempt says how far it
+// got, for judge.
+func (cn *conn) roundTrip(wire []byte, head bool, deadline time.Time) (a attempt, resp response) {
+	a.reused = cn.done > 0
+	if a.err = cn.nc.SetDeadline(deadline); a.err != nil {
+		return a, resp
 	}
-	if _, err := cn.nc.Write(wire); err != nil {
-		return resp, false, err
+	if a.written, a.err = cn.nc.Write(wire); a.err != nil {
+		return a, resp
 	}
-	if _, err := cn.br.Peek(1); err != nil {
-		return resp, false, err
+	if _, a.err = cn.br.Peek(1); a.err != nil {
+		return a, resp
 	}
+	a.got = true
 	resp.firstByte = nanotime()
 	for interim := 0; ; interim++ {
 		if interim > maxInterim {
-			return resp, true, malformed("more than %d interim responses", maxInterim)
+			a.err = malformed("more than %d interim responses", maxInterim)
+			return a, resp
 		}
 		h, err := readHead(cn.br)
-		resp.bytes += h.size
+		a.bytes += h.size
 		if err != nil {
-			return resp, true, err
+			a.err = err
+			return a, resp
 		}
-		resp.status, resp.keepAlive = h.status, h.keepAlive
+		a.status, resp.keepAlive, resp.retryAfter = h.status, h.keepAlive, h.retryAfter
 		switch {
 		case h.status == 101:
-			// Switching Protocols: the connection is no longer HTTP.
-			resp.keepAlive = false
-			return resp, true, nil
+			resp.keepAlive, resp.upgraded = false, true
+			return a, resp
 		case h.status >= 100 && h.status < 200:
 			continue // 100 Continue and friends are not the response
+		case idleTimeoutAnswer(a.reused, h.status):
+			// Not an answer but the target closing the connection
+			// (judge): nothing more is read from it.
+			resp.keepAlive = false
+			return a, resp
 		}
 		n, err := readBody(cn.br, h, head)
-		resp.bytes += n
+		a.bytes += n
 		if !head && !h.chunked && h.length < 0 && h.status != 204 && h.status != 304 {
 			resp.keepAlive = false // the body ended with the connection
 		}
-		return resp, true, err
+		a.err = err
+		return a, resp
 	}
 }
 
 func (cn *conn) close() { cn.nc.Close() }
 
 type head struct {
-	status    int
-	size      int64
-	keepAlive bool
-	chunked   bool
-	length    int64 // -1 when absent
+	status     int
+	size       int64
+	keepAlive  bool
+	chunked    bool
+	length     int64 // -1 when absent
+	retryAfter time.Duration
 }
 
 // readHead reads a status line and headers.
@@ -232,6 +224,8 @@ func readHead(br *bufio.Reader) (head, error) {
 				return h, malformed("Content-Length %.40q", value)
 			}
 			h.length = v
+		case bytes.EqualFold(name, []byte("Retry-After")):
+			h.retryAfter = parseRetryAfter(string(value))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			h.chunked = hasToken(value, "chunked")
 		case bytes.EqualFold(name, []byte("Connection")):

@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // readResponse parses one response from s the way roundTrip does after the
@@ -74,7 +77,11 @@ func TestReadResponse(t *testing.T) {
 }
 
 // FuzzResponse feeds arbitrary target output to the response parser: it
-// must never panic, and never read more than it was given.
+// must never panic, and never read more than it was given. Through a
+// connection, it must also read exactly one response: the bytes after a
+// complete response are left where the idle check finds them (never taken
+// into the response), and however the connection ends (the target's close
+// or a reset), judge classifies what was read.
 func FuzzResponse(f *testing.F) {
 	for _, s := range []string{
 		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
@@ -91,5 +98,56 @@ func FuzzResponse(f *testing.F) {
 		if n < 0 || n > int64(len(s)) {
 			t.Fatalf("body of %d bytes from %d bytes of input", n, len(s))
 		}
+		for _, end := range []error{io.EOF, syscall.ECONNRESET} {
+			sc := &scripted{in: strings.NewReader(s), end: end}
+			cn := &conn{nc: sc, raw: sc, br: bufio.NewReaderSize(sc, readBuffer), done: 1}
+			wire := []byte("GET / HTTP/1.1\r\n\r\n")
+			if head {
+				wire = []byte("HEAD / HTTP/1.1\r\n\r\n")
+			}
+			a, resp := cn.roundTrip(wire, head, time.Now().Add(time.Minute))
+			if a.bytes < 0 || a.bytes > int64(len(s)) {
+				t.Fatalf("%d response bytes from %d bytes of input", a.bytes, len(s))
+			}
+			left := int64(cn.br.Buffered()) + int64(sc.in.Len())
+			if a.err == nil && a.bytes+left != int64(len(s)) {
+				t.Fatalf("response of %d bytes and %d left over from %d bytes of input", a.bytes, left, len(s))
+			}
+			if a.err == nil && resp.keepAlive && (left > 0) != (cn.idle() == idleBytes) {
+				t.Fatalf("%d bytes after the response; the idle check says %v", left, cn.idle())
+			}
+			v := judge(wire, a)
+			if v.resend {
+				t.Fatalf("resend after the request was written: %+v", a)
+			}
+			if (v.class == "" || v.class == ClassHTTP5xx) != v.response {
+				t.Fatalf("verdict %+v", v)
+			}
+			if v.response && (a.err != nil || a.status < 100) {
+				t.Fatalf("a response from a failed attempt: %+v", a)
+			}
+		}
 	})
 }
+
+// scripted is a connection to a target that sends in, then ends with end.
+type scripted struct {
+	in  *strings.Reader
+	end error
+}
+
+func (c *scripted) Read(p []byte) (int, error) {
+	n, err := c.in.Read(p)
+	if err == io.EOF {
+		err = c.end
+	}
+	return n, err
+}
+
+func (c *scripted) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *scripted) Close() error                     { return nil }
+func (c *scripted) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *scripted) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *scripted) SetDeadline(time.Time) error      { return nil }
+func (c *scripted) SetReadDeadline(time.Time) error  { return nil }
+func (c *scripted) SetWriteDeadline(time.Time) error { return nil }

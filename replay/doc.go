@@ -6,6 +6,11 @@
 // target breaks. It reads tapes through package tape and writes results
 // through internal/results; it knows nothing of the CLI, capture or report.
 //
+// What an attempt at a request counts as when the target misbehaves (its
+// error class, whether it may be resent, whether bytes that arrived are a
+// response at all) is decided in one place, outcome.go, and counted in
+// another, the aggregator: an engine only reports what it observed.
+//
 // Only the target's host and port are ever contacted: responses are read
 // by herd's own HTTP/1.x client, or its own HTTP/2 connection (on x/net's
 // framer), neither of which follows redirects, and requests recorded in

@@ -59,10 +59,18 @@ type Options struct {
 	Abort       AbortRule
 	// LagBound is the dispatch lag p99 beyond which herd itself, not the
 	// target, limited the run.
-	LagBound      time.Duration
-	TLS           *tls.Config // for https targets; nil uses defaults
-	Protocol      Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
-	Raw           io.Writer   // one JSON line per request, when not nil
+	LagBound time.Duration
+	TLS      *tls.Config // for https targets; nil uses defaults
+	Protocol Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
+	// Client emulation: ClientTimeout is how long the recorded clients
+	// waited for a response before giving up and closing the connection
+	// (0: as long as herd's Timeout); Retry is what they did after a
+	// failure; RetryBudget, when positive, caps retries at that fraction of
+	// the first attempts (plus 10), as a client-side retry budget does.
+	ClientTimeout time.Duration
+	Retry         RetryPolicy
+	RetryBudget   float64
+	Raw           io.Writer // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
 }
@@ -125,7 +133,8 @@ func (o *Options) defaults() error {
 }
 
 // result is what one request produced, or why it was not sent. Times are
-// on the replay clock relative to the run's time zero.
+// on the replay clock relative to the run's time zero. It is the record
+// every engine hands the aggregator, which does all the counting.
 type result struct {
 	due, ready, sent, first, done int64
 	bytes                         int64
@@ -135,9 +144,26 @@ type result struct {
 	vconn                         int32 // index of the replayed connection, for the raw log
 	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
-	class                         string // error class; "" for a usable response
-	notSent                       string // reason it was not sent
+	class                         string   // error class; "" for a usable response
+	fail                          *failure // why it failed, when class is set
+	notSent                       string   // reason it was not sent
 	mismatch                      bool
+	written                       bool // a byte of it was written to a connection
+	retried                       bool // resent on a fresh connection (judge)
+	// unsolicited: bytes that no request asked for were found on an idle
+	// connection. With event set, the result is no request but that
+	// finding alone, on a connection herd was closing, at time due.
+	unsolicited, event bool
+	// Client emulation. attempt counts from 0; logical is the due time of
+	// the request's first attempt (0: this one's); nonFinal marks an
+	// attempt that failed and was retried (trigger says why), gaveUp a
+	// final attempt after which the client had no retry left.
+	attempt    int32
+	logical    int64
+	nonFinal   bool
+	gaveUp     bool
+	trigger    string
+	retryAfter time.Duration // what a 429 or 503 asked for
 }
 
 type engine struct {
@@ -162,8 +188,9 @@ type engine struct {
 	// on the replay clock; 0 while running. The step's rates are over the
 	// time it ran.
 	stoppedAt atomic.Int64
-	reconnect atomic.Int64
-	vconns    sync.WaitGroup
+	// The retry budget's counts: first attempts sent, retries allowed.
+	firstAttempts, retriesSent atomic.Int64
+	vconns                     sync.WaitGroup
 }
 
 var (
@@ -233,11 +260,11 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	defer overrun.Stop()
 	e.spawn()
 	e.vconns.Wait()
+	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
+		e.retire(<-e.spares)
+	}
 	close(e.results)
 	<-aggDone
-	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
-		(<-e.spares).close()
-	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
@@ -319,7 +346,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 	defer func() {
 		strict.Wait()
 		if own != nil {
-			e.release(own)
+			e.retire(own)
 		}
 	}()
 	var lastDone int64
@@ -363,7 +390,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 				select {
 				case e.spares <- spare:
 				default:
-					e.release(spare)
+					e.retire(spare)
 				}
 			}
 		}()
@@ -400,73 +427,183 @@ func (e *engine) release(c *conn) {
 	<-e.connSlots
 }
 
-// exec sends one request on *cn (dialing when it is nil) and reports the
-// result. It returns when the request is finished, on the replay clock.
+// retire closes a connection that has no request outstanding, counting
+// what the target sent on it unasked (judge), and frees its slot.
+func (e *engine) retire(c *conn) {
+	if c.idle() == idleBytes {
+		e.report(result{due: nanotime(), event: true, unsolicited: true})
+	}
+	e.release(c)
+}
+
+// emulating reports whether the recorded clients are emulated: attempts
+// counted apart from requests.
+func (o *Options) emulating() bool { return o.Retry.On() || o.ClientTimeout > 0 }
+
+// exec sends one request on *cn and reports its result. It returns when the
+// request is finished, on the replay clock. With client emulation, a failed
+// attempt that the retry policy retries is reported as such, and the
+// request is sent again after the policy's delay, on the same connection
+// when the target answered (a 5xx) or a fresh one: the client waits, as a
+// real one would, and its session waits with it.
 func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
+	if !e.o.emulating() {
+		res := e.try(cn, r, id, due, ready)
+		e.report(res)
+		return finished(res)
+	}
+	seed := mix(e.o.Schedule.Seed, uint64(id.vconn), uint64(id.req))
+	sched, ch := due, make(chan struct{}, 1)
+	for n := 0; ; n++ {
+		if n == 0 && e.o.RetryBudget > 0 {
+			e.firstAttempts.Add(1)
+		}
+		res := e.try(cn, r, id, sched, ready)
+		res.attempt = int32(n)
+		if n > 0 {
+			res.logical = due
+		}
+		if res.notSent != "" {
+			e.report(res)
+			return finished(res)
+		}
+		trigger, retry := e.o.Retry.Trigger(res.class, int(res.status))
+		var wait time.Duration
+		if retry {
+			wait, retry = e.o.Retry.Delay(n+1, seed, res.retryAfter)
+			res.gaveUp = !retry
+		}
+		if retry && !e.budget(n) {
+			retry, res.gaveUp = false, true
+		}
+		if !retry {
+			e.report(res)
+			return finished(res)
+		}
+		res.nonFinal, res.trigger = true, trigger
+		e.report(res)
+		sched = res.done + int64(wait)
+		ready = sched
+		if e.disp.sleepUntil(e.stop, sched, ch) != nil {
+			return nanotime() // stopped while waiting to retry: nothing more is sent
+		}
+	}
+}
+
+// finished is when a request's handling ended, on the replay clock: its
+// completion, or now for one that was not sent.
+func finished(r result) int64 {
+	if r.done != 0 {
+		return r.done
+	}
+	return nanotime()
+}
+
+// budget reports whether a retry may be sent: without a budget always;
+// with one, while retries stay under RetryBudget of the first attempts,
+// plus a floor of 10 so that a quiet start can retry at all.
+func (e *engine) budget(n int) bool {
+	if e.o.RetryBudget <= 0 {
+		return true
+	}
+	first, retries := e.firstAttempts.Load(), e.retriesSent.Load()
+	if float64(retries) >= e.o.RetryBudget*float64(first)+10 {
+		return false
+	}
+	e.retriesSent.Add(1)
+	return true
+}
+
+// try sends r once on *cn (dialing when it is nil) and returns the result,
+// without reporting it. What the attempt counts as is judge's decision,
+// not try's.
+func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
 	giveUp := due + int64(e.o.Timeout)
 	if !e.acquire(e.inflight, giveUp) {
 		res.notSent = "max_inflight"
-		e.report(res)
-		return nanotime()
+		return res
 	}
 	defer func() { <-e.inflight }()
 	e.inFlight.Add(1)
 	defer e.inFlight.Add(-1)
-	if *cn == nil {
-		if !e.acquire(e.connSlots, giveUp) {
-			res.notSent = "max_conns"
-			e.report(res)
-			return nanotime()
+	// A connection that sat idle is looked at before anything is written
+	// on it: what arrived unasked is discarded and counted, and a
+	// connection with bytes on it or closed by the target is replaced by
+	// a fresh one in the same slot.
+	if c := *cn; c != nil {
+		if st := c.idle(); st != idleUsable {
+			res.unsolicited = st == idleBytes
+			c.close()
+			*cn = nil
 		}
+	} else if !e.acquire(e.connSlots, giveUp) {
+		res.notSent = "max_conns"
+		return res
 	}
 	res.sent = nanotime()
 	e.sends.Add(1)
 	deadline := clockTime(res.sent + int64(e.o.Timeout))
-	for attempt := 0; ; attempt++ {
+	// An emulated client gives up sooner than herd's own bound: its
+	// deadline cuts the attempt short, and the connection is closed.
+	clientGaveUp := e.o.ClientTimeout > 0 && e.o.ClientTimeout < e.o.Timeout
+	if clientGaveUp {
+		deadline = clockTime(res.sent + int64(e.o.ClientTimeout))
+	}
+	// At most two attempts: judge resends only from a reused connection,
+	// and the resend goes on a fresh one.
+	for {
 		if *cn == nil {
 			dialed := nanotime()
 			c, class, err := e.cl.dial(e.dialer, deadline)
 			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
-				res.class, res.done = class, nanotime()
-				e.report(res)
-				return res.done
+				res.class, res.fail, res.done = class, &failure{err: err}, nanotime()
+				if clientGaveUp && class == ClassConnectTimeout {
+					res.class = ClassClientTimeout
+				}
+				return res
 			}
 			*cn = c
 		}
 		c := *cn
-		resp, got, err := c.roundTrip(r.Wire, r.Head, deadline)
-		if err != nil {
-			class := ioClass(err)
-			e.release(c)
+		a, resp := c.roundTrip(r.Wire, r.Head, deadline)
+		res.written = res.written || a.written > 0
+		v := judge(r.Wire, a)
+		if v.resend {
+			c.close() // the fresh connection takes its slot
 			*cn = nil
-			// A keep-alive connection the target closed while idle fails
-			// before any response byte: resend once on a fresh one, as
-			// every HTTP client does. The slot is taken again.
-			if attempt == 0 && !got && c.uses > 1 && (class == ClassReset || class == ClassClosed) && e.acquire(e.connSlots, giveUp) {
-				e.reconnect.Add(1)
-				continue
-			}
-			res.class, res.done = class, nanotime()
-			e.report(res)
-			return res.done
+			res.retried = true
+			continue
 		}
 		res.done = nanotime()
-		res.first, res.status, res.bytes = resp.firstByte, int32(resp.status), resp.bytes
-		if !resp.keepAlive {
-			e.release(c)
-			*cn = nil
+		res.class = v.class
+		if clientGaveUp && v.class == ClassTimeout {
+			res.class = ClassClientTimeout
+		}
+		if v.class != "" {
+			res.fail = &failure{err: a.err, written: res.written, got: a.got, bytes: a.bytes, status: a.status}
 		}
 		switch {
-		case resp.status >= 500:
-			res.class = ClassHTTP5xx
-		case r.Status != 0 && resp.status != r.Status:
-			res.mismatch = true
+		case !v.response:
+			e.release(c) // broken, or closed by the target
+			*cn = nil
+		case resp.upgraded:
+			e.release(c) // no longer HTTP: what follows is not herd's to judge
+			*cn = nil
+		case !resp.keepAlive:
+			e.retire(c)
+			*cn = nil
+		default:
+			c.done++
 		}
-		e.report(res)
-		return res.done
+		if v.response {
+			res.first, res.status, res.bytes = resp.firstByte, int32(a.status), a.bytes
+			res.mismatch = v.class == "" && r.Status != 0 && a.status != r.Status
+			res.retryAfter = resp.retryAfter
+		}
+		return res
 	}
 }
 

@@ -98,6 +98,7 @@ type h2Conn struct {
 	maxFrame   int
 	goaway     bool
 	lastID     uint32
+	goawayCode http2.ErrCode
 	err        error
 	closing    bool
 	changed    chan struct{} // a slot freed, GOAWAY, the connection ended
@@ -429,12 +430,12 @@ func (cn *h2Conn) expire(st *h2Stream) {
 		cn.mu.Unlock()
 		return
 	}
-	class := ClassTimeout
+	class, err := ClassTimeout, fmt.Errorf("no complete response within %v", cn.timeout)
 	if st.stalled {
-		class = ClassH2FlowStall
+		class, err = ClassH2FlowStall, fmt.Errorf("the request body waited %v on the target's flow-control window", cn.timeout)
 	}
 	cn.mu.Unlock()
-	if cn.finish(st, class, fmt.Errorf("no complete response within %v", cn.timeout)) {
+	if cn.finish(st, class, err) {
 		cn.write(func() error { return cn.fr.WriteRSTStream(st.id, http2.ErrCodeCancel) })
 	}
 }
@@ -502,6 +503,7 @@ func (cn *h2Conn) fail(err error) {
 		class = ClassClosed
 	case cn.goaway:
 		class = ClassH2GoAway
+		err = fmt.Errorf("the target sent GOAWAY (last stream %d, %v) and closed the connection before answering: %w", cn.lastID, cn.goawayCode, err)
 	case errors.As(err, &ce):
 		class = ClassH2Protocol
 	}
@@ -656,7 +658,7 @@ func (cn *h2Conn) settingsFrame(f *http2.SettingsFrame) error {
 
 func (cn *h2Conn) goAway(f *http2.GoAwayFrame) {
 	cn.mu.Lock()
-	cn.goaway, cn.lastID = true, f.LastStreamID
+	cn.goaway, cn.lastID, cn.goawayCode = true, f.LastStreamID, f.ErrCode
 	var refused []*h2Stream
 	for _, st := range cn.streams {
 		if st.id > f.LastStreamID {

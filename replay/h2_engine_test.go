@@ -204,8 +204,8 @@ func TestTLSReasons(t *testing.T) {
 					if err == nil {
 						// TLS 1.3 refuses a missing client certificate on
 						// the first exchange, after the handshake.
-						_, _, err = cn.roundTrip([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false, deadline)
-						if err != nil {
+						a, _ := cn.roundTrip([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), false, deadline)
+						if err = a.err; err != nil {
 							class = ioClass(err)
 						}
 						cn.close()
@@ -219,5 +219,35 @@ func TestTLSReasons(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTLSFirstError: a run against a target whose certificate herd cannot
+// verify carries the reason into the results' first error of the class,
+// over HTTP/1.1 and over HTTP/2; and over HTTP/2 a gRPC failure where the
+// recording had success is its own class, with its grpc-status.
+func TestTLSFirstError(t *testing.T) {
+	other := testca.New(t)
+	path := h2Tape(t, 2, 3)
+	for _, proto := range []Protocol{ProtoH1, ProtoH2} {
+		srv := newH2Target(t, other, nil, nil)
+		target, _ := url.Parse(srv.url)
+		p := loadPlanWith(t, path, PlanOptions{Target: target, HTTP2: true})
+		cfg, err := (TLSOptions{ServerName: "staging.test"}).Config() // system roots: the test CA is unknown
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := Run(context.Background(), p, Options{Target: target, Schedule: NewSchedule(Clone, 1, 1, p.Length, 0),
+			Protocol: proto, TLS: cfg, Abort: AbortRule{Off: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := st.FirstErrors[ClassTLS]
+		if st.ErrorClasses[ClassTLS] != st.Sent || !strings.Contains(msg, "x509: certificate signed by unknown authority") {
+			t.Errorf("%v: errors %v, first tls_error %q", proto, st.ErrorClasses, msg)
+		}
+		if paths, _ := srv.received(); len(paths) != 0 {
+			t.Errorf("%v: the server answered %d requests over a connection herd should have refused", proto, len(paths))
+		}
 	}
 }

@@ -131,15 +131,25 @@ func (e *engine) reportH2(o h2Outcome) {
 	}
 	if o.res.notSent == "" {
 		e.sends.Add(1)
+		// A stream that was opened had its request written; one that
+		// failed before (a dial, a TLS handshake) did not.
+		o.res.written = o.sentStream
+		o.res.retried = o.retries > 0
+		if o.res.class != "" {
+			o.res.fail = &failure{err: o.err, written: o.sentStream, got: o.got, bytes: o.res.bytes, status: int(o.res.status)}
+		}
 	}
 	o.res.connect = o.connect
 	e.report(o.res)
 }
 
 // notes adds the HTTP/2 counts to a step.
-func (h *h2Engine) notes(st *results.Step) {
+func (h *h2Engine) notes(st *results.Step, emulating bool) {
 	if h == nil {
 		return
+	}
+	if emulating {
+		st.Generator.Notes = append(st.Generator.Notes, "client emulation (client timeout, retry policy) applies to HTTP/1.1 connections only: HTTP/2 streams were sent once")
 	}
 	st.HTTP2 = &results.HTTP2{Resent: h.resent.Load(), SlotWaits: h.slotWaits.Load()}
 	if n := st.HTTP2.Resent; n > 0 {

@@ -34,6 +34,9 @@ type h2Outcome struct {
 	retries  int
 	slotWait int64
 	connect  int64
+	// sentStream: the request went out as a stream (not a failed dial);
+	// got: a response byte arrived.
+	sentStream, got bool
 }
 
 // h2Env is what a session needs from the engine that runs it.
@@ -220,23 +223,24 @@ func (s *h2Session) end(j *h2Job, st *h2Stream, class, notSent string, err error
 	}
 	res := j.result(class, "")
 	res.done = now
+	got := st != nil && st.first != 0
 	if st != nil {
 		res.first, res.done, res.bytes, res.status = st.first, st.done, st.bytes, int32(st.status)
 		if res.first == 0 {
 			res.first = res.done
 		}
 		if class == "" {
-			res.class, res.mismatch, err = judge(j.r, st)
+			res.class, res.mismatch, err = judgeH2(j.r, st)
 		}
 	}
-	s.env.report(h2Outcome{res: res, err: err, retries: j.retries, slotWait: j.slotWait, connect: j.connect})
+	s.env.report(h2Outcome{res: res, err: err, retries: j.retries, slotWait: j.slotWait, connect: j.connect, sentStream: st != nil, got: got})
 	j.finish(res.done)
 }
 
-// judge classes a complete response: 5xx and a gRPC failure where the
+// judgeH2 classes a complete HTTP/2 response: 5xx and a gRPC failure where the
 // recording had success are errors; another status or grpc-status than
 // recorded is a mismatch.
-func judge(r *Req, st *h2Stream) (class string, mismatch bool, err error) {
+func judgeH2(r *Req, st *h2Stream) (class string, mismatch bool, err error) {
 	if st.status >= 500 {
 		return ClassHTTP5xx, false, fmt.Errorf("status %d", st.status)
 	}

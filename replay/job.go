@@ -29,6 +29,11 @@ type Settings struct {
 	LagBound    time.Duration
 	TLS         *tls.Config
 	Protocol    Protocol // HTTP/1.1 or HTTP/2 (see Protocol)
+	// Client emulation (see Options): what the recorded clients did when
+	// the target failed them.
+	ClientTimeout time.Duration
+	Retry         RetryPolicy
+	RetryBudget   float64
 	// SLOs every step is held to; nil holds it to none.
 	SLOs []results.SLO
 	// MaxRun refuses a run planned to last longer (DefaultMaxRun when 0).
@@ -108,6 +113,10 @@ func (o *Settings) check() error {
 		return &OptionError{Option: "max_conns", Err: errors.New("the connection and in-flight bounds must be positive")}
 	case o.MaxRun < 0:
 		return &OptionError{Option: "max_run", Err: errors.New("the longest run must be positive")}
+	case o.ClientTimeout < 0:
+		return &OptionError{Option: "client_timeout", Err: errors.New("the client timeout must not be negative")}
+	case o.RetryBudget < 0 || o.RetryBudget > 10:
+		return &OptionError{Option: "retry_budget", Err: errors.New("the retry budget is a fraction of first attempts between 0 and 10")}
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
@@ -131,7 +140,7 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress}
+		Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget}
 }
 
 // checkConns refuses a plan that cannot run: more replayed connections
@@ -242,7 +251,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 	for _, x := range o.SLOs {
 		slos = append(slos, x.Text)
 	}
-	return &results.File{
+	f := &results.File{
 		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), Target: o.Target.String(), Tape: o.TapeName,
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
@@ -257,7 +266,12 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 			MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Seed: o.Seed, AbortOn: o.Abort.Text,
 			ReadOnly: po.ReadOnly, SetHeaders: names, KeepHost: po.KeepHost, SendTrunc: po.SendTruncated,
 			GOMAXPROCS: GOMAXPROCS(), DispatchLagS: o.LagBound.Seconds(), Shard: po.Shard.String(),
+			ClientTimeoutS: o.ClientTimeout.Seconds(), RetryBudget: o.RetryBudget,
 		},
 		Steps: []results.Step{},
 	}
+	if o.Retry.On() {
+		f.Params.RetryPolicy = o.Retry.Text
+	}
+	return f
 }

@@ -260,36 +260,17 @@ func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, aft
 	if o.OnStepDone != nil {
 		o.OnStepDone(st)
 	}
-	rec := &results.Recovery{Scale: k, DurationS: o.Recovery.Seconds(), WindowS: win.Seconds(), After: after,
-		Amplification: amplification(st)}
+	rec := &results.Recovery{Scale: k, DurationS: o.Recovery.Seconds(), WindowS: win.Seconds(), After: after}
 	f.Recovery = rec
 	switch {
 	case st.Interrupted:
 		f.Interrupted = true
 		rec.Note = "interrupted: not judged"
-		return nil
 	case st.Aborted:
 		rec.Note = "the recovery phase's emergency stop fired: " + st.AbortReason
-		return nil
 	}
-	took, ok, err := results.Recovered(st, o.SLOs, win)
-	if err != nil {
-		return err
-	}
-	if ok {
-		s := results.Round3(took.Seconds())
-		rec.Recovered, rec.TimeToRecoverS = true, &s
-	}
+	// Analyze judges it from the recovery step, as it does after a merge.
 	return nil
-}
-
-// amplification is attempts over requests sent in a step: 1 without
-// retries.
-func amplification(st *results.Step) float64 {
-	if st.Sent == 0 || st.Attempts == 0 {
-		return 1
-	}
-	return results.Round3(float64(st.Attempts) / float64(st.Sent))
 }
 
 // unrunnable is the record of a step herd did not run because it could

@@ -39,6 +39,7 @@ func WriteText(w io.Writer, f *results.File) error {
 	} else {
 		writeSteps(&b, f)
 		writeDegraded(&b, f)
+		writeFirstErrors(&b, f)
 	}
 	if f.Generator.Limited || len(f.Generator.Notes) > 0 {
 		b.WriteString("\ngenerator\n")
@@ -64,6 +65,15 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	}
 	if len(st.ErrorClasses) > 0 {
 		fmt.Fprintf(b, "         errors: %s\n", counts(st.ErrorClasses))
+	}
+	for _, class := range slices.Sorted(maps.Keys(st.FirstErrors)) {
+		fmt.Fprintf(b, "         first %s: %s\n", class, st.FirstErrors[class])
+	}
+	if st.Unsolicited > 0 {
+		fmt.Fprintf(b, "         unsolicited responses: %d, discarded (bytes no request asked for, on idle connections)\n", st.Unsolicited)
+	}
+	if st.Retried > 0 {
+		fmt.Fprintf(b, "         resent: %d (on a fresh connection, after an attempt that wrote nothing of them)\n", st.Retried)
 	}
 	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
 	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
@@ -119,15 +129,38 @@ func writeDegraded(b *strings.Builder, f *results.File) {
 			t.Add(d.Step.Label(), d.Method, d.Route, strings.Join(d.Why, "; "))
 		}
 	}
+	writeSection(b, "routes   in the order they first broke an SLO", t)
+}
+
+// writeSection writes a heading and, indented under it, a table; nothing
+// when the table is empty.
+func writeSection(b *strings.Builder, heading string, t *textfmt.Table) {
 	if len(t.Rows) == 0 {
 		return
 	}
-	b.WriteString("\nroutes   in the order they first broke an SLO\n")
+	b.WriteString("\n" + heading + "\n")
 	for _, line := range strings.SplitAfter(t.String(), "\n") {
 		if line != "" {
 			b.WriteString("         " + line)
 		}
 	}
+}
+
+// writeFirstErrors says why requests of a ramp failed: the first error of
+// each class, with the step it happened in.
+func writeFirstErrors(b *strings.Builder, f *results.File) {
+	seen := map[string]bool{}
+	t := &textfmt.Table{}
+	for i := range f.Steps {
+		st := &f.Steps[i]
+		for _, class := range slices.Sorted(maps.Keys(st.FirstErrors)) {
+			if !seen[class] {
+				seen[class] = true
+				t.Add(st.Label(), "first "+class+": "+st.FirstErrors[class])
+			}
+		}
+	}
+	writeSection(b, "errors   the first of each class", t)
 }
 
 // dateLayout writes the times of a run in the reports.

@@ -20,6 +20,10 @@ type demoOptions struct {
 	StepDuration time.Duration
 	Refine       int
 	Force        bool
+	// Retries runs the retry story: clients that time out and retry, and a
+	// recovery check at 1x after the break.
+	Retries  bool
+	Recovery time.Duration
 }
 
 func newDemoCmd(io IO) *cobra.Command {
@@ -35,9 +39,20 @@ breaking point and the measured capacity next to the service's analytic
 capacity, with the error in percent. --fixed runs the service with the fix
 (fewer queries per login) and shows the new headroom.
 
+--retries tells the rest of the outage: the service as it was had no
+timeouts (a request whose client gave up is still run when its turn
+comes) and its clients gave up after 1 s and retried three times. herd
+emulates those clients, breaks the service, returns to 1x and shows that
+it does not recover: a metastable failure, which the service's analytic
+capacity predicts. --retries --fixed is the fix that worked: the service
+times requests out before working on them (refusing after 800 ms), and the
+clients back off with jitter under a retry budget of 10%: it recovers.
+
 It takes about a minute and a half and only uses the loopback interface.`,
 		Example: `  herd demo
   herd demo --fixed
+  herd demo --retries           # breaks, and does not recover at 1x
+  herd demo --retries --fixed   # breaks, and recovers
   herd demo --json demo.json && herd inspect internal/demo/demo.tape`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -50,6 +65,8 @@ It takes about a minute and a half and only uses the loopback interface.`,
 	fs.DurationVar(&opts.StepDuration, "step-duration", 10*time.Second, "length of each ramp step")
 	fs.IntVar(&opts.Refine, "refine", 3, "bisection steps after the first failure")
 	fs.BoolVar(&opts.Force, "force", false, forceUsage)
+	fs.BoolVar(&opts.Retries, "retries", false, "emulate clients that time out after 1 s and retry, and check recovery at 1x after the break; with --fixed, the timeout, backoff and retry budget that fixed it")
+	fs.DurationVar(&opts.Recovery, "recovery", 30*time.Second, "with --retries, how long to replay at 1x after the break")
 	return cmd
 }
 
@@ -57,12 +74,23 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	if opts.StepDuration < 3*time.Second {
 		return usageErrorf("--step-duration must be at least 3s")
 	}
+	if opts.Retries && opts.Recovery < 10*time.Second {
+		return usageErrorf("--recovery must be at least 10s")
+	}
 	g, err := guardOutputs(opts.Force, nil, output{"--json", opts.JSON})
 	if err != nil {
 		return err
 	}
 	cfg := demo.DefaultService()
 	cfg.Fixed = opts.Fixed
+	if opts.Retries {
+		// The retry story's fix is in the timeouts and the clients, not in
+		// /login's queries; as it was, the service had no timeout at all.
+		cfg.Fixed = false
+		if !opts.Fixed {
+			cfg.MaxWait = 0
+		}
+	}
 	svc := demo.NewService(cfg)
 	// The service outlives the ramp, even when it is interrupted: requests
 	// in flight finish against it. If it fails, the ramp is cancelled.
@@ -84,8 +112,12 @@ func runDemo(ctx context.Context, opts *demoOptions) error {
 	if opts.Fixed {
 		mode = "with the fix"
 	}
-	fmt.Fprintf(opts.IO.Err, "herd: demo service (%s) on %s: %d reader slots, %v per query, refused after waiting %v for a slot\n",
-		mode, target.Host, cfg.Slots, cfg.Query, cfg.MaxWait)
+	refused := fmt.Sprintf("refused after waiting %v for a slot", cfg.MaxWait)
+	if cfg.MaxWait == 0 {
+		refused = "no timeout: a request whose client gave up is still run"
+	}
+	fmt.Fprintf(opts.IO.Err, "herd: demo service (%s) on %s: %d reader slots, %v per query, %s\n",
+		mode, target.Host, cfg.Slots, cfg.Query, refused)
 	f, rerr := demoRamp(rctx, opts, svc, target)
 	stop()
 	if err := <-serveErr; err != nil {
@@ -123,10 +155,25 @@ func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target 
 		From: 1, Step: 1, To: 10, StepDuration: opts.StepDuration, Settle: min(2*time.Second, opts.StepDuration/4),
 		Cooldown: 2 * time.Second, Saturation: 0.9, Refine: opts.Refine,
 	}
+	if opts.Retries {
+		ro.Refine = 0 // the recovery follows the break at once
+		ro.Recovery, ro.RecoveryWindow, ro.RecoveryAbort = opts.Recovery, 5*time.Second, abort
+		ro.ClientTimeout = time.Second
+		policy := demo.ClientsAsTheyWere
+		if opts.Fixed {
+			policy, ro.RetryBudget = demo.ClientsFixed, 0.1
+		}
+		if ro.Retry, err = replay.ParseRetryPolicy(policy); err != nil {
+			return nil, err
+		}
+	}
 	f, err := executeRamp(ctx, opts.IO, plan, ro, time.Time{})
 	if err != nil {
 		return nil, err
 	}
 	f.TruthCapacityScale = &truth
+	if opts.Retries {
+		fmt.Fprintln(opts.IO.Err, "herd: "+demo.MetastableCheck(truth, opts.Fixed, ro.Retry, f))
+	}
 	return f, nil
 }

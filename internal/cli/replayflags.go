@@ -45,6 +45,9 @@ type replayFlags struct {
 	StartAt       string
 	MaxIdle       time.Duration
 	MaxRun        time.Duration
+	ClientTimeout time.Duration
+	RetryPolicy   string
+	RetryBudget   float64
 	Force         bool
 	tlsFlags
 
@@ -79,6 +82,9 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
 	fs.DurationVar(&f.MaxIdle, "max-idle", replay.DefaultMaxIdle, "shorten every stretch with no request due longer than this to it, so a recording that spans nights replays its activity; 0 keeps wall-clock time")
 	fs.DurationVar(&f.MaxRun, "max-run", replay.DefaultMaxRun, "refuse to start a run planned to last longer than this")
+	fs.DurationVar(&f.ClientTimeout, "client-timeout", 0, "emulate clients that give up after this long, closing the connection (separate from --timeout, herd's own bound; 0: off)")
+	fs.StringVar(&f.RetryPolicy, "retry-policy", "none", "emulate client retries after a client timeout, a connection error, a 5xx or a 429: none, fixed:N/DELAY or exp:N/BASE/MAX[/jitter], +retry-after to honour Retry-After (e.g. exp:3/100ms/2s/jitter)")
+	fs.Float64Var(&f.RetryBudget, "retry-budget", 0, "cap emulated retries at this fraction of first attempts (plus 10), as a client retry budget does (0.1 = 10%); 0: no cap")
 }
 
 // setup is what both commands build from the flags: the library's
@@ -147,6 +153,10 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, usageErrorf("--max-idle must be 0 (keep every idle stretch) or at least 1s (got %v)", f.MaxIdle)
 	}
 	st.Seed, st.Timeout, st.MaxConns, st.MaxInflight, st.LagBound, st.MaxRun = f.Seed, f.Timeout, f.MaxConns, f.MaxInflight, f.LagBound, f.MaxRun
+	if st.Retry, err = replay.ParseRetryPolicy(f.RetryPolicy); err != nil {
+		return nil, &UsageError{Err: fmt.Errorf("--retry-policy: %w", err)}
+	}
+	st.ClientTimeout, st.RetryBudget = f.ClientTimeout, f.RetryBudget
 	if err := f.tlsFlags.apply(st, f.Insecure); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Analyze fills in the breaking point, the capacity, the generator summary
@@ -82,7 +83,40 @@ func Analyze(f *File) {
 			f.Generator.Notes = append(f.Generator.Notes, fmt.Sprintf("%gx: %s", st.Scale, n))
 		}
 	}
+	judgeRecovery(f)
 	f.Verdict = verdict(f, lastGood, firstBad) + recoveryVerdict(f.Recovery)
+}
+
+// judgeRecovery fills in the recovery verdict from the recovery step: did
+// every whole-step SLO come to hold over the window, and stay so.
+func judgeRecovery(f *File) {
+	r := f.Recovery
+	if r == nil {
+		return
+	}
+	var st *Step
+	for i := range f.Steps {
+		if f.Steps[i].Recovery {
+			st = &f.Steps[i]
+		}
+	}
+	r.Recovered, r.TimeToRecoverS, r.Amplification = false, nil, 1
+	if st == nil || r.Note != "" {
+		return
+	}
+	if st.Amplification > 0 {
+		r.Amplification = st.Amplification
+	}
+	slos, err := ParseSLOs(f.Params.SLOs)
+	if err != nil {
+		return
+	}
+	took, ok, err := Recovered(st, slos, time.Duration(r.WindowS*float64(time.Second)))
+	if err != nil || !ok {
+		return
+	}
+	s := Round3(took.Seconds())
+	r.Recovered, r.TimeToRecoverS = true, &s
 }
 
 // recoveryVerdict says plainly whether the target came back at normal load

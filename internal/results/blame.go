@@ -103,6 +103,8 @@ func BlameRoute(fail, pass *Step, s SLO) Blame {
 	switch {
 	case judged == 0:
 		return Blame{Reason: fmt.Sprintf("no route had the %d requests needed to judge it", MinRouteSample)}
+	case len(f) < 2:
+		return Blame{Reason: "the window has one route: none stands out from others"}
 	case best == nil:
 		return Blame{Reason: "all routes degraded together: no route's share of requests " + what + " grew clearly more than the rest's"}
 	}

@@ -39,6 +39,9 @@ func Summarize(st *Step) error {
 		routes[i] = h
 	}
 	summarize(st, hists, routes)
+	if err := summarizeAttempts(st); err != nil {
+		return err
+	}
 	if err := summarizeConnect(st); err != nil {
 		return err
 	}
@@ -55,10 +58,29 @@ func Summarize(st *Step) error {
 	return nil
 }
 
+// summarizeAttempts sets the attempt latency figures from their histogram,
+// present only when clients were emulated.
+func summarizeAttempts(st *Step) error {
+	st.AttemptLatencyMS = nil
+	if st.Histograms.Attempt == "" {
+		return nil
+	}
+	h, err := Decode(st.Histograms.Attempt)
+	if err != nil {
+		return fmt.Errorf("attempt histogram: %w", err)
+	}
+	p := Summary(h)
+	st.AttemptLatencyMS = &p
+	return nil
+}
+
 // summarize is Summarize but for the timeline, with the histograms
 // decoded: hists in the order of st.Hists, routes[i] that of st.Routes[i].
 // Merge, which has them, calls it rather than decode what it just encoded.
 func summarize(st *Step, hists, routes []*hdr.Histogram) {
+	if st.Attempts > 0 {
+		st.Amplification = Round3(float64(st.Attempts) / float64(max(st.Sent, 1)))
+	}
 	st.OfferedRPS = Rate(st.Planned, st.DurationS)
 	st.AchievedRPS = Rate(st.Good, st.DurationS)
 	st.ErrorRate = Fraction(st.Errors, st.Sent)
@@ -126,6 +148,11 @@ func Merge(files ...*File) (*File, error) {
 	out.Window.Requests, out.Window.Conns = 0, 0
 	out.Params.MaxConns, out.Params.MaxInflight, out.Params.GOMAXPROCS = 0, 0, 0
 	out.Aborted, out.AbortReason, out.Interrupted = false, "", false
+	if first.Recovery != nil {
+		// Judged again by Analyze from the merged recovery step.
+		r := *first.Recovery
+		out.Recovery = &r
+	}
 	var shards []string
 	for _, f := range files {
 		if f.StartedAt.Before(out.StartedAt) {
@@ -295,6 +322,7 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 	first := parts[0]
 	st := &Step{
 		Scale: first.Scale, Refinement: first.Refinement, Retry: first.Retry, StartedAt: first.StartedAt,
+		BeyondBreak: first.BeyondBreak, Recovery: first.Recovery,
 		DurationS: first.DurationS, SettleS: first.SettleS,
 		ErrorClasses: Counts{}, NotSent: Counts{}, Violations: []string{},
 		Generator: Generator{Notes: []string{}},
@@ -305,6 +333,7 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 	}
 	routes := map[[2]string]*routeSum{}
 	seconds := map[int64]*secondSum{}
+	var attempt *hdr.Histogram
 	cores := 0.0
 	for i, p := range parts {
 		if p.StartedAt.Before(st.StartedAt) {
@@ -316,8 +345,37 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		st.Errors += p.Errors
 		st.Mismatches += p.Mismatches
 		st.Good += p.Good
+		st.Written += p.Written
+		st.Retried += p.Retried
+		st.Unsolicited += p.Unsolicited
+		st.Remaining += p.Remaining
+		st.Attempts += p.Attempts
+		if len(p.Retries) > 0 {
+			if st.Retries == nil {
+				st.Retries = Counts{}
+			}
+			addCounts(st.Retries, p.Retries)
+		}
+		if p.Histograms.Attempt != "" {
+			if attempt == nil {
+				attempt = NewHist()
+			}
+			if err := DecodeInto(attempt, p.Histograms.Attempt); err != nil {
+				return nil, fmt.Errorf("attempt histogram: %w", err)
+			}
+		}
 		addCounts(st.ErrorClasses, p.ErrorClasses)
 		addCounts(st.NotSent, p.NotSent)
+		for class, msg := range p.FirstErrors {
+			// The first part's message; shards have no common clock to
+			// say which came first.
+			if st.FirstErrors == nil {
+				st.FirstErrors = map[string]string{}
+			}
+			if _, ok := st.FirstErrors[class]; !ok {
+				st.FirstErrors[class] = msg
+			}
+		}
 		for j, x := range p.Hists() {
 			if err := DecodeInto(hists[j], *x.Encoded); err != nil {
 				return nil, fmt.Errorf("%s histogram: %w", x.Name, err)
@@ -349,6 +407,7 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 			ss.Completed += s.Completed
 			ss.Errors += s.Errors
 			ss.Mismatches += s.Mismatches
+			ss.Attempts += s.Attempts
 			if err := DecodeInto(ss.hist, s.Histogram); err != nil {
 				return nil, fmt.Errorf("timeline second %d: %w", s.T, err)
 			}
@@ -382,6 +441,12 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		routeHists = append(routeHists, rs.hist)
 	}
 	summarize(st, hists, routeHists)
+	if attempt != nil {
+		st.Histograms.Attempt = Encode(attempt)
+		if err := summarizeAttempts(st); err != nil {
+			return nil, err
+		}
+	}
 	if err := mergeHTTP2(st, parts); err != nil {
 		return nil, err
 	}

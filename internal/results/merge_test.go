@@ -103,6 +103,16 @@ func build(reqs []simReq, shard string) *File {
 				second(r.done).Finished++
 			}
 			st.Sent++
+			// The fault counters, drawn from what is already random.
+			if r.class != "timeout" || r.due%3 != 0 {
+				st.Written++ // a third of the timeouts are connect timeouts
+			}
+			if r.due%97 == 0 {
+				st.Retried++
+			}
+			if r.due%89 == 0 {
+				st.Unsolicited++
+			}
 			rt := &routes[r.route]
 			rt.Sent++
 			sec := second(r.due)
@@ -110,6 +120,12 @@ func build(reqs []simReq, shard string) *File {
 			if failed {
 				st.Errors++
 				st.ErrorClasses[r.class]++
+				if st.FirstErrors == nil {
+					st.FirstErrors = map[string]string{}
+				}
+				if _, ok := st.FirstErrors[r.class]; !ok {
+					st.FirstErrors[r.class] = "why requests fail with " + r.class
+				}
 				rt.Errors++
 				sec.Errors++
 			} else {
@@ -210,6 +226,9 @@ func TestMergeHalvesEqualWhole(t *testing.T) {
 	if merged.Verdict != whole.Verdict || !reflect.DeepEqual(merged.BreakingPoint, whole.BreakingPoint) || merged.Capacity != whole.Capacity {
 		t.Errorf("analysis: got %q %+v %+v, want %q %+v %+v", merged.Verdict, merged.BreakingPoint, merged.Capacity,
 			whole.Verdict, whole.BreakingPoint, whole.Capacity)
+	}
+	if st := whole.Steps[1]; st.Written == st.Sent || st.Retried == 0 || st.Unsolicited == 0 || len(st.FirstErrors) != 2 {
+		t.Fatalf("the simulation should count every fault counter: %+v", st)
 	}
 	if whole.BreakingPoint == nil || whole.Steps[0].Errors == 0 || whole.Steps[1].Mismatches == 0 {
 		t.Fatalf("the simulation should fail its second step, with errors and mismatches: %+v", whole.Steps[1].Violations)

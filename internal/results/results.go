@@ -68,27 +68,31 @@ type Window struct {
 
 // Params are the settings of the run.
 type Params struct {
-	ScaleMode    string   `json:"scale_mode"`
-	Pacing       string   `json:"pacing"`
-	TimeoutS     float64  `json:"timeout_s"`
-	SettleS      float64  `json:"settle_s"`
-	StepS        float64  `json:"step_duration_s"`
-	CooldownS    float64  `json:"cooldown_s,omitempty"`
-	SLOs         []string `json:"slos,omitempty"`
-	Saturation   float64  `json:"saturation,omitempty"`
-	MaxConns     int      `json:"max_conns"`
-	MaxInflight  int      `json:"max_inflight"`
-	Seed         uint64   `json:"seed"`
-	AbortOn      string   `json:"abort_on"`
-	ReadOnly     bool     `json:"read_only,omitempty"`
-	Require      *float64 `json:"require,omitempty"`
-	Shard        string   `json:"shard,omitempty"`
-	SetHeaders   []string `json:"set_headers,omitempty"` // names only: values may be secrets
-	KeepHost     bool     `json:"keep_host,omitempty"`
-	SendTrunc    bool     `json:"send_truncated,omitempty"`
-	GOMAXPROCS   int      `json:"gomaxprocs"`
-	DispatchLagS float64  `json:"generator_lag_bound_s"`
-	Protocol     string   `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
+	ScaleMode   string   `json:"scale_mode"`
+	Pacing      string   `json:"pacing"`
+	TimeoutS    float64  `json:"timeout_s"`
+	SettleS     float64  `json:"settle_s"`
+	StepS       float64  `json:"step_duration_s"`
+	CooldownS   float64  `json:"cooldown_s,omitempty"`
+	SLOs        []string `json:"slos,omitempty"`
+	Saturation  float64  `json:"saturation,omitempty"`
+	MaxConns    int      `json:"max_conns"`
+	MaxInflight int      `json:"max_inflight"`
+	Seed        uint64   `json:"seed"`
+	AbortOn     string   `json:"abort_on"`
+	ReadOnly    bool     `json:"read_only,omitempty"`
+	Require     *float64 `json:"require,omitempty"`
+	Shard       string   `json:"shard,omitempty"`
+	SetHeaders  []string `json:"set_headers,omitempty"` // names only: values may be secrets
+	KeepHost    bool     `json:"keep_host,omitempty"`
+	SendTrunc   bool     `json:"send_truncated,omitempty"`
+	GOMAXPROCS  int      `json:"gomaxprocs"`
+	// Client emulation, when on.
+	ClientTimeoutS float64 `json:"client_timeout_s,omitempty"`
+	RetryPolicy    string  `json:"retry_policy,omitempty"`
+	RetryBudget    float64 `json:"retry_budget,omitempty"`
+	DispatchLagS   float64 `json:"generator_lag_bound_s"`
+	Protocol       string  `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
 }
 
 // Counts maps a reason or class to a number.
@@ -127,11 +131,30 @@ type Step struct {
 	Good         int64  `json:"good"`
 	ErrorClasses Counts `json:"errors_by_class"`
 	NotSent      Counts `json:"not_sent"`
+	// Written counts the sent requests at least one byte of which herd
+	// wrote to a connection: the requests the target may have read. The
+	// rest of Sent failed before that (connect, TLS, a refused write).
+	Written int64 `json:"written,omitempty"`
+	// Retried counts the requests sent again on a fresh connection after
+	// an attempt that wrote none of them: never a duplicate at the target.
+	// It is herd's own transport resend, not an emulated client's retry
+	// (Retries).
+	Retried int64 `json:"retried,omitempty"`
+	// Unsolicited counts the times bytes that no request asked for were
+	// found on an idle connection: discarded, never a response.
+	Unsolicited int64 `json:"unsolicited_response,omitempty"`
+	// FirstErrors holds, for each error class, the message of its first
+	// error: why, in words. These four fields are left out when zero or
+	// empty, as in files of herds that did not count them.
+	FirstErrors map[string]string `json:"first_errors,omitempty"`
 	// Attempts counts every request sent, retries included, when clients
-	// are emulated with a retry policy (0 otherwise); Retries counts the
-	// retries by what triggered them.
-	Attempts int64  `json:"attempts,omitempty"`
-	Retries  Counts `json:"retries,omitempty"`
+	// are emulated (0 otherwise); Retries counts the retries by what
+	// triggered them; Amplification is Attempts over Sent, and
+	// AttemptLatencyMS every attempt's latency from its own due time.
+	Attempts         int64        `json:"attempts,omitempty"`
+	Retries          Counts       `json:"retries,omitempty"`
+	Amplification    float64      `json:"amplification,omitempty"`
+	AttemptLatencyMS *Percentiles `json:"attempt_latency_ms,omitempty"`
 	// Remaining are the requests planned for the step after an emergency
 	// stop or an interrupt ended it: never sent, and outside the measured
 	// period, which ends at the stop (DurationS is the time it ran).
@@ -308,16 +331,20 @@ type Route struct {
 // of the requests due in that second; Finished counts the successful
 // responses that completed in it, whenever they were due.
 type Second struct {
-	T          int64   `json:"t"` // seconds from the start of the step
-	Finished   int64   `json:"finished_ok"`
-	Sent       int64   `json:"sent"`
-	Completed  int64   `json:"completed"`
-	Errors     int64   `json:"errors"`
-	Mismatches int64   `json:"mismatches"`
-	P50MS      float64 `json:"p50_ms"`
-	P99MS      float64 `json:"p99_ms"`
-	MaxMS      float64 `json:"max_ms"`
-	Histogram  string  `json:"histogram"` // latency at 2 significant digits
+	T          int64 `json:"t"` // seconds from the start of the step
+	Finished   int64 `json:"finished_ok"`
+	Sent       int64 `json:"sent"`
+	Completed  int64 `json:"completed"`
+	Errors     int64 `json:"errors"`
+	Mismatches int64 `json:"mismatches"`
+	// Attempts counts the attempts of the requests due in this second,
+	// retries included, when clients are emulated: over Sent, the
+	// second's amplification.
+	Attempts  int64   `json:"attempts,omitempty"`
+	P50MS     float64 `json:"p50_ms"`
+	P99MS     float64 `json:"p99_ms"`
+	MaxMS     float64 `json:"max_ms"`
+	Histogram string  `json:"histogram"` // latency at 2 significant digits
 }
 
 // Histograms of the measured period, encoded as Encode does.
@@ -327,7 +354,11 @@ type Histograms struct {
 	TTFB        string `json:"ttfb"`
 	ScheduleLag string `json:"schedule_lag"`
 	DispatchLag string `json:"dispatch_lag"`
-	Connect     string `json:"connect,omitempty"` // see Step.ConnectMS
+	// Attempt is every attempt's latency from its own due time, when
+	// clients are emulated with retries; Latency is then each request's,
+	// from its first attempt's due time to its outcome.
+	Attempt string `json:"attempt_latency,omitempty"`
+	Connect string `json:"connect,omitempty"` // see Step.ConnectMS
 }
 
 // HTTP2 is what a step's HTTP/2 connections add to its counts.
