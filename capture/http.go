@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/herd-replay/herd/internal/h1"
 	"github.com/herd-replay/herd/tape"
 )
 
@@ -15,21 +16,6 @@ const (
 	maxTrailer   = 64 << 10  // trailer section of a chunked body
 	maxHeldBytes = 64 << 10  // client bytes held while an Upgrade or CONNECT is answered
 )
-
-// tchar reports whether c may appear in a token (RFC 9110 5.6.2).
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
 
 // trimCR drops one trailing carriage return.
 func trimCR(b []byte) []byte {
@@ -54,7 +40,7 @@ func requestLine(line []byte) (method, target, proto []byte, ok bool) {
 		return nil, nil, nil, false
 	}
 	for _, c := range line[:sp] {
-		if !tchar[c] {
+		if !h1.IsTChar(c) {
 			return nil, nil, nil, false
 		}
 	}
@@ -79,7 +65,7 @@ func looksLikeRequestStart(b []byte) bool {
 		if c == ' ' {
 			return i > 0
 		}
-		if !tchar[c] || i >= tape.MaxMethod {
+		if !h1.IsTChar(c) || i >= tape.MaxMethod {
 			return false
 		}
 	}

@@ -80,7 +80,7 @@ func (s *Stats) discard(r discardReason) {
 }
 
 // Tape returns the counters as the tape stores them (snake_case names;
-// see docs/capture.md for what each means). Zero counters are left out.
+// see docs/recording.md for what each means). Zero counters are left out.
 func (s *Stats) Tape() tape.Stats {
 	counters := map[string]int64{
 		"packets":                   s.Packets,

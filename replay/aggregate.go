@@ -172,7 +172,7 @@ func (a *aggregator) add(r result) {
 		done := r.done - t0
 		// Every attempt is load the target saw and a failure it may have
 		// caused: the emergency stop judges attempts.
-		if !generatorClass(r.class) {
+		if !generatorClass(r.class) && !r.outcomeOnly {
 			a.abort.add(done, failed)
 			if failed {
 				a.checkAbort(done) // only a failure can trip the rule
@@ -198,12 +198,19 @@ func (a *aggregator) add(r result) {
 			}
 		}
 	}
-	a.writeRaw(r)
+	if !r.outcomeOnly {
+		a.writeRaw(r)
+	}
 	if due < a.settle || due >= a.end {
 		return
 	}
 	if r.notSent != "" {
 		a.notSent[r.notSent]++
+		return
+	}
+	sec := a.second(due)
+	if r.outcomeOnly {
+		a.outcome(r, logical, sec)
 		return
 	}
 	// What each attempt did on the wire.
@@ -216,7 +223,6 @@ func (a *aggregator) add(r result) {
 	if r.unsolicited {
 		a.unsolicited++
 	}
-	sec := a.second(due)
 	if a.e.o.emulating() {
 		a.attempts++
 		sec.attempts++
@@ -226,7 +232,12 @@ func (a *aggregator) add(r result) {
 			return // the request goes on: its outcome is its last attempt's
 		}
 	}
-	// The request's outcome: its last attempt.
+	a.outcome(r, logical, sec)
+}
+
+// outcome counts a request by its last attempt r: sent, completed or
+// failed, its latency from its first attempt's due time (logical).
+func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 	a.sent++
 	rt := &a.routes[r.route]
 	rt.sent++

@@ -158,12 +158,15 @@ type result struct {
 	// the request's first attempt (0: this one's); nonFinal marks an
 	// attempt that failed and was retried (trigger says why), gaveUp a
 	// final attempt after which the client had no retry left.
-	attempt    int32
-	logical    int64
-	nonFinal   bool
-	gaveUp     bool
-	trigger    string
-	retryAfter time.Duration // what a 429 or 503 asked for
+	attempt  int32
+	logical  int64
+	nonFinal bool
+	// outcomeOnly is the outcome of a request whose retry a stop cut off:
+	// its last attempt, already counted as one, decides it.
+	outcomeOnly bool
+	gaveUp      bool
+	trigger     string
+	retryAfter  time.Duration // what a 429 or 503 asked for
 }
 
 type engine struct {
@@ -485,7 +488,11 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 		sched = res.done + int64(wait)
 		ready = sched
 		if e.disp.sleepUntil(e.stop, sched, ch) != nil {
-			return nanotime() // stopped while waiting to retry: nothing more is sent
+			// Stopped while the client waited to retry: nothing more is
+			// sent, and the request's outcome is its last attempt's.
+			res.nonFinal, res.outcomeOnly = false, true
+			e.report(res)
+			return nanotime()
 		}
 	}
 }

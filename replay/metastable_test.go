@@ -201,3 +201,31 @@ func TestRetryAccounting(t *testing.T) {
 			st.Errors, st.ErrorClasses, st.Attempts, st.FirstErrors)
 	}
 }
+
+// TestRetryCutByStop: a stop while clients wait to retry sends nothing
+// more, and every request that was sent still has an outcome: its last
+// attempt's.
+func TestRetryCutByStop(t *testing.T) {
+	path := testTape(t, 20, 3, 10*time.Millisecond, 50*time.Millisecond)
+	always := newServer(t, func(w *bufio.Writer, _ string, _ int) bool {
+		w.WriteString("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	retry, _ := ParseRetryPolicy("fixed:3/2s")
+	p := loadPlan(t, path, always.url(), "all")
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	f, err := Replay(ctx, p, ReplayOptions{Scale: 1,
+		Settings: Settings{Target: always.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := f.Steps[0]
+	if !st.Interrupted || st.Sent == 0 || st.Sent != st.Completed+st.Errors || st.Attempts != st.Sent || st.Sent+st.NotSent["stopped"] != st.Planned {
+		t.Fatalf("interrupted %v: planned %d sent %d completed %d errors %d attempts %d not sent %v",
+			st.Interrupted, st.Planned, st.Sent, st.Completed, st.Errors, st.Attempts, st.NotSent)
+	}
+	if st.ErrorClasses[ClassHTTP5xx] != st.Errors {
+		t.Fatalf("errors by class %v: a request cut off while waiting to retry fails with its last attempt's class", st.ErrorClasses)
+	}
+}

@@ -30,6 +30,10 @@ type PlanOptions struct {
 	SetQuery      []tape.Field // replace these query parameters where present (rewrite.go)
 	SetBodyFields []tape.Field // replace these form, JSON, multipart body fields where present
 	MaxRoutes     int          // routes measured separately; the rest are "(other)" (default 50)
+	// SendWithoutBody: on a tape whose source holds no request bodies (an
+	// access log), also send the requests that need one, with none.
+	// Otherwise they are skipped as no_body_recorded.
+	SendWithoutBody bool
 	// Shard keeps only the recorded connections whose hash falls in shard
 	// Index of Count, so that Count herd processes replay the window
 	// together, each its share. Count 0 keeps them all.
@@ -163,6 +167,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
 		Skipped: map[string]int64{}, Redacted: map[string]int64{}}
+	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	byConn := make(map[uint64][]*tape.Exchange)
 	var starts []int64
 	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
@@ -201,7 +206,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return exs[i].ReqStart < exs[j].ReqStart
 		})
 		for _, e := range exs {
-			if why := skipReason(e, o); why != "" {
+			if why := skipReason(e, o, noBodies); why != "" {
 				p.Skipped[why]++
 				continue
 			}
@@ -390,16 +395,29 @@ func firstRequest(ctx context.Context, r *tape.Reader, sec int64) (int64, error)
 	return first, err
 }
 
-func skipReason(e *tape.Exchange, o PlanOptions) string {
+func skipReason(e *tape.Exchange, o PlanOptions, noBodies bool) string {
 	switch {
 	case e.Method == "CONNECT":
 		return "connect_tunnel"
+	case noBodies && needsBody(e.Method):
+		return "no_body_recorded"
 	case o.ReadOnly && e.Method != "GET" && e.Method != "HEAD" && e.Method != "OPTIONS":
 		return "read_only"
 	case e.Flags&tape.ReqBodyTruncated != 0 && !o.SendTruncated:
 		return "body_truncated"
 	}
 	return ""
+}
+
+// needsBody reports whether requests of method carry a body as a rule:
+// all but GET, HEAD, OPTIONS, DELETE and TRACE. Without the recorded body
+// such a request cannot be replayed faithfully.
+func needsBody(method string) bool {
+	switch method {
+	case "GET", "HEAD", "OPTIONS", "DELETE", "TRACE":
+		return false
+	}
+	return true
 }
 
 func topRoutes(counts map[RouteKey]int64, limit int) []RouteKey {

@@ -62,18 +62,23 @@ func TestOriginForm(t *testing.T) {
 
 func TestSkipReasons(t *testing.T) {
 	cases := []struct {
-		e    tape.Exchange
-		o    PlanOptions
-		want string
+		e        tape.Exchange
+		o        PlanOptions
+		noBodies bool // the tape holds no request bodies
+		want     string
 	}{
-		{tape.Exchange{Method: "POST"}, PlanOptions{ReadOnly: true}, "read_only"},
-		{tape.Exchange{Method: "HEAD"}, PlanOptions{ReadOnly: true}, ""},
-		{tape.Exchange{Method: "GET", Flags: tape.ReqBodyTruncated}, PlanOptions{}, "body_truncated"},
-		{tape.Exchange{Method: "GET", Flags: tape.ReqBodyTruncated}, PlanOptions{SendTruncated: true}, ""},
-		{tape.Exchange{Method: "CONNECT"}, PlanOptions{}, "connect_tunnel"},
+		{tape.Exchange{Method: "POST"}, PlanOptions{ReadOnly: true}, false, "read_only"},
+		{tape.Exchange{Method: "HEAD"}, PlanOptions{ReadOnly: true}, false, ""},
+		{tape.Exchange{Method: "GET", Flags: tape.ReqBodyTruncated}, PlanOptions{}, false, "body_truncated"},
+		{tape.Exchange{Method: "GET", Flags: tape.ReqBodyTruncated}, PlanOptions{SendTruncated: true}, false, ""},
+		{tape.Exchange{Method: "CONNECT"}, PlanOptions{}, false, "connect_tunnel"},
+		{tape.Exchange{Method: "POST"}, PlanOptions{}, true, "no_body_recorded"},
+		{tape.Exchange{Method: "PROPFIND"}, PlanOptions{}, true, "no_body_recorded"},
+		{tape.Exchange{Method: "DELETE"}, PlanOptions{}, true, ""},
+		{tape.Exchange{Method: "GET"}, PlanOptions{}, true, ""},
 	}
 	for i, c := range cases {
-		if got := skipReason(&c.e, c.o); got != c.want {
+		if got := skipReason(&c.e, c.o, c.noBodies); got != c.want {
 			t.Errorf("case %d: %q, want %q", i, got, c.want)
 		}
 	}

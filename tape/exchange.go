@@ -120,3 +120,8 @@ func lookup(fs []Field, name string) (string, bool) {
 	}
 	return "", false
 }
+
+// Validate reports whether e fits the format's bounds (lengths, counts,
+// flags). Writer.Write refuses, and writes nothing of, an exchange that
+// does not; a recorder checks first to count it by reason.
+func (e *Exchange) Validate() error { return validate(e) }

@@ -31,7 +31,7 @@ type Source struct {
 }
 
 // Redaction records which secrets were replaced at capture: the rules in
-// force (docs/capture.md). What was replaced, by kind and name, is counted
+// force (docs/recording.md). What was replaced, by kind and name, is counted
 // in the STAT block, written when the tape is closed.
 type Redaction struct {
 	Enabled bool     `json:"enabled"`

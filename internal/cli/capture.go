@@ -65,7 +65,7 @@ Secrets are redacted by default, chosen by name: headers, query parameters
 (of the target, Referer and Location) and form, JSON and multipart body
 fields whose name looks like a secret (Authorization, Cookie, *token,
 *secret*, *password*, *apikey*, *session*, sig, auth ... the table is in
-docs/capture.md). A value becomes herd-redacted:L16:0123456789abcdef: its
+docs/recording.md). A value becomes herd-redacted:L16:0123456789abcdef: its
 length class and a keyed hash, so equal secrets stay equal and different
 ones differ. Add header expressions with --redact-header, query and body
 name patterns with --redact-query and --redact-body-field, or keep

@@ -171,9 +171,13 @@ func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target 
 	if err != nil {
 		return nil, err
 	}
-	f.TruthCapacityScale = &truth
 	if opts.Retries {
+		// With retries the goodput past the break is not the service's
+		// capacity (work is wasted on abandoned attempts): the analytic
+		// check is the recovery condition instead.
 		fmt.Fprintln(opts.IO.Err, "herd: "+demo.MetastableCheck(truth, opts.Fixed, ro.Retry, f))
+		return f, nil
 	}
+	f.TruthCapacityScale = &truth
 	return f, nil
 }

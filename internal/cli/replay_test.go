@@ -36,7 +36,8 @@ func runCtx(ctx context.Context, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-// contract checks the fields of DESIGN.md's JSON contract.
+// contract checks the fields of the results file that scripts depend on
+// (docs/results-format.md, "The contract").
 func contract(t *testing.T, path string) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile(path)

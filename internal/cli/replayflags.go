@@ -34,6 +34,7 @@ type replayFlags struct {
 	KeepHost      bool
 	ReadOnly      bool
 	SendTruncated bool
+	SendNoBody    bool
 	AbortOn       string
 	SLOs          []string
 	JSON          string
@@ -70,6 +71,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.BoolVar(&f.KeepHost, "keep-host", false, "send the recorded Host header instead of the target's")
 	fs.BoolVar(&f.ReadOnly, "read-only", false, "send only GET, HEAD and OPTIONS requests")
 	fs.BoolVar(&f.SendTruncated, "send-truncated", false, "also send requests whose body was cut at capture (with the shorter body)")
+	fs.BoolVar(&f.SendNoBody, "send-without-body", false, "on a tape without request bodies (an access log), also send POST, PUT, PATCH ... requests, with an empty body")
 	fs.StringVar(&f.AbortOn, "abort-on", replay.DefaultAbort, "emergency stop: errors>PCT/WINDOW stops when more than PCT of the requests that finished over the last WINDOW failed (at least 10); off disables it")
 	fs.StringArrayVar(&f.SLOs, "slo", nil, "objective a run must meet (repeatable): p50|p90|p95|p99|p999|max<DUR, errors<PCT, mismatches<PCT, p99(/route)<DUR (default "+strings.Join(results.DefaultSLOs, ", ")+")")
 	fs.StringVar(&f.JSON, "json", "", "write the results (JSON, schema 1) to this file; - for stdout")
@@ -163,6 +165,7 @@ func (f *replayFlags) validate() (*setup, error) {
 	po := &s.plan
 	po.HTTP2 = st.Protocol != replay.ProtoH1
 	po.Target, po.KeepHost, po.ReadOnly, po.SendTruncated = st.Target, f.KeepHost, f.ReadOnly, f.SendTruncated
+	po.SendWithoutBody = f.SendNoBody
 	po.MaxIdle = f.MaxIdle
 	if f.MaxIdle == 0 {
 		po.MaxIdle = -1 // off: the library's zero is its default
@@ -231,6 +234,9 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 	}
 	for _, d := range r.Damage() {
 		fmt.Fprintf(io.Err, "herd: warning: %v\n", d)
+	}
+	if n := plan.Skipped["no_body_recorded"]; n > 0 {
+		fmt.Fprintf(io.Err, "herd: the tape holds no request bodies (its source is %s): %d requests that need one (POST, PUT, PATCH ...) are not sent; --send-without-body sends them with an empty body\n", r.Meta().Source.Kind, n)
 	}
 	if plan.Clamped {
 		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%v): replaying the whole recording, repeated to fill each step\n",

@@ -45,6 +45,17 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 	}
+	// The other ways in (the recording proxy, the importers) write tapes
+	// beside capture and import none of the three.
+	for _, a := range []string{"record", "importer"} {
+		for _, d := range all[module+"/"+a] {
+			for _, b := range libs {
+				if d == module+"/"+b || strings.HasPrefix(d, module+"/"+b+"/") {
+					t.Errorf("%s depends on %s: the ways in import neither capture, replay nor report", a, b)
+				}
+			}
+		}
+	}
 	for pkg, ds := range all {
 		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
 		if rel == "internal/cli" || strings.HasPrefix(rel, "cmd/") {

@@ -36,7 +36,7 @@ import (
 // field names alike. A pattern is matched against the normalized name
 // (lower case, every character but letters and digits dropped, so that
 // X-Api-Key, api_key and apiKey are all "apikey"); '*' stands for any run
-// of characters. docs/capture.md explains each one.
+// of characters. docs/recording.md explains each one.
 var DefaultRules = []string{
 	"*authorization", "auth", // Authorization, Proxy-Authorization
 	"*cookie",  // Cookie, Set-Cookie
@@ -116,7 +116,7 @@ const (
 	KindBody   = "body"  // form, JSON and multipart body fields
 )
 
-// Counter names, as the tape's STAT block stores them (docs/capture.md):
+// Counter names, as the tape's STAT block stores them (docs/recording.md):
 // CounterPrefix+kind+":"+name counts the values replaced, SkippedPrefix+
 // reason the bodies that could not be inspected.
 const (

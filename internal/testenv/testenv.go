@@ -1,6 +1,6 @@
 // Package testenv says whether a test has what it needs from outside the
-// repository: the shared captures beside the checkout, root for live
-// capture. Outside CI a test without them is skipped; under CI=true, which
+// repository: the shared captures and imports beside the checkout, root
+// for live capture. Outside CI a test without them is skipped; under CI=true, which
 // always has them, it fails. Only tests import it.
 package testenv
 
@@ -13,6 +13,18 @@ import (
 // SharedPcaps returns the shared captures' directory, shared/testdata/pcaps
 // beside the checkout (the directory holding go.mod).
 func SharedPcaps(t testing.TB) string {
+	t.Helper()
+	return shared(t, "pcaps")
+}
+
+// SharedImports returns the directory of the shared files of other tools
+// (.gor, HAR, access logs), shared/testdata/imports beside the checkout.
+func SharedImports(t testing.TB) string {
+	t.Helper()
+	return shared(t, "imports")
+}
+
+func shared(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -29,11 +41,11 @@ func SharedPcaps(t testing.TB) string {
 		}
 		dir = parent
 	}
-	pcaps := filepath.Join(dir, "..", "shared", "testdata", "pcaps")
-	if _, err := os.Stat(pcaps); err != nil {
-		missing(t, "the shared captures are missing: "+err.Error())
+	d := filepath.Join(dir, "..", "shared", "testdata", name)
+	if _, err := os.Stat(d); err != nil {
+		missing(t, "the shared test files are missing: "+err.Error())
 	}
-	return pcaps
+	return d
 }
 
 // NeedRoot is for a test that opens AF_PACKET sockets: those need root,
