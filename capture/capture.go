@@ -469,9 +469,15 @@ func (e *engine) emit(c *conn, m *message) {
 	}
 	x := &e.ex
 	ci := c.client()
+	seq := c.seq
+	if m.stream != 0 {
+		seq = m.seq // given when the stream opened
+	}
 	*x = tape.Exchange{
 		ConnID:     c.id,
-		Seq:        c.seq,
+		Seq:        seq,
+		Stream:     m.stream,
+		ReqTrailer: m.trailer,
 		Client:     c.addr[ci],
 		Server:     c.addr[1-ci],
 		ReqStart:   m.start,
@@ -493,6 +499,7 @@ func (e *engine) emit(c *conn, m *message) {
 			x.RespStart, x.RespEnd = r.start, max(r.end, r.start)
 			x.Status, x.RespProto, x.RespHeader = r.h.status, r.h.proto, r.h.fields
 			x.RespBodyLen, x.RespBodyHash = r.bodyLen, r.crc
+			x.RespTrailer = r.trailer
 		}
 	}
 	redacted := e.red.Exchange(x) // sets tape.Redacted
@@ -509,7 +516,9 @@ func (e *engine) emit(c *conn, m *message) {
 		e.err = fmt.Errorf("write exchange: %w", err)
 		return
 	}
-	c.seq++
+	if m.stream == 0 {
+		c.seq++
+	}
 	st.Exchanges++
 	if redacted {
 		st.Redacted++
@@ -525,6 +534,8 @@ func (e *engine) emit(c *conn, m *message) {
 		st.IncompleteFlush++
 	case r.why == incMalformed:
 		st.IncompleteBroken++
+	case r.why == incReset:
+		st.IncompleteReset++
 	default:
 		st.IncompleteEnd++
 	}

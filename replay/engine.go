@@ -61,6 +61,7 @@ type Options struct {
 	// target, limited the run.
 	LagBound time.Duration
 	TLS      *tls.Config // for https targets; nil uses defaults
+	Protocol Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation: ClientTimeout is how long the recorded clients
 	// waited for a response before giving up and closing the connection
 	// (0: as long as herd's Timeout); Retry is what they did after a
@@ -151,6 +152,7 @@ type result struct {
 	recorded                      int32
 	route                         int32
 	vconn                         int32 // index of the replayed connection, for the raw log
+	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
 	class                         string   // error class; "" for a usable response
 	fail                          *failure // why it failed, when class is set
@@ -183,6 +185,7 @@ type engine struct {
 	s      Schedule
 	disp   *dispatcher
 	cl     *client
+	h2     *h2Engine // nil when nothing goes over HTTP/2
 	t0     int64
 	stop   context.Context // cancelled to stop sending
 	halt   context.CancelCauseFunc
@@ -240,6 +243,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	}
 	e.stop, e.halt = context.WithCancelCause(ctx)
 	defer e.halt(nil)
+	if e.h2, err = newH2Engine(ctx, o, cl); err != nil {
+		return nil, err
+	}
 	stopNoted := make(chan struct{})
 	context.AfterFunc(e.stop, func() {
 		defer close(stopNoted)
@@ -310,12 +316,15 @@ func newClient(o Options) (*client, error) {
 	c := &client{addr: net.JoinHostPort(host, port)}
 	c.dialer.KeepAlive = 30 * time.Second
 	if u.Scheme == "https" {
-		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+		// One session cache for the run: reconnects resume, as real
+		// clients do.
+		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 		if o.TLS != nil {
 			c.tls = o.TLS.Clone()
 			if c.tls.ServerName == "" {
 				c.tls.ServerName = host
 			}
+			c.tls.NextProtos = []string{"http/1.1"}
 		}
 	}
 	return c, nil
@@ -343,6 +352,10 @@ func (e *engine) spawn() {
 
 func (e *engine) runVConn(vc VConn, index int32) {
 	defer e.vconns.Done()
+	if e.h2.uses(&e.p.Conns[vc.Conn]) {
+		e.runH2VConn(vc, index)
+		return
+	}
 	reqs := e.p.Conns[vc.Conn].Reqs
 	ch := make(chan struct{}, 1)
 	var own *conn
@@ -563,7 +576,9 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// and the resend goes on a fresh one.
 	for {
 		if *cn == nil {
+			dialed := nanotime()
 			c, class, err := e.cl.dial(e.dialer, deadline)
+			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
 				res.class, res.fail, res.done = class, &failure{err: err}, nanotime()

@@ -148,7 +148,13 @@ func isTimeout(err error) bool {
 }
 
 func ioClass(err error) string {
+	var op *net.OpError
 	switch {
+	case errors.As(err, &op) && op.Op == "remote error":
+		// A TLS alert from the target. TLS 1.3 refuses a client
+		// certificate after the handshake: the alert comes on the first
+		// read.
+		return ClassTLS
 	case errors.Is(err, errMalformed):
 		return ClassMalformed
 	case isTimeout(err):
