@@ -9,6 +9,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -39,6 +40,7 @@ type aggregator struct {
 	lastFail  failure
 
 	latency, service, ttfb, lag, dispatch *hdr.Histogram
+	connect                               *hdr.Histogram // connection setup (TCP, TLS, HTTP/2 settings)
 	routes                                []routeAgg
 	seconds                               []*secondAgg
 
@@ -49,6 +51,7 @@ type aggregator struct {
 	allSent, allErr int64
 	recent          [8]recentSecond // the last seconds, for progress; see recentAt
 	sendSamples     []sendSample    // engine.sends on each tick, the last 5 s
+	live            liveMeasure     // the last Progress.Measured
 
 	raw    *zstd.Encoder
 	rawErr error
@@ -62,6 +65,7 @@ type routeAgg struct {
 
 type secondAgg struct {
 	finished                            int64 // successful responses completed in this second
+	due                                 int64 // requests due in this second, sent or not
 	sent, completed, errors, mismatches int64
 	attempts                            int64 // client emulation
 	hist                                *hdr.Histogram
@@ -96,6 +100,7 @@ func newAggregator(r *run, planned, measured int64) *aggregator {
 		ttfb:        results.NewHist(),
 		lag:         results.NewHist(),
 		dispatch:    results.NewHist(),
+		connect:     results.NewHist(),
 		attemptLat:  results.NewHist(),
 		retries:     results.Counts{},
 		routes:      make([]routeAgg, len(r.p.Routes)),
@@ -161,6 +166,9 @@ func (a *aggregator) checkAbort(now int64) {
 		}
 		a.abortReason = why
 		a.r.halt(errAborted)
+		if a.r.o.OnAbort != nil {
+			a.r.o.OnAbort(why)
+		}
 	}
 }
 
@@ -218,6 +226,7 @@ func (a *aggregator) add(r result) {
 	if due < a.settle || due >= a.end {
 		return
 	}
+	a.second(due).due++
 	if r.notSent != "" {
 		a.notSent[r.notSent]++
 		return
@@ -269,7 +278,11 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 			if r.fail != nil {
 				f = *r.fail
 			}
-			msg := describe(r.class, f, a.r.o.Timeout)
+			bound := a.r.o.Timeout
+			if r.class == ClassClientTimeout {
+				bound = a.r.o.ClientTimeout
+			}
+			msg := describe(r.class, f, bound)
 			if r.gaveUp {
 				msg = fmt.Sprintf("%d attempts failed; the last: %s", r.attempt+1, msg)
 			}
@@ -305,6 +318,9 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 	}
 	results.Record(a.lag, r.sent-r.due)
 	results.Record(a.dispatch, r.sent-r.ready)
+	if r.connect > 0 {
+		results.Record(a.connect, r.connect)
+	}
 }
 
 func (a *aggregator) second(due int64) *secondAgg {
@@ -398,6 +414,7 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		}
 	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
+	p.Measured = a.measuredSoFar(now, done)
 	if until, rec, ok := a.r.s.IdleAt(a.r.p, p.Elapsed); ok && !done {
 		p.IdleUntil, p.IdleRecorded = until, rec
 	}
@@ -507,6 +524,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 			TTFB:        results.Encode(a.ttfb),
 			ScheduleLag: results.Encode(a.lag),
 			DispatchLag: results.Encode(a.dispatch),
+			Connect:     results.Encode(a.connect),
 		},
 		Violations: []string{},
 		Generator:  results.Generator{Notes: []string{}},
@@ -543,7 +561,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		if s == nil || int64(i+1)*int64(time.Second) <= a.settle {
 			continue
 		}
-		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Sent: s.sent, Completed: s.completed,
+		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Due: s.due, Sent: s.sent, Completed: s.completed,
 			Errors: s.errors, Mismatches: s.mismatches, Attempts: s.attempts, Histogram: s.encoded})
 	}
 	if a.r.o.emulating() {
@@ -567,7 +585,7 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	o := a.r.o
 	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
 		g.Limited = true
-		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %v > %v", p99.Round(10*time.Microsecond), o.LagBound))
+		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %s > %s", textfmt.Duration(p99), textfmt.Duration(o.LagBound)))
 	}
 	if n := a.notSent["generator_behind"]; n > 0 {
 		g.Limited = true
@@ -594,4 +612,5 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
 	}
+	a.r.h2.notes(st, a.r.o.emulating())
 }

@@ -62,6 +62,7 @@ type Options struct {
 	LagBound time.Duration
 	TLS      *tls.Config // for https targets; nil uses defaults
 	Engine   Engine      // how requests are sent (EngineAuto: the event loops where they apply)
+	Protocol Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation: ClientTimeout is how long the recorded clients
 	// waited for a response before giving up and closing the connection
 	// (0: as long as herd's Timeout); Retry is what they did after a
@@ -73,6 +74,10 @@ type Options struct {
 	Raw           io.Writer // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// OnAbort, when set, is called once with the reason the moment the
+	// emergency stop fires, before the requests in flight are waited for
+	// (a coordinated ramp tells the other shards at once).
+	OnAbort func(reason string)
 }
 
 // Defaults for Options fields left zero.
@@ -97,6 +102,12 @@ type Progress struct {
 	AchievedRPS float64 // successful responses completed per second, over the last 5 s
 	P99         time.Duration
 	Done        bool
+	// Measured is the step so far as its results will count it (the
+	// measured period's requests whose outcome is known: counts, latency
+	// percentiles, routes), refreshed once a second, nil during the settle
+	// time; the live view judges the SLOs on it. Never changed once handed
+	// out.
+	Measured *results.Step
 	// IdleUntil, when not zero, is the elapsed time at which a long
 	// stretch of the plan with no request due ends; IdleRecorded is that
 	// stretch's recorded length.
@@ -142,6 +153,7 @@ type result struct {
 	recorded                      int32
 	route                         int32
 	vconn                         int32 // index of the replayed connection, for the raw log
+	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
 	class                         string   // error class; "" for a usable response
 	fail                          *failure // why it failed, when class is set
@@ -219,6 +231,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	if err != nil {
 		return nil, fmt.Errorf("count the plan's requests: %w", err)
 	}
+	if r.h2, err = newH2Engine(ctx, o, cl); err != nil {
+		return nil, err
+	}
 	eng, err := r.engine(cl)
 	if err != nil {
 		return nil, err
@@ -247,6 +262,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
+	}
+	if r.stop.Err() != nil {
+		<-r.stopNoted // the stop's time is noted by its own goroutine: wait for it
 	}
 	if at := r.stoppedAt.Load(); at > 0 {
 		agg.cut(at - r.t0)
@@ -311,12 +329,15 @@ func newClient(o Options) (*client, error) {
 	c := &client{addr: net.JoinHostPort(host, port)}
 	c.dialer.KeepAlive = 30 * time.Second
 	if u.Scheme == "https" {
-		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+		// One session cache for the run: reconnects resume, as real
+		// clients do.
+		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 		if o.TLS != nil {
 			c.tls = o.TLS.Clone()
 			if c.tls.ServerName == "" {
 				c.tls.ServerName = host
 			}
+			c.tls.NextProtos = []string{"http/1.1"}
 		}
 	}
 	return c, nil
@@ -386,6 +407,10 @@ func (e *engine) next(cp *connPass, c int) (*Req, int32, bool) {
 
 func (e *engine) runVConn(vc VConn, cp *connPass, consumer int, index int32) {
 	defer e.vconns.Done()
+	if e.h2.usesFlags(e.p.index().flag(vc.Conn)) {
+		e.runH2VConn(vc, cp, consumer, index)
+		return
+	}
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -618,7 +643,9 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// and the resend goes on a fresh one.
 	for {
 		if *cn == nil {
+			dialed := nanotime()
 			c, class, err := e.cl.dial(e.dialer, deadline)
+			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
 				res.class, res.fail, res.done = class, &failure{err: err}, nanotime()

@@ -47,25 +47,42 @@ func ParseEngine(s string) (Engine, error) {
 	return 0, fmt.Errorf("engine %q: use auto, loop or goroutine", s)
 }
 
-// loopApplies says whether the event loops can run against a target, and
-// if not why: they speak plain HTTP/1.x, on Linux.
-func loopApplies(target *url.URL) (bool, string) {
+// loopApplies says whether the event loops can replay plan p against
+// target with protocol, and if not why: they speak plain HTTP/1.x, on
+// Linux. A nil plan is not looked at.
+func loopApplies(target *url.URL, protocol Protocol, p *Plan) (bool, string) {
 	switch {
 	case !loopSupported:
 		return false, "the event loops run on Linux only"
 	case target == nil || target.Scheme != "http":
 		return false, "the event loops speak plain HTTP/1.x; TLS targets run on the goroutine engine"
+	case protocol == ProtoH2 || protocol == ProtoH2C:
+		return false, "the event loops speak HTTP/1.x; HTTP/2 runs on the goroutine engine"
+	case protocol == ProtoAuto && p != nil && p.recordedH2():
+		return false, "the window has connections recorded as HTTP/2, which run on the goroutine engine"
 	}
 	return true, ""
 }
 
-// Resolve says which engine runs against target: loop or goroutine,
-// never auto.
-func (k Engine) Resolve(target *url.URL) Engine {
+// recordedH2 reports whether any connection of the plan was recorded as
+// HTTP/2.
+func (p *Plan) recordedH2() bool {
+	x := p.index()
+	for i := int32(0); int(i) < x.len(); i++ {
+		if x.flag(i)&connRecordedH2 != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve says which engine replays plan p against target with protocol:
+// loop or goroutine, never auto.
+func (k Engine) Resolve(target *url.URL, protocol Protocol, p *Plan) Engine {
 	if k == EngineGoroutine {
 		return k
 	}
-	if ok, _ := loopApplies(target); ok {
+	if ok, _ := loopApplies(target, protocol, p); ok {
 		return EngineLoop
 	}
 	return EngineGoroutine
@@ -75,15 +92,14 @@ func (k Engine) Resolve(target *url.URL) Engine {
 func (r *run) engine(cl *client) (stepEngine, error) {
 	// Dials outlive a stop: the requests in flight finish.
 	dialer := context.WithoutCancel(r.stop)
-	switch r.o.Engine {
-	case EngineGoroutine:
-		return newEngine(r, cl, dialer), nil
-	case EngineLoop:
-		if ok, why := loopApplies(r.o.Target); !ok {
-			return nil, &OptionError{Option: "engine", Err: fmt.Errorf("engine loop: %s", why)}
-		}
+	ok, why := loopApplies(r.o.Target, r.o.Protocol, r.p)
+	if ok && r.h2.any(r.p) {
+		ok, why = false, "connections of the window go over HTTP/2, which runs on the goroutine engine"
 	}
-	if ok, _ := loopApplies(r.o.Target); ok {
+	switch {
+	case r.o.Engine == EngineLoop && !ok:
+		return nil, &OptionError{Option: "engine", Err: fmt.Errorf("engine loop: %s", why)}
+	case r.o.Engine != EngineGoroutine && ok:
 		return newLoopEngine(r, cl)
 	}
 	return newEngine(r, cl, dialer), nil

@@ -28,7 +28,8 @@ type Settings struct {
 	Abort       AbortRule
 	LagBound    time.Duration
 	TLS         *tls.Config
-	Engine      Engine // how requests are sent (EngineAuto: the event loops where they apply)
+	Engine      Engine   // how requests are sent (EngineAuto: the event loops where they apply)
+	Protocol    Protocol // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation (see Options): what the recorded clients did when
 	// the target failed them.
 	ClientTimeout time.Duration
@@ -119,7 +120,7 @@ func (o *Settings) check() error {
 		return &OptionError{Option: "retry_budget", Err: errors.New("the retry budget is a fraction of first attempts between 0 and 10")}
 	}
 	if o.Engine == EngineLoop {
-		if ok, why := loopApplies(o.Target); !ok {
+		if ok, why := loopApplies(o.Target, o.Protocol, nil); !ok {
 			return &OptionError{Option: "engine", Err: errors.New(why), Hint: "use the goroutine engine (or auto)"}
 		}
 	}
@@ -145,7 +146,7 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Engine: o.Engine, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget}
+		Engine: o.Engine, Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget}
 }
 
 // checkConns refuses a plan that cannot run: more replayed connections
@@ -206,7 +207,7 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 	if err := o.checkRoutes(p); err != nil {
 		return nil, err
 	}
-	sched := NewSchedule(o.Mode, o.Scale, o.Seed, p.Length, o.Duration)
+	sched := PlanSchedule(p, o.Mode, o.Scale, o.Seed, o.Duration)
 	if err := o.checkDuration(sched.Duration); err != nil {
 		return nil, err
 	}
@@ -257,20 +258,21 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		slos = append(slos, x.Text)
 	}
 	f := &results.File{
-		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), Target: o.Target.String(), Tape: o.TapeName,
+		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), HerdCommit: version.CommitID(), Target: o.Target.String(), Tape: o.TapeName,
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(p.Connections()), Skipped: p.Skipped,
+			Requests: int64(math.Round(float64(p.Requests) * p.weight())), RPS: results.Round3(p.Rate()), Conns: int64(p.Connections()), Skipped: p.Skipped,
 			RecordedS: results.Round3(p.Recorded.Seconds()), IdleRemovedS: results.Round3(p.IdleRemoved.Seconds()),
-			MaxIdleS: p.MaxIdle.Seconds(), Clamped: p.Clamped,
+			MaxIdleS: p.MaxIdle.Seconds(), Clamped: p.Clamped, SampleWeight: p.SampleWeight,
 		},
 		Params: results.Params{
 			ScaleMode: o.Mode.String(), Pacing: o.Pacing.String(), TimeoutS: o.Timeout.Seconds(), SLOs: slos,
+			Protocol: o.Protocol.String(),
 			MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Seed: o.Seed, AbortOn: o.Abort.Text,
 			ReadOnly: po.ReadOnly, SetHeaders: names, KeepHost: po.KeepHost, SendTrunc: po.SendTruncated,
 			GOMAXPROCS: GOMAXPROCS(), DispatchLagS: o.LagBound.Seconds(), Shard: po.Shard.String(),
-			Engine:         o.Engine.Resolve(o.Target).String(),
+			Engine:         o.Engine.Resolve(o.Target, o.Protocol, p).String(),
 			ClientTimeoutS: o.ClientTimeout.Seconds(), RetryBudget: o.RetryBudget,
 		},
 		Steps: []results.Step{},

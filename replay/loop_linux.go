@@ -320,15 +320,16 @@ const (
 
 // lconn is one keep-alive TCP connection to the target.
 type lconn struct {
-	fd    int
-	slot  int32
-	gen   int32
-	state connState
-	idle  idleState // what arrived while idle: judge's unsolicited bytes
-	done  int       // complete exchanges it carried
-	rd    bool      // readable: an edge not read to the end
-	q     *lreq
-	p     respParser
+	fd     int
+	slot   int32
+	gen    int32
+	state  connState
+	idle   idleState // what arrived while idle: judge's unsolicited bytes
+	done   int       // complete exchanges it carried
+	rd     bool      // readable: an edge not read to the end
+	dialed int64     // when it began to connect
+	q      *lreq
+	p      respParser
 }
 
 func (l *evloop) register(c *lconn) error {
@@ -778,12 +779,14 @@ func (l *evloop) send(q *lreq, c *lconn) {
 
 // dial opens a fresh connection for q, whose slot q holds.
 func (l *evloop) dial(q *lreq) {
+	dialed := nanotime()
 	fd, done, err := l.t.sockOpen()
 	if err != nil {
+		q.res.connect = nanotime() - dialed
 		l.dialFailed(q, err)
 		return
 	}
-	c := &lconn{fd: fd, state: csConnecting}
+	c := &lconn{fd: fd, state: csConnecting, dialed: dialed}
 	if err := l.register(c); err != nil {
 		l.closeConn(c)
 		l.dialFailed(q, l.t.dialError(err))
@@ -806,6 +809,9 @@ func (l *evloop) dialFailed(q *lreq, err error) {
 
 // start writes q's request on a connected c.
 func (l *evloop) start(q *lreq, c *lconn) {
+	if c.state == csConnecting {
+		q.res.connect = nanotime() - c.dialed // the connection it opened
+	}
 	c.q, q.c = q, c
 	q.written = 0
 	q.reused = c.done > 0
@@ -849,6 +855,7 @@ func (l *evloop) onEvent(c *lconn, ev uint32) {
 		}
 		if err := l.t.connectResult(c.fd); err != nil {
 			q := c.q
+			q.res.connect = nanotime() - c.dialed
 			l.closeConn(c)
 			q.c = nil
 			l.dialFailed(q, err)

@@ -45,6 +45,9 @@ type PlanOptions struct {
 	// each time a pass replays it (DefaultMaxHeld when zero; negative
 	// always streams).
 	MaxHeld int64
+	// HTTP2 builds every request's HTTP/2 form (Req.H2), not only those of
+	// connections recorded as HTTP/2: the run may send them over HTTP/2.
+	HTTP2 bool
 }
 
 // DefaultMaxHeld is the memory a plan may spend holding a window's
@@ -122,6 +125,11 @@ type Plan struct {
 	peak1x int64 // replayed connections open at once at 1x; 0: compute from Conns
 	order  []reqRef
 	planOnce
+	// SampleWeight is how many real connections each recorded connection
+	// stands for: 100/sample_pct for a tape captured with --sample (10 for
+	// 10%), 1 otherwise. Rate and every schedule count with it, so 1x is
+	// the rate of the whole traffic, not of the sample.
+	SampleWeight float64
 }
 
 // Streamed reports whether the plan's requests are read from its tape on
@@ -142,7 +150,8 @@ type Conn struct {
 	// End is when the connection's last recorded exchange ended (its
 	// response's last byte, or its request's without one), as an offset in
 	// the window: with the first offset, how long it was open.
-	End time.Duration
+	End   time.Duration
+	HTTP2 bool // recorded as HTTP/2
 }
 
 // Req is one request to replay.
@@ -152,6 +161,7 @@ type Req struct {
 	Head   bool          // a HEAD request: its response has no body
 	Route  int32         // index in Plan.Routes
 	Status int           // recorded status; 0 when no response was recorded
+	H2     *H2Req        // the request as HTTP/2 sends it; nil when the plan has no use for it
 }
 
 // Shortened counts the idle stretches the idle bound shortened.
@@ -167,7 +177,14 @@ func (p *Plan) Shortened() int {
 
 // Rate is the plan's request rate at 1x.
 func (p *Plan) Rate() float64 {
-	return float64(p.Requests) / p.Length.Seconds()
+	return float64(p.Requests) * p.weight() / p.Length.Seconds()
+}
+
+func (p *Plan) weight() float64 {
+	if p.SampleWeight > 0 {
+		return p.SampleWeight
+	}
+	return 1
 }
 
 // Load reads the window of r and builds the plan. It reads the window
@@ -197,7 +214,10 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
-		Skipped: map[string]int64{}, Redacted: map[string]int64{}}
+		Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1}
+	if pct := r.Meta().Source.SamplePct; pct > 0 && pct < 100 {
+		p.SampleWeight = 100 / pct
+	}
 	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	ord, err := r.Ordered(ctx, from, to)
 	if err != nil {
@@ -214,9 +234,13 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	type openConn struct {
 		ord       int32
 		last, end int64 // Unix ns: its last request's start, and the end of its exchanges
+		flags     uint8
 	}
 	open := make(map[uint64]*openConn)
-	closeConn := func(oc *openConn) { peak.closed(oc.end) }
+	closeConn := func(oc *openConn) {
+		peak.closed(oc.end)
+		x.setFlag(oc.ord, oc.flags)
+	}
 	var sweepAt int64
 	var held int64
 	for {
@@ -254,9 +278,14 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			oc = nil
 		}
 		if oc == nil {
-			oc = &openConn{ord: x.add(e.ConnID, tb.offset(e.ReqStart), 0)}
+			oc = &openConn{ord: x.add(e.ConnID, tb.offset(e.ReqStart), 0), flags: connAllH2}
 			peak.started(e.ReqStart)
 			open[e.ConnID] = oc
+		}
+		if e.IsHTTP2() {
+			oc.flags |= connRecordedH2
+		} else if !o.HTTP2 {
+			oc.flags &^= connAllH2 // this request has no HTTP/2 form
 		}
 		x.addN(oc.ord, 1)
 		oc.last = e.ReqStart
@@ -312,7 +341,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	p.Conns = make([]Conn, x.len())
 	for i := range p.Conns {
 		o := int32(i)
-		p.Conns[i] = Conn{ID: x.id(o), Reqs: make([]Req, 0, x.n(o))}
+		p.Conns[i] = Conn{ID: x.id(o), Reqs: make([]Req, 0, x.n(o)), HTTP2: x.flag(o)&connRecordedH2 != 0}
 	}
 	tc := cur.(*tapeCursor)
 	for {
@@ -655,7 +684,7 @@ func requestBytes(e *tape.Exchange, host string, o PlanOptions) []byte {
 	b = append(b, target...)
 	b = append(b, ' ')
 	proto := e.Proto
-	if proto == "" {
+	if proto == "" || proto == tape.HTTP2 {
 		proto = "HTTP/1.1"
 	}
 	b = append(b, proto...)
@@ -691,6 +720,16 @@ func requestBytes(e *tape.Exchange, host string, o PlanOptions) []byte {
 		switch lname := strings.ToLower(f.Name); {
 		case isHop(f.Name):
 			hadFraming = hadFraming || lname != "expect"
+		case lname == ":authority":
+			// HTTP/2: the Host of HTTP/1.x.
+			if o.KeepHost {
+				header("Host", f.Value)
+				emitted["host"] = true
+			} else {
+				emit("Host", host)
+			}
+		case strings.HasPrefix(lname, ":"):
+			// Other pseudo-header fields have no HTTP/1.x form.
 		case lname == "host" && !o.KeepHost:
 			emit(f.Name, host)
 		case overridden(f.Name, o.SetHeaders):

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 )
 
@@ -21,6 +22,8 @@ type run struct {
 	// on the replay clock; 0 while running. The step's rates are over the
 	// time it ran.
 	stoppedAt atomic.Int64
+	stopNoted chan struct{} // closed once stoppedAt is set, or found not to be
+	h2        *h2Engine     // what goes over HTTP/2; nil when nothing does
 
 	// results takes one result at a time, batches many; the engine closes
 	// both when it is done.
@@ -34,10 +37,11 @@ type run struct {
 
 func newRun(ctx context.Context, p *Plan, o Options) *run {
 	r := &run{p: p, o: o, s: o.Schedule, results: make(chan result, 1<<14), batches: make(chan []result, 1<<10),
-		free: make(chan []result, 1<<10)}
+		free: make(chan []result, 1<<10), stopNoted: make(chan struct{})}
 	r.stop, r.halt = context.WithCancelCause(ctx)
 	context.AfterFunc(r.stop, func() {
-		if c := context.Cause(r.stop); c == errAborted || ctx.Err() != nil {
+		defer close(r.stopNoted)
+		if c := context.Cause(r.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
 			r.stoppedAt.Store(nanotime())
 		}
 		r.halted.Store(true)

@@ -23,8 +23,15 @@ type connIndex struct {
 	ids    [][]uint64
 	firsts [][]time.Duration
 	ns     [][]int32
+	flags  [][]uint8 // connRecordedH2, connAllH2
 	count  int
 }
+
+// Flags of a recorded connection, for HTTP/2 (h2Engine.uses).
+const (
+	connRecordedH2 = 1 << iota // recorded as HTTP/2
+	connAllH2                  // every request has its HTTP/2 form
+)
 
 const indexBlock = 1 << 14
 
@@ -34,8 +41,10 @@ func (x *connIndex) id(i int32) uint64           { return x.ids[i/indexBlock][i%
 func (x *connIndex) first(i int32) time.Duration { return x.firsts[i/indexBlock][i%indexBlock] }
 func (x *connIndex) n(i int32) int32             { return x.ns[i/indexBlock][i%indexBlock] }
 
+func (x *connIndex) flag(i int32) uint8                { return x.flags[i/indexBlock][i%indexBlock] }
 func (x *connIndex) setFirst(i int32, f time.Duration) { x.firsts[i/indexBlock][i%indexBlock] = f }
 func (x *connIndex) addN(i int32, d int32)             { x.ns[i/indexBlock][i%indexBlock] += d }
+func (x *connIndex) setFlag(i int32, f uint8)          { x.flags[i/indexBlock][i%indexBlock] = f }
 
 // add appends a connection and returns its ordinal.
 func (x *connIndex) add(id uint64, first time.Duration, n int32) int32 {
@@ -43,11 +52,13 @@ func (x *connIndex) add(id uint64, first time.Duration, n int32) int32 {
 		x.ids = append(x.ids, make([]uint64, 0, indexBlock))
 		x.firsts = append(x.firsts, make([]time.Duration, 0, indexBlock))
 		x.ns = append(x.ns, make([]int32, 0, indexBlock))
+		x.flags = append(x.flags, make([]uint8, 0, indexBlock))
 	}
 	b := len(x.ids) - 1
 	x.ids[b] = append(x.ids[b], id)
 	x.firsts[b] = append(x.firsts[b], first)
 	x.ns[b] = append(x.ns[b], n)
+	x.flags[b] = append(x.flags[b], 0)
 	x.count++
 	return int32(x.count - 1)
 }
@@ -67,7 +78,17 @@ func (p *Plan) index() *connIndex {
 			if len(c.Reqs) > 0 {
 				first = c.Reqs[0].Offset
 			}
-			x.add(c.ID, first, int32(len(c.Reqs)))
+			i := x.add(c.ID, first, int32(len(c.Reqs)))
+			var f uint8 = connAllH2
+			if c.HTTP2 {
+				f |= connRecordedH2
+			}
+			for j := range c.Reqs {
+				if c.Reqs[j].H2 == nil {
+					f &^= connAllH2
+				}
+			}
+			x.setFlag(i, f)
 		}
 	})
 	return &p.conns
@@ -183,6 +204,7 @@ type tapeCursor struct {
 type openConn struct {
 	ord  int32
 	left int32
+	prev tape.Exchange // what HTTP/2's form needs of the request before: whether and when it was answered
 }
 
 func (c *tapeCursor) next() (int32, *Req, error) {
@@ -217,6 +239,14 @@ func (c *tapeCursor) next() (int32, *Req, error) {
 		r := &Req{Offset: c.s.tl.offset(e.ReqStart)}
 		if c.render {
 			c.s.fill(r, e, c.rw, c.host)
+			if e.IsHTTP2() || c.s.o.HTTP2 {
+				var prev *tape.Exchange
+				if oc.left+1 < c.x.n(oc.ord) {
+					prev = &oc.prev
+				}
+				r.H2 = h2Request(e, prev, c.s.o.Target.Scheme, c.host, c.s.o)
+			}
+			oc.prev = tape.Exchange{Flags: e.Flags & tape.NoResponse, RespEnd: e.RespEnd}
 		}
 		return oc.ord, r, nil
 	}

@@ -146,6 +146,9 @@ type inspectJSON struct {
 	ActiveS  float64          `json:"active_s"`
 	MaxIdleS float64          `json:"max_idle_s"`
 	Gaps     []inspectGapJSON `json:"gaps"`
+	// SamplePct is the percentage of connections a sampled capture kept
+	// (absent: all); the rates above are the sample's.
+	SamplePct float64 `json:"sample_pct,omitempty"`
 }
 
 type inspectGapJSON struct {
@@ -217,6 +220,9 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary, max
 		out.MetaDamage = s.MetaErr.Error()
 	} else {
 		out.Meta = &s.Meta
+		if pct := s.Meta.Source.SamplePct; pct > 0 && pct < 100 {
+			out.SamplePct = pct
+		}
 	}
 	if s.Requests > 0 {
 		out.Start = time.Unix(0, s.First).UTC().Format(time.RFC3339Nano)
@@ -234,6 +240,8 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary, max
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Routes and paths as typed: "/a&b", not "/a\u0026b".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
 }
 
@@ -266,14 +274,14 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 	kv.Add("tape", fmt.Sprintf("%s (%s, %s)", path, bytesIEC(size), state))
 	if s.Requests > 0 {
 		start, end := time.Unix(0, s.First).UTC(), time.Unix(0, s.End).UTC()
-		kv.Add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
-			end.Format("2006-01-02 15:04:05.000 MST"), spanDuration(time.Duration(s.Duration()))))
+		kv.Add("recorded", fmt.Sprintf("%s to %s (%s)", start.Format("2006-01-02 15:04:05.000"),
+			end.Format("2006-01-02 15:04:05.000 MST"), textfmt.Duration(time.Duration(s.Duration()))))
 		if gs := gaps(s, maxIdle); len(gs) > 0 {
-			what := fmt.Sprintf("%d gaps longer than %v (replay shortens them to that: --max-idle)", len(gs), time.Duration(maxIdle)*time.Second)
+			what := fmt.Sprintf("%d gaps longer than %s (replay shortens them to that: --max-idle)", len(gs), textfmt.Duration(time.Duration(maxIdle)*time.Second))
 			if len(gs) == 1 {
-				what = fmt.Sprintf("1 gap longer than %v (replay shortens it to that: --max-idle)", time.Duration(maxIdle)*time.Second)
+				what = fmt.Sprintf("1 gap longer than %s (replay shortens it to that: --max-idle)", textfmt.Duration(time.Duration(maxIdle)*time.Second))
 			}
-			kv.Add("active", fmt.Sprintf("%v in %d stretches; %s", roundDuration(time.Duration(s.Active(maxIdle+1))), len(gs)+1, what))
+			kv.Add("active", fmt.Sprintf("%s in %d stretches; %s", textfmt.Duration(time.Duration(s.Active(maxIdle+1))), len(gs)+1, what))
 			for i, g := range gs {
 				if i == maxGaps {
 					kv.Add("", fmt.Sprintf("... and %d more", len(gs)-maxGaps))
@@ -283,8 +291,8 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 				if i == 0 {
 					label = "gaps"
 				}
-				kv.Add(label, fmt.Sprintf("%v from %s (+%v)", longDuration(time.Duration(g.Seconds)*time.Second),
-					time.Unix(g.Start, 0).UTC().Format("2006-01-02 15:04:05"), longDuration(time.Duration(g.Start-tape.UnixSecond(s.First))*time.Second)))
+				kv.Add(label, fmt.Sprintf("%s from %s (+%s)", textfmt.Duration(time.Duration(g.Seconds)*time.Second),
+					time.Unix(g.Start, 0).UTC().Format("2006-01-02 15:04:05"), textfmt.Duration(time.Duration(g.Start-tape.UnixSecond(s.First))*time.Second)))
 			}
 		}
 	}
@@ -311,8 +319,15 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 		red = "unknown (metadata damaged)"
 	}
 	kv.Add("redaction", red)
+	if pct := m.Source.SamplePct; pct > 0 && pct < 100 {
+		kv.Add("sampled", fmt.Sprintf("%g%% of the connections; the rates below are the sample's: replay and ramp take 1x as %.4g times them", pct, 100/pct))
+	}
 	if m.HerdVersion != "" {
-		kv.Add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
+		by := "herd " + m.HerdVersion
+		if m.HerdCommit != "" {
+			by += " (commit " + m.HerdCommit + ")"
+		}
+		kv.Add("written by", fmt.Sprintf("%s at %s", by, m.Created.UTC().Format(time.RFC3339)))
 	}
 	for _, n := range m.Notes {
 		kv.Add("note", n)

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/herd-replay/herd/internal/outfile"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/report"
 	"github.com/herd-replay/herd/tape"
@@ -52,6 +52,7 @@ type replayFlags struct {
 	RetryPolicy   string
 	RetryBudget   float64
 	Force         bool
+	tlsFlags
 
 	out *outfile.Guard // checks and writes --json, --html, --raw; set by load
 }
@@ -79,8 +80,9 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.HTML, "html", "", "write the HTML report (self-contained, with charts) to this file; - for stdout")
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
+	f.tlsFlags.addFlags(fs)
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
-	fs.StringVar(&f.Shard, "shard", "", "i/N: replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
+	fs.StringVar(&f.Shard, "shard", "", "i/N (from 0/N to N-1/N) or auto/N (i from $JOB_COMPLETION_INDEX, a Kubernetes Indexed Job): replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
 	fs.DurationVar(&f.MaxIdle, "max-idle", replay.DefaultMaxIdle, "shorten every stretch with no request due longer than this to it, so a recording that spans nights replays its activity; 0 keeps wall-clock time")
 	fs.DurationVar(&f.MaxRun, "max-run", replay.DefaultMaxRun, "refuse to start a run planned to last longer than this")
@@ -163,10 +165,11 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, &UsageError{Err: fmt.Errorf("--retry-policy: %w", err)}
 	}
 	st.ClientTimeout, st.RetryBudget = f.ClientTimeout, f.RetryBudget
-	if f.Insecure {
-		st.TLS = &tls.Config{InsecureSkipVerify: true}
+	if err := f.tlsFlags.apply(st, f.Insecure); err != nil {
+		return nil, err
 	}
 	po := &s.plan
+	po.HTTP2 = st.Protocol != replay.ProtoH1
 	po.Target, po.KeepHost, po.ReadOnly, po.SendTruncated = st.Target, f.KeepHost, f.ReadOnly, f.SendTruncated
 	po.SendWithoutBody = f.SendNoBody
 	po.MaxIdle = f.MaxIdle
@@ -174,7 +177,7 @@ func (f *replayFlags) validate() (*setup, error) {
 		po.MaxIdle = -1 // off: the library's zero is its default
 	}
 	if f.Shard != "" {
-		if po.Shard, err = replay.ParseShard(f.Shard); err != nil {
+		if po.Shard, err = parseShard(f.Shard); err != nil {
 			return nil, &UsageError{Err: err}
 		}
 	}
@@ -198,6 +201,27 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// parseShard parses --shard: i/N, or auto/N with i from
+// JOB_COMPLETION_INDEX, which Kubernetes sets in the pods of an Indexed Job.
+func parseShard(s string) (replay.Shard, error) {
+	if n, ok := strings.CutPrefix(s, "auto/"); ok {
+		i, set := os.LookupEnv("JOB_COMPLETION_INDEX")
+		if !set {
+			return replay.Shard{}, fmt.Errorf("--shard %s: JOB_COMPLETION_INDEX is not set (Kubernetes sets it in the pods of an Indexed Job); give the index instead: --shard 0/%s", s, n)
+		}
+		sh, err := replay.ParseShard(strings.TrimSpace(i) + "/" + n)
+		if err != nil {
+			return replay.Shard{}, fmt.Errorf("--shard %s with JOB_COMPLETION_INDEX=%q: %w", s, i, err)
+		}
+		return sh, nil
+	}
+	sh, err := replay.ParseShard(s)
+	if err != nil {
+		return replay.Shard{}, fmt.Errorf("--shard: %w", err)
+	}
+	return sh, nil
 }
 
 func parseTarget(s string) (*url.URL, error) {
@@ -242,12 +266,12 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 		fmt.Fprintf(io.Err, "herd: the tape holds no request bodies (its source is %s): %d requests that need one (POST, PUT, PATCH ...) are not sent; --send-without-body sends them with an empty body\n", r.Meta().Source.Kind, n)
 	}
 	if plan.Clamped {
-		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%v): replaying the whole recording, repeated to fill each step\n",
-			plan.Spec, plan.Length.Round(time.Millisecond))
+		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%s): replaying the whole recording, repeated to fill each step\n",
+			plan.Spec, textfmt.Duration(plan.Length))
 	}
 	if plan.IdleRemoved > 0 {
-		fmt.Fprintf(io.Err, "herd: %d idle stretches longer than %v shortened to it, %v of recorded time left out (--max-idle; 0 keeps them)\n",
-			plan.Shortened(), plan.MaxIdle, longDuration(plan.IdleRemoved))
+		fmt.Fprintf(io.Err, "herd: %d idle stretches longer than %s shortened to it, %s of recorded time left out (--max-idle; 0 keeps them)\n",
+			plan.Shortened(), textfmt.Duration(plan.MaxIdle), textfmt.Duration(plan.IdleRemoved))
 	}
 	warnRedacted(io.Err, plan.Redacted)
 	if limit, err := replay.RaiseFileLimit(); err == nil && limit > 0 && uint64(f.MaxConns)+64 > limit {
@@ -267,14 +291,14 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 // the library calls it once the run is planned and checked.
 func ready(ctx context.Context, io IO, startAt time.Time) func(replay.Outline) error {
 	return func(o replay.Outline) error {
-		what := fmt.Sprintf("%d requests over %v at 1x (%.1f req/s), %d connections", o.Requests, roundDuration(o.Window),
+		what := fmt.Sprintf("%d requests over %s at 1x (%.1f req/s), %d connections", o.Requests, textfmt.Duration(o.Window),
 			float64(o.Requests)/o.Window.Seconds(), o.Conns)
 		if o.Kind == "ramp" {
-			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %v without cooldowns, up to about %d connections at once\n",
-				what, o.Steps, o.Scale, longDuration(o.Duration), o.PeakConns)
+			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %s without cooldowns, up to about %d connections at once\n",
+				what, o.Steps, o.Scale, textfmt.Duration(o.Duration), o.PeakConns)
 		} else {
-			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %v, about %d connections at once\n",
-				what, o.Scale, o.Planned, longDuration(o.Duration), o.PeakConns)
+			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %s, about %d connections at once\n",
+				what, o.Scale, o.Planned, textfmt.Duration(o.Duration), o.PeakConns)
 		}
 		return waitUntil(ctx, io, startAt)
 	}

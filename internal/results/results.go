@@ -23,6 +23,7 @@ type File struct {
 	Schema      int       `json:"schema"`
 	Kind        string    `json:"kind"` // "replay" or "ramp"
 	HerdVersion string    `json:"herd_version"`
+	HerdCommit  string    `json:"herd_commit,omitempty"` // VCS commit of the herd that ran it, when known
 	Target      string    `json:"target"`
 	Tape        string    `json:"tape"`
 	StartedAt   time.Time `json:"started_at"`
@@ -64,6 +65,10 @@ type Window struct {
 	// Clamped is set when the window asked for was longer than the
 	// recording's activity: the whole recording was replayed instead.
 	Clamped bool `json:"clamped"`
+	// SampleWeight is how many real connections each recorded one stood
+	// for: 100/sample_pct for a tape captured with --sample, absent (1)
+	// otherwise. Requests and RPS are then the whole traffic's.
+	SampleWeight float64 `json:"sample_weight,omitempty"`
 }
 
 // Params are the settings of the run.
@@ -93,6 +98,7 @@ type Params struct {
 	RetryPolicy    string  `json:"retry_policy,omitempty"`
 	RetryBudget    float64 `json:"retry_budget,omitempty"`
 	DispatchLagS   float64 `json:"generator_lag_bound_s"`
+	Protocol       string  `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
 }
 
 // Counts maps a reason or class to a number.
@@ -165,6 +171,13 @@ type Step struct {
 	TTFBMS        Percentiles `json:"ttfb_ms"`
 	ScheduleLagMS Percentiles `json:"schedule_lag_ms"`
 	DispatchLagMS Percentiles `json:"dispatch_lag_ms"`
+	// ConnectMS: time to open a connection (TCP, TLS handshake, HTTP/2
+	// settings), one value per connection opened. It is also part of the
+	// latency of the first request on that connection. Absent from
+	// results written before it existed.
+	ConnectMS *Percentiles `json:"connect_ms,omitempty"`
+	// HTTP2 counts what HTTP/2 adds; absent when nothing went over HTTP/2.
+	HTTP2 *HTTP2 `json:"http2,omitempty"`
 
 	Routes     []Route    `json:"routes"`
 	Timeline   []Second   `json:"timeline"`
@@ -182,7 +195,8 @@ type Step struct {
 }
 
 // Label names a step in reports: 2x, ~2.5x for a refinement step, 3x
-// (again) for a step run again.
+// (again) for a step run again, 5x (beyond) for a step past the break that
+// measured the plateau, 1x (recovery) for the recovery check.
 func (st *Step) Label() string {
 	s := strconv.FormatFloat(st.Scale, 'g', -1, 64) + "x"
 	if st.Refinement {
@@ -190,6 +204,12 @@ func (st *Step) Label() string {
 	}
 	if st.Retry {
 		s += " (again)"
+	}
+	if st.BeyondBreak {
+		s += " (beyond)"
+	}
+	if st.Recovery {
+		s += " (recovery)"
 	}
 	return s
 }
@@ -326,6 +346,7 @@ type Route struct {
 type Second struct {
 	T          int64 `json:"t"` // seconds from the start of the step
 	Finished   int64 `json:"finished_ok"`
+	Due        int64 `json:"due,omitempty"` // requests the schedule offered in it, sent or not
 	Sent       int64 `json:"sent"`
 	Completed  int64 `json:"completed"`
 	Errors     int64 `json:"errors"`
@@ -351,6 +372,19 @@ type Histograms struct {
 	// clients are emulated with retries; Latency is then each request's,
 	// from its first attempt's due time to its outcome.
 	Attempt string `json:"attempt_latency,omitempty"`
+	Connect string `json:"connect,omitempty"` // see Step.ConnectMS
+}
+
+// HTTP2 is what a step's HTTP/2 connections add to its counts.
+type HTTP2 struct {
+	// Resent: streams the target refused unprocessed (above a GOAWAY's
+	// last stream id), sent again on a new connection. Each reached the
+	// target's application once.
+	Resent int64 `json:"resent_after_goaway"`
+	// SlotWaits: requests that waited for a stream slot (the target's
+	// SETTINGS_MAX_CONCURRENT_STREAMS); the wait is in their schedule lag
+	// and latency.
+	SlotWaits int64 `json:"stream_slot_waits"`
 }
 
 // Generator says whether herd itself was the limit.
@@ -412,6 +446,8 @@ type Capacity struct {
 func (f *File) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// SLOs as typed: "p99<1s", which grep finds, not "p99\u003c1s".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(f)
 }
 
