@@ -6,10 +6,15 @@
 # connection, session pacing). Target: nginx, one worker, on loopback.
 #
 # The constant-rate tape is 50 keep-alive connections at 1000 req/s in all
-# (bench/ratetape), replayed compressed with strict pacing: at any rate
-# herd keeps about 50 connections, as vegeta -max-workers 50 does. The mix
-# (bench/mixtape, 100 req/s of 4-request connections) is replayed in clone
-# mode: at k times its rate, k times the users.
+# (bench/ratetape), replayed compressed with session pacing: at any rate
+# herd sends on those 50 connections, each request after the previous
+# response on its connection, as vegeta -max-workers 50 sends on its 50
+# workers (herd still measures from each request's due time, and reports
+# how late it sent as schedule lag). The mix (bench/mixtape, 100 req/s of
+# 4-request connections) is replayed in clone mode: at k times its rate,
+# k times the users. Between runs the script waits for the loopback's
+# TIME_WAIT sockets towards nginx to drain, so that no run inherits
+# another's ephemeral ports.
 #
 # Two placements: "pinned" gives each generator CPU 0 alone (GOMAXPROCS=1,
 # vegeta -cpus 1, wrk -t1) and nginx CPU 1; "unpinned" lets everything
@@ -135,14 +140,25 @@ u, k = map(float, open(sys.argv[1]).read().split()[-2:])
 print(r["throughput"], "-", r["latencies"]["99th"] / 1e6, (u + k) / max(r["requests"], 1) * 1e6)' "$work/time"
 }
 
+# drain waits (a minute at most) until fewer than 2,000 connections to
+# nginx sit in TIME_WAIT.
+drain() {
+	for _ in $(seq 60); do
+		[ "$(ss -Htan state time-wait "( dport = :$PORT or sport = :$PORT )" | wc -l)" -lt 2000 ] && return
+		sleep 1
+	done
+}
+
 # measure GEN KIND RATE: the median of REPEAT runs; prints achieved
 # lag_p99 latency_p99 cpu_us held.
 measure() {
 	local gen=$1 kind=$2 rate=$3 a=() l=() p=() c=()
 	for _ in $(seq "$REPEAT"); do
+		drain
 		case $gen/$kind in
-		herd-loop/const) out=$(run_herd loop "$work/const.tape" 1000 "$rate" strict compress) ;;
-		herd-goroutine/const) out=$(run_herd goroutine "$work/const.tape" 1000 "$rate" strict compress) ;;
+		herd-loop/const) out=$(run_herd loop "$work/const.tape" 1000 "$rate" session compress) ;;
+		herd-goroutine/const) out=$(run_herd goroutine "$work/const.tape" 1000 "$rate" session compress) ;;
+		herd-loop-strict/const) out=$(run_herd loop "$work/const.tape" 1000 "$rate" strict compress) ;;
 		herd-loop/mix) out=$(run_herd loop "$work/mix.tape" 100 "$rate" session clone) ;;
 		herd-goroutine/mix) out=$(run_herd goroutine "$work/mix.tape" 100 "$rate" session clone) ;;
 		vegeta/const) out=$(run_vegeta "" "$rate") ;;
@@ -190,6 +206,7 @@ for PLACE in $PLACEMENTS; do
 	w=()
 	threads=$PROCS
 	for _ in $(seq "$REPEAT"); do
+		drain
 		w+=("$($PIN wrk -t"$threads" -c100 -d"${SECS}s" "http://127.0.0.1:$PORT/" | awk '/Requests\/sec/ { print $2 }')")
 	done
 	summary+=("$PLACE wrk const closed-loop-max $(median "${w[@]}") (runs: ${w[*]})")

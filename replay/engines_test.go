@@ -240,3 +240,52 @@ func TestBoundsHonoured(t *testing.T) {
 		}
 	})
 }
+
+// TestLargeBodies: requests whose bodies fill the socket's buffers many
+// times over (written in pieces as the target reads them) and responses
+// as large, on both engines: every byte arrives, and the counts hold.
+func TestLargeBodies(t *testing.T) {
+	forEngines(t, func(t *testing.T, eng Engine) {
+		const size = 6 << 20
+		base := time.Date(2026, 11, 16, 12, 0, 0, 0, time.UTC).UnixNano()
+		var exs []tape.Exchange
+		for c := 0; c < 3; c++ {
+			for i := 0; i < 2; i++ {
+				start := base + int64(c)*int64(10*time.Millisecond) + int64(i)*int64(200*time.Millisecond)
+				body := []byte(strings.Repeat(string(rune('a'+c)), size))
+				exs = append(exs, tape.Exchange{ConnID: uint64(c + 1), Seq: uint32(i), ReqStart: start, ReqEnd: start + 1e6,
+					RespStart: start + 2e6, RespEnd: start + 3e6, Method: "POST", Target: fmt.Sprintf("/up/%d/%d", c, i), Proto: "HTTP/1.1",
+					ReqHeader: []tape.Field{{Name: "Content-Length", Value: fmt.Sprint(size)}}, ReqBody: body, ReqBodyLen: size, Status: 200})
+			}
+		}
+		path := filepath.Join(t.TempDir(), "big.tape")
+		if err := tape.WriteFile(path, tape.Meta{}, tape.WriterOptions{NoSync: true, FlushInterval: -1}, exs); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var got int64
+		srv := newServer(t, func(w *bufio.Writer, _ string, _ int) bool {
+			w.WriteString(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size))
+			w.Write(make([]byte, size))
+			return true
+		})
+		srv.onRead = func(n int) {
+			mu.Lock()
+			got += int64(n)
+			mu.Unlock()
+		}
+		p := loadPlan(t, path, srv.url(), "all")
+		st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Engine: eng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if st.Sent != 6 || st.Completed != 6 || st.Errors != 0 || got != 6*size {
+			t.Fatalf("sent %d completed %d errors %v; the target read %d body bytes, want %d", st.Sent, st.Completed, st.ErrorClasses, got, 6*size)
+		}
+		if r := st.Routes[0]; r.Completed != 6 {
+			t.Fatalf("route %+v", r)
+		}
+	})
+}

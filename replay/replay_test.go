@@ -35,8 +35,10 @@ type server struct {
 	handle func(w *bufio.Writer, target string, n int) bool // false: close the connection
 	// reset makes a close send a TCP RST instead of a FIN.
 	reset atomic.Bool
-	// onClose, when set, is called as each connection closes.
+	// onClose, when set, is called as each connection closes; onRead
+	// with the body bytes of each request.
 	onClose func()
+	onRead  func(n int)
 }
 
 func newServer(t *testing.T, handle func(w *bufio.Writer, target string, n int) bool) *server {
@@ -103,7 +105,11 @@ func (s *server) serveConn(c net.Conn, id int) {
 			}
 		}
 		if length > 0 {
-			if _, err := br.Discard(length); err != nil {
+			n, err := br.Discard(length)
+			if s.onRead != nil {
+				s.onRead(n)
+			}
+			if err != nil {
 				return
 			}
 		}
