@@ -552,21 +552,11 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 			e.report(res)
 			return finished(res)
 		}
-		trigger, retry := e.o.Retry.Trigger(res.class, int(res.status))
-		var wait time.Duration
-		if retry {
-			wait, retry = e.o.Retry.Delay(n+1, seed, res.retryAfter)
-			res.gaveUp = !retry
-		}
-		if retry && !e.budget(n) {
-			retry, res.gaveUp = false, true
-		}
+		wait, retry := e.o.Retry.next(&res, n, seed, e.budget)
+		e.report(res)
 		if !retry {
-			e.report(res)
 			return finished(res)
 		}
-		res.nonFinal, res.trigger = true, trigger
-		e.report(res)
 		sched = res.done + int64(wait)
 		ready = sched
 		if e.disp.sleepUntil(e.stop, sched, ch) != nil {

@@ -157,6 +157,27 @@ func (p RetryPolicy) Trigger(class string, status int) (string, bool) {
 // parseRetryAfter reads a Retry-After value in seconds (the HTTP-date form
 // is not honoured: a replay cannot trust the target's clock), bounded to a
 // minute.
+// next decides what the emulated client does once attempt n (from 0) of
+// a request ended with res: retry it (res is marked non-final, with what
+// triggered the retry) after the returned wait, or not (res is marked given
+// up when the policy or the budget had no retry left for a failure that
+// would have been retried). budget, when not nil, is asked before a retry.
+func (p RetryPolicy) next(res *result, n int, seed uint64, budget func(n int) bool) (time.Duration, bool) {
+	trigger, retry := p.Trigger(res.class, int(res.status))
+	var wait time.Duration
+	if retry {
+		wait, retry = p.Delay(n+1, seed, res.retryAfter)
+		res.gaveUp = !retry
+	}
+	if retry && budget != nil && !budget(n) {
+		retry, res.gaveUp = false, true
+	}
+	if retry {
+		res.nonFinal, res.trigger = true, trigger
+	}
+	return wait, retry
+}
+
 func parseRetryAfter(v string) time.Duration {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || n < 0 {
