@@ -69,6 +69,10 @@ type Options struct {
 	ClientTimeout time.Duration
 	Retry         RetryPolicy
 	RetryBudget   float64
+	// MaxRate caps the requests sent per second, every attempt counted,
+	// on top of the schedule (ratecap.go): a request over it is not sent
+	// and is counted as not_sent "max_rate". 0: no cap.
+	MaxRate       float64
 	Raw           io.Writer // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
@@ -142,6 +146,7 @@ type result struct {
 	route                         int32
 	vconn                         int32 // index of the replayed connection, for the raw log
 	req                           int32
+	target                        int32    // Req.Target
 	class                         string   // error class; "" for a usable response
 	fail                          *failure // why it failed, when class is set
 	notSent                       string   // reason it was not sent
@@ -172,7 +177,9 @@ type engine struct {
 	o      Options
 	s      Schedule
 	disp   *dispatcher
-	cl     *client
+	cl     *client   // to Options.Target
+	cls    []*client // by Req.Target: the plan's targets (targets.go)
+	cap    *rateCap  // Options.MaxRate; nil: no cap
 	t0     int64
 	stop   context.Context // cancelled to stop sending
 	halt   context.CancelCauseFunc
@@ -217,11 +224,17 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	if err != nil {
 		return nil, err
 	}
+	cls, err := targetClients(p, o, cl)
+	if err != nil {
+		return nil, err
+	}
 	e := &engine{
 		p:         p,
 		o:         o,
 		s:         o.Schedule,
 		cl:        cl,
+		cls:       cls,
+		cap:       newRateCap(o.MaxRate),
 		connSlots: make(chan struct{}, o.MaxConns),
 		inflight:  make(chan struct{}, o.MaxInflight),
 		spares:    make(chan *conn, o.MaxConns),
@@ -512,7 +525,11 @@ func (e *engine) budget(n int) bool {
 // without reporting it. What the attempt counts as is judge's decision,
 // not try's.
 func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
-	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
+	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req, target: r.Target}
+	if e.cap != nil && !e.cap.allow(nanotime()) {
+		res.notSent = "max_rate"
+		return res
+	}
 	giveUp := due + int64(e.o.Timeout)
 	if !e.acquire(e.inflight, giveUp) {
 		res.notSent = "max_inflight"
@@ -526,7 +543,9 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// connection with bytes on it or closed by the target is replaced by
 	// a fresh one in the same slot.
 	if c := *cn; c != nil {
-		if st := c.idle(); st != idleUsable {
+		// A connection to another target is closed like an unusable one:
+		// the request goes on a fresh connection to its own target.
+		if st := c.idle(); st != idleUsable || c.target != r.Target {
 			res.unsolicited = st == idleBytes
 			c.close()
 			*cn = nil
@@ -548,7 +567,7 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// and the resend goes on a fresh one.
 	for {
 		if *cn == nil {
-			c, class, err := e.cl.dial(e.dialer, deadline)
+			c, class, err := e.client(r.Target).dial(e.dialer, deadline)
 			if err != nil {
 				<-e.connSlots
 				res.class, res.fail, res.done = class, &failure{err: err}, nanotime()
@@ -557,6 +576,7 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 				}
 				return res
 			}
+			c.target = r.Target
 			*cn = c
 		}
 		c := *cn

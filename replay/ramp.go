@@ -112,7 +112,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	}
 	if o.Ready != nil {
 		err := o.Ready(Outline{Kind: "ramp", Requests: p.Requests, Window: p.Length, Conns: len(p.Conns),
-			PeakConns: schedule(o.To).PeakConns(p), Duration: total, Steps: len(scales), Scale: o.To})
+			PeakConns: schedule(o.To).PeakConns(p), Duration: total, Steps: len(scales), Scale: o.To, MaxRate: o.MaxRate})
 		if err != nil {
 			return nil, err
 		}
@@ -129,6 +129,10 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	run = func(scale float64, refinement, retry bool) (*results.Step, error) {
 		sched := schedule(scale)
 		if _, err := o.checkConns(p, sched); err != nil {
+			f.Steps = append(f.Steps, unrunnable(scale, refinement, err))
+			return &f.Steps[len(f.Steps)-1], nil
+		}
+		if err := o.checkRate(p, sched); err != nil {
 			f.Steps = append(f.Steps, unrunnable(scale, refinement, err))
 			return &f.Steps[len(f.Steps)-1], nil
 		}

@@ -80,6 +80,7 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
 		ms(st.ScheduleLagMS.P50), ms(st.ScheduleLagMS.P99), ms(st.ScheduleLagMS.Max), ms(st.DispatchLagMS.P99))
+	writeTargets(b, st)
 	if len(st.Routes) > 0 {
 		b.WriteString("\n")
 		t := &textfmt.Table{Right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true}}
@@ -240,4 +241,20 @@ func counts(m results.Counts) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeTargets lists where the requests went, for a run to several
+// targets (--target-map).
+func writeTargets(b *strings.Builder, st *results.Step) {
+	if len(st.Targets) == 0 {
+		return
+	}
+	b.WriteString("\n")
+	t := &textfmt.Table{Right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true}}
+	t.Add("server", "target", "sent", "errors", "not sent", "p50", "p99", "max")
+	for _, x := range st.Targets {
+		t.Add(x.Name, x.Target, fmt.Sprint(x.Sent), fmt.Sprint(x.Errors), fmt.Sprint(x.NotSent),
+			ms(x.LatencyMS.P50), ms(x.LatencyMS.P99), ms(x.LatencyMS.Max))
+	}
+	b.WriteString(t.String())
 }

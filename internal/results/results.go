@@ -92,6 +92,15 @@ type Params struct {
 	RetryPolicy    string  `json:"retry_policy,omitempty"`
 	RetryBudget    float64 `json:"retry_budget,omitempty"`
 	DispatchLagS   float64 `json:"generator_lag_bound_s"`
+	// Filters of the plan and the rate cap, when given: --server,
+	// --target-map (NAME=URL), --include, --exclude, --rewrite-path
+	// (FROM=TO) and --max-rate (requests per second).
+	Servers     []string `json:"servers,omitempty"`
+	TargetMap   []string `json:"target_map,omitempty"`
+	Include     []string `json:"include,omitempty"`
+	Exclude     []string `json:"exclude,omitempty"`
+	RewritePath []string `json:"rewrite_path,omitempty"`
+	MaxRate     float64  `json:"max_rate,omitempty"`
 }
 
 // Counts maps a reason or class to a number.
@@ -165,9 +174,12 @@ type Step struct {
 	ScheduleLagMS Percentiles `json:"schedule_lag_ms"`
 	DispatchLagMS Percentiles `json:"dispatch_lag_ms"`
 
-	Routes     []Route    `json:"routes"`
-	Timeline   []Second   `json:"timeline"`
-	Histograms Histograms `json:"histograms"`
+	Routes []Route `json:"routes"`
+	// Targets say where the requests went, when a run sent to several
+	// (targets.go); absent with one target.
+	Targets    []TargetResult `json:"targets,omitempty"`
+	Timeline   []Second       `json:"timeline"`
+	Histograms Histograms     `json:"histograms"`
 
 	Passed     bool     `json:"passed"`
 	Violations []string `json:"violations"`
