@@ -449,3 +449,39 @@ func TestMaxRate(t *testing.T) {
 		t.Fatalf("params max_rate %g, notes %v", f.Params.MaxRate, st.Generator.Notes)
 	}
 }
+
+// TestRampUnderRateCap: the cap ends a ramp at the highest step whose mean
+// rate it allows, and refuses one whose first step is above it.
+func TestRampUnderRateCap(t *testing.T) {
+	path := testTape(t, 20, 5, 10*time.Millisecond, 100*time.Millisecond)
+	srv := newServer(t, nil)
+	p := loadPlan(t, path, srv.url(), "all")
+	rate := p.Rate()
+	o := RampOptions{Settings: Settings{Target: srv.url(), MaxRate: 2.5 * rate}, From: 1, Step: 1, To: 4, StepDuration: time.Second}
+	f, err := Ramp(context.Background(), p, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Steps) != 2 || f.Steps[1].Scale != 2 {
+		t.Fatalf("steps %v, want 1x and 2x under a cap of 2.5x the rate", stepList(f))
+	}
+	var sent int64
+	for _, st := range f.Steps {
+		sent += st.Sent
+	}
+	if got := int64(len(srv.arrivals())); got != sent {
+		t.Fatalf("the server got %d, the steps sent %d", got, sent)
+	}
+	o.MaxRate = 0.5 * rate
+	if _, err := Ramp(context.Background(), p, o); err == nil || !strings.Contains(err.Error(), "first step") {
+		t.Fatalf("a cap below the first step: %v", err)
+	}
+}
+
+func stepList(f *results.File) []float64 {
+	var ks []float64
+	for _, st := range f.Steps {
+		ks = append(ks, st.Scale)
+	}
+	return ks
+}

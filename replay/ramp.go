@@ -101,6 +101,9 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	if err := o.checkRoutes(p); err != nil {
 		return nil, err
 	}
+	if err := o.fitRate(p); err != nil {
+		return nil, err
+	}
 	scales := o.Scales()
 	total := time.Duration(len(scales))*o.StepDuration + time.Duration(o.Refine)*(o.StepDuration+o.Cooldown) + o.Recovery
 	if err := o.checkDuration(total); err != nil {
@@ -129,10 +132,6 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	run = func(scale float64, refinement, retry bool) (*results.Step, error) {
 		sched := schedule(scale)
 		if _, err := o.checkConns(p, sched); err != nil {
-			f.Steps = append(f.Steps, unrunnable(scale, refinement, err))
-			return &f.Steps[len(f.Steps)-1], nil
-		}
-		if err := o.checkRate(p, sched); err != nil {
 			f.Steps = append(f.Steps, unrunnable(scale, refinement, err))
 			return &f.Steps[len(f.Steps)-1], nil
 		}

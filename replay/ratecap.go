@@ -65,17 +65,26 @@ func gcra(tat, now, interval, tau int64) (int64, bool) {
 	return tat + interval, true
 }
 
-// checkRate refuses a ramp step whose mean rate is above the rate cap:
-// most of what the step offers beyond the cap would not be sent, and a
-// target judged on the rest would be judged on a load the step did not
-// offer. The ramp ends before such a step.
-func (o *Settings) checkRate(p *Plan, s Schedule) error {
+// fitRate keeps a ramp under the rate cap: its last multiple becomes the
+// highest step whose mean rate the cap allows, and a ramp whose first step
+// is already above the cap is refused. A step above the cap would not be
+// sent as planned, and a target judged on what was left would be judged
+// on a load the step did not offer.
+func (o *RampOptions) fitRate(p *Plan) error {
 	if o.MaxRate <= 0 {
 		return nil
 	}
-	if rate := p.Rate() * s.Scale; rate > o.MaxRate {
-		return &OptionError{Option: "max_rate", Err: fmt.Errorf("at %gx the plan offers %.1f req/s on average, above the cap of %g req/s",
-			s.Scale, rate, o.MaxRate), Hint: "raise the rate cap, or end the ramp lower"}
+	rate := p.Rate()
+	if rate*o.From > o.MaxRate {
+		return &OptionError{Option: "max_rate", Err: fmt.Errorf("at %gx, the first step, the plan offers %.1f req/s on average, above the cap of %g req/s",
+			o.From, rate*o.From, o.MaxRate), Hint: "raise the rate cap, or start the ramp lower"}
 	}
+	top := o.From
+	for _, k := range o.Scales() {
+		if rate*k <= o.MaxRate {
+			top = k
+		}
+	}
+	o.To = min(o.To, top)
 	return nil
 }

@@ -151,10 +151,15 @@ func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOp
 	ro.Progress = view.Update
 	done := 0
 	ro.Ready = func(o replay.Outline) error {
+		if o.Scale < ro.To {
+			// The rate cap lowered the top of the ramp (replay.RampOptions.MaxRate).
+			fmt.Fprintf(io.Err, "herd: --max-rate %g ends the ramp at %gx: a step above it would offer more on average than the cap lets through\n", ro.MaxRate, o.Scale)
+			total = min(total, o.Steps)
+		}
 		if err := ready(ctx, io, startAt)(o); err != nil {
 			return err
 		}
-		view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, ro.To))
+		view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, o.Scale))
 		return nil
 	}
 	ro.OnStep = func(i int, k float64, refinement bool) {
