@@ -28,6 +28,7 @@ type conn struct {
 	holdFor  *message   // the Upgrade or CONNECT request the client waits on
 
 	seq      uint32 // exchanges written
+	requests uint32 // requests handed to Options.OnRequest
 	bodies   int64  // request body bytes stored in q
 	mem      int64  // bytes buffered, as last accounted in the engine
 	lastSeen time.Time
