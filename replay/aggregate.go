@@ -459,7 +459,7 @@ func (a *aggregator) cut(end int64) {
 		return
 	}
 	a.end = max(end, a.settle)
-	before := a.e.s.countDueIn(a.e.p, time.Duration(a.settle), time.Duration(a.end))
+	before := a.e.countDueIn(time.Duration(a.settle), time.Duration(a.end))
 	a.remaining = a.measured - before
 	a.measured = before
 }
@@ -513,11 +513,14 @@ func (a *aggregator) step(cores float64) *results.Step {
 		}
 		st.NotSent[reason] = stopped
 	}
-	for i, k := range a.e.p.Routes {
+	for i := range a.e.p.Routes {
 		r := &a.routes[i]
 		if r.sent == 0 {
 			continue
 		}
+		// Read only the routes that were sent: a live plan (live.go)
+		// names its routes while it runs.
+		k := a.e.p.Routes[i]
 		rr := results.Route{Method: k.Method, Route: k.Route, Sent: r.sent, Completed: r.completed, Errors: r.errors,
 			Mismatches: r.mismatches}
 		if r.hist != nil {

@@ -198,6 +198,10 @@ type engine struct {
 	// The retry budget's counts: first attempts sent, retries allowed.
 	firstAttempts, retriesSent atomic.Int64
 	vconns                     sync.WaitGroup
+	// live, for a step of a live replay (live.go), hands over the
+	// step's connections and requests as they are captured, instead of
+	// the plan's.
+	live *liveStep
 }
 
 var (
@@ -217,6 +221,13 @@ const behindLimit = time.Second
 // the requests in flight, up to their timeout, and returns what was
 // measured either way.
 func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
+	return run(ctx, p, o, nil)
+}
+
+// run is Run, or with live set a step of a live replay: its time zero is
+// the step's, its connections and requests come from live as they are
+// captured, and what it planned is what live handed over.
+func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -235,6 +246,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 		cl:        cl,
 		cls:       cls,
 		cap:       newRateCap(o.MaxRate),
+		live:      live,
 		connSlots: make(chan struct{}, o.MaxConns),
 		inflight:  make(chan struct{}, o.MaxInflight),
 		spares:    make(chan *conn, o.MaxConns),
@@ -251,12 +263,18 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
-	planned, measured := e.s.CountDue(p, o.Settle)
+	var planned, measured int64
+	if live == nil {
+		planned, measured = e.s.CountDue(p, o.Settle)
+	}
 	agg := newAggregator(e, planned, measured)
 	cpu0 := cpuTime()
 	wall0 := time.Now()
 	// Time zero leaves the first goroutines a moment to start.
 	e.t0 = nanotime() + int64(20*time.Millisecond)
+	if live != nil {
+		e.t0 = live.t0
+	}
 	aggDone := make(chan struct{})
 	go func() {
 		defer close(aggDone)
@@ -268,13 +286,20 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	stopAt := e.t0 + int64(e.s.Duration) + int64(o.Timeout)
 	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { e.halt(errOverrun) })
 	defer overrun.Stop()
-	e.spawn()
+	if live != nil {
+		e.spawnLive()
+	} else {
+		e.spawn()
+	}
 	e.vconns.Wait()
 	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
 		e.retire(<-e.spares)
 	}
 	close(e.results)
 	<-aggDone
+	if live != nil {
+		agg.measured = live.handed()
+	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
@@ -335,13 +360,41 @@ func (e *engine) spawn() {
 			return
 		}
 		e.vconns.Add(1)
-		go e.runVConn(vc, i)
+		go e.runVConn(vc, i, &planReqs{reqs: e.p.Conns[vc.Conn].Reqs})
 	}
 }
 
-func (e *engine) runVConn(vc VConn, index int32) {
+// reqSource yields a replayed connection's requests in recorded order,
+// with their index on it: a plan's, or a live replay's as they are
+// captured (live.go). ok is false when there are no more.
+type reqSource interface {
+	next() (r *Req, i int32, ok bool)
+}
+
+// planReqs yields the requests a plan holds.
+type planReqs struct {
+	reqs []Req
+	i    int
+}
+
+func (s *planReqs) next() (*Req, int32, bool) {
+	if s.i >= len(s.reqs) {
+		return nil, 0, false
+	}
+	s.i++
+	return &s.reqs[s.i-1], int32(s.i - 1), true
+}
+
+// countDueIn counts the requests of the run due in [from, to).
+func (e *engine) countDueIn(from, to time.Duration) int64 {
+	if e.live != nil {
+		return e.live.handedIn(e.s, from, to)
+	}
+	return e.s.countDueIn(e.p, from, to)
+}
+
+func (e *engine) runVConn(vc VConn, index int32, src reqSource) {
 	defer e.vconns.Done()
-	reqs := e.p.Conns[vc.Conn].Reqs
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -353,8 +406,11 @@ func (e *engine) runVConn(vc VConn, index int32) {
 		}
 	}()
 	var lastDone int64
-	for i := range reqs {
-		r := &reqs[i]
+	for {
+		r, i, ok := src.next()
+		if !ok {
+			return
+		}
 		rel := e.s.Due(r.Offset, vc.Shift)
 		if rel >= e.s.Duration {
 			return
@@ -363,7 +419,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 		if e.disp.sleepUntil(e.stop, due, ch) != nil {
 			return // stopped: the request is counted as not sent
 		}
-		id := reqID{vconn: index, req: int32(i)}
+		id := reqID{vconn: index, req: i}
 		if ready := max(due, lastDone); nanotime()-ready > int64(behindLimit) {
 			e.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
 			continue

@@ -21,7 +21,7 @@ const Schema = 1
 // File is one results file: a replay (one step) or a ramp (several).
 type File struct {
 	Schema      int       `json:"schema"`
-	Kind        string    `json:"kind"` // "replay" or "ramp"
+	Kind        string    `json:"kind"` // "replay", "ramp" or "shadow" (KindShadow)
 	HerdVersion string    `json:"herd_version"`
 	Target      string    `json:"target"`
 	Tape        string    `json:"tape"`
