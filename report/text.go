@@ -100,12 +100,20 @@ func writeStep(b *strings.Builder, st *results.Step) {
 
 func writeSteps(b *strings.Builder, f *results.File) {
 	t := &textfmt.Table{Right: map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}}
-	t.Add("scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
+	first := "scale"
+	if f.Kind == results.KindShadow {
+		first = "interval" // all at one multiple: told apart by their time
+	}
+	t.Add(first, "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
 	for i := range f.Steps {
 		st := &f.Steps[i]
 		kind, detail := stepOutcome(st)
 		result := textOutcomes[kind] + detail
-		t.Add(st.Label(), fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
+		label := st.Label()
+		if f.Kind == results.KindShadow {
+			label = st.StartedAt.UTC().Format("15:04:05")
+		}
+		t.Add(label, fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
 			ms(st.LatencyMS.P50), ms(st.LatencyMS.P90), ms(st.LatencyMS.P99), pct(st.ErrorRate), pct(st.MismatchRate),
 			ms(st.ScheduleLagMS.P99), result)
 	}
