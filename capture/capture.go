@@ -13,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/reassembly"
+	"github.com/herd-replay/herd/internal/cputime"
 	"github.com/herd-replay/herd/internal/redact"
 	"github.com/herd-replay/herd/tape"
 )
@@ -45,6 +46,12 @@ type Options struct {
 	// Redact says which secrets are replaced (internal/redact; the zero
 	// value redacts the defaults).
 	Redact redact.Options
+	// MaxCPU, when positive, is a budget in cores for this process: while
+	// it uses more, the sampling rate of new connections is halved (down
+	// to MinSamplePct), and it is doubled back (up to SamplePct) after a
+	// while under a third of the budget. A connection being recorded is
+	// never cut. The sink must be a SampleSink.
+	MaxCPU float64
 
 	// IdleTimeout: a connection with no packet for this long (in packet
 	// time) is closed and its exchanges written.
@@ -89,6 +96,9 @@ func (o *Options) defaults() error {
 	}
 	if o.SamplePct < 0 || o.SamplePct > 100 {
 		return fmt.Errorf("sample percentage %v outside 0..100", o.SamplePct)
+	}
+	if o.MaxCPU < 0 {
+		return fmt.Errorf("CPU budget %v below 0", o.MaxCPU)
 	}
 	for _, p := range o.Ports {
 		if p < 1 || p > 65535 {
@@ -162,6 +172,9 @@ type engine struct {
 	mem    int64
 	err    error // first sink error: the run stops
 
+	samplePct float64 // rate in force: Options.SamplePct, or lower under a CPU budget
+	budget    *budget
+
 	now       time.Time // packet clock: the latest timestamp seen
 	lastFlush time.Time
 	frame     frame
@@ -204,6 +217,15 @@ func newEngine(opts Options, sink Sink) (*engine, error) {
 		ports: newPortSet(opts.Ports),
 		live:  make(map[*conn]struct{}),
 	}
+	e.samplePct = opts.SamplePct
+	if opts.MaxCPU > 0 {
+		if _, ok := sink.(SampleSink); !ok {
+			return nil, errors.New("a CPU budget needs a sink that records changes of the sampling rate (rotated files)")
+		}
+		e.budget = newBudget(opts.MaxCPU, opts.SamplePct)
+		e.samplePct = e.budget.pct
+	}
+	e.stats.SamplePct = e.samplePct
 	e.pool = reassembly.NewStreamPool(e)
 	e.asm = reassembly.NewAssembler(e.pool)
 	// Out-of-order segments wait in pages of about 2 KB; bound them too.
@@ -216,7 +238,7 @@ func newEngine(opts Options, sink Sink) (*engine, error) {
 // New implements reassembly.StreamFactory.
 func (e *engine) New(netFlow, tcpFlow gopacket.Flow, tcp *layers.TCP, ac reassembly.AssemblerContext) reassembly.Stream {
 	e.stats.TCPConnections++
-	if e.opts.SamplePct > 0 && e.opts.SamplePct < 100 && !e.sampled(netFlow, tcp) {
+	if e.samplePct > 0 && e.samplePct < 100 && !e.sampled(netFlow, tcp) {
 		e.stats.SampledOut++
 		return dropStream{}
 	}
@@ -239,7 +261,7 @@ func (e *engine) sampled(netFlow gopacket.Flow, tcp *layers.TCP) bool {
 	h := fnv.New64a()
 	h.Write(a)
 	h.Write(b)
-	return float64(h.Sum64()%1_000_000) < e.opts.SamplePct*10_000
+	return float64(h.Sum64()%1_000_000) < e.samplePct*10_000
 }
 
 // dropStream swallows a connection that sampling left out.
@@ -299,6 +321,10 @@ func (e *engine) run(ctx context.Context, src Source, progress func(Stats)) erro
 			if now := time.Now(); now.Sub(lastReport) >= e.opts.ProgressEvery {
 				lastReport = now
 				report()
+				if err := e.checkBudget(now); err != nil {
+					runErr = err
+					break
+				}
 			}
 		}
 		err := src.Next(&p)
@@ -332,6 +358,27 @@ func (e *engine) run(ctx context.Context, src Source, progress func(Stats)) erro
 		return e.err
 	}
 	return runErr
+}
+
+// checkBudget applies the CPU budget: a new sampling rate for new
+// connections, recorded by the sink.
+func (e *engine) checkBudget(now time.Time) error {
+	if e.budget == nil {
+		return nil
+	}
+	pct, why := e.budget.observe(now, cputime.Process())
+	if pct == 0 {
+		return nil
+	}
+	if err := e.sink.(SampleSink).SetSamplePct(pct, why); err != nil {
+		return fmt.Errorf("change the sampling rate: %w", err)
+	}
+	if pct < e.samplePct {
+		e.stats.SampleReductions++
+	}
+	e.samplePct = pct
+	e.stats.SamplePct = pct
+	return nil
 }
 
 // packet handles one frame.

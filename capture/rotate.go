@@ -3,8 +3,10 @@ package capture
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herd-replay/herd/tape"
@@ -15,6 +17,12 @@ import (
 type Rotation struct {
 	Size  int64         // bytes written to the current file
 	Every time.Duration // packet time since the current file's first exchange
+	// Keep and KeepSize bound the closed files kept on disk: after each
+	// rotation the oldest are deleted until at most Keep files, and at
+	// most KeepSize bytes, remain, the file being written included (it is
+	// never deleted). Zero keeps everything.
+	Keep     int
+	KeepSize int64
 }
 
 // Rotator is a Sink that writes tape files, starting a new one when the
@@ -30,11 +38,39 @@ type Rotator struct {
 	rot   Rotation
 	stats func() tape.Stats
 
-	w       *tape.Writer
-	files   []string // closed and current
-	start   int64    // ReqStart of the current file's first exchange
-	base    tape.Stats
-	written int64 // bytes of the closed files
+	w          *tape.Writer
+	start      int64 // ReqStart of the current file's first exchange
+	base       tape.Stats
+	sampleNote string // why the sampling rate is what it is, once changed
+
+	// What another goroutine may read (Info) while the capture writes.
+	mu      sync.Mutex
+	files   []string // closed and current, deleted ones excepted
+	sizes   []int64  // of files, the current one's 0 until it is closed
+	opened  int      // files created so far
+	deleted int      // files deleted by the retention rule
+	written int64    // bytes of the closed files, deleted ones included
+	current int64    // bytes of the current file so far
+}
+
+// RotatorInfo is what a Rotator has done so far.
+type RotatorInfo struct {
+	Opened  int   // tape files created, the current one included
+	Deleted int   // closed files deleted by Rotation.Keep or KeepSize
+	Bytes   int64 // bytes written to tape files, deleted ones included
+	Current string
+}
+
+// Info returns what the rotator has done so far. It is safe to call from
+// any goroutine.
+func (r *Rotator) Info() RotatorInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in := RotatorInfo{Opened: r.opened, Deleted: r.deleted, Bytes: r.written + r.current}
+	if r.w != nil && len(r.files) > 0 {
+		in.Current = r.files[len(r.files)-1]
+	}
+	return in
 }
 
 // NewRotator creates the first tape file.
@@ -61,18 +97,51 @@ func (r *Rotator) name(n int) string {
 }
 
 func (r *Rotator) open() error {
-	n := len(r.files) + 1
+	n := r.opened + 1
 	name := r.name(n)
 	meta := r.meta
 	if r.rotating() {
 		meta.Notes = append(append([]string(nil), meta.Notes...), fmt.Sprintf("file %d of a rotated capture", n))
 	}
+	if r.sampleNote != "" {
+		meta.Notes = append(meta.Notes, r.sampleNote)
+	}
 	w, err := tape.Create(name, meta, r.wopt)
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.w, r.start = w, 0
 	r.files = append(r.files, name)
+	r.sizes = append(r.sizes, 0)
+	r.opened = n
+	r.current = 0
+	r.mu.Unlock()
+	return nil
+}
+
+// retain deletes the oldest closed files beyond Rotation.Keep and
+// KeepSize. The newest file, being written or just closed, is never
+// deleted.
+func (r *Rotator) retain() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	total := r.current // the file being written, so far
+	for _, s := range r.sizes {
+		total += s
+	}
+	for len(r.files) > 1 {
+		over := (r.rot.Keep > 0 && len(r.files) > r.rot.Keep) || (r.rot.KeepSize > 0 && total > r.rot.KeepSize)
+		if !over {
+			return nil
+		}
+		if err := os.Remove(r.files[0]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("retention: %w", err)
+		}
+		total -= r.sizes[0]
+		r.files, r.sizes = r.files[1:], r.sizes[1:]
+		r.deleted++
+	}
 	return nil
 }
 
@@ -89,7 +158,13 @@ func (r *Rotator) Write(e *tape.Exchange) error {
 	if r.start == 0 {
 		r.start = e.ReqStart
 	}
-	return r.w.Write(e)
+	if err := r.w.Write(e); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.current = r.w.Size()
+	r.mu.Unlock()
+	return nil
 }
 
 func (r *Rotator) due(ts int64) bool {
@@ -97,21 +172,55 @@ func (r *Rotator) due(ts int64) bool {
 		(r.rot.Every > 0 && ts-r.start >= int64(r.rot.Every))
 }
 
-// next closes the current file with its share of the counters and opens
-// the next one.
+// next closes the current file with its share of the counters, opens the
+// next one and applies the retention rule.
 func (r *Rotator) next() error {
+	if err := r.closeCurrent(); err != nil {
+		return err
+	}
+	if err := r.open(); err != nil {
+		return err
+	}
+	return r.retain()
+}
+
+// closeCurrent closes the file being written with its share of the
+// counters so far.
+func (r *Rotator) closeCurrent() error {
 	if r.stats != nil {
 		cur := r.stats()
 		r.w.SetStats(statsDelta(cur, r.base))
 		r.base = cur
 	}
 	size := r.w.Size()
-	if err := r.w.Close(); err != nil {
-		r.w = nil
-		return err
+	err := r.w.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	name := r.files[len(r.files)-1]
+	if fi, serr := os.Stat(name); serr == nil {
+		size = fi.Size() // with the index and trailer Close wrote
 	}
+	r.w = nil
 	r.written += size
-	return r.open()
+	r.current = 0
+	r.sizes[len(r.sizes)-1] = size
+	return err
+}
+
+// SetSamplePct implements SampleSink: a change of the sampling rate starts
+// a new file, so that each file's metadata states the one rate its
+// connections were chosen at (a connection already recorded goes on in
+// the new file).
+func (r *Rotator) SetSamplePct(pct float64, why string) error {
+	if r.w == nil {
+		return errors.New("tape rotator closed")
+	}
+	if !r.rotating() {
+		return fmt.Errorf("the sampling rate changed to %g%% (%s), and a tape states one rate: rotate files to let it change", pct, why)
+	}
+	r.meta.Source.SamplePct = pct
+	r.sampleNote = fmt.Sprintf("sampling set to %g%% of connections: %s", pct, why)
+	return r.next()
 }
 
 // Size returns the bytes written over all files, the current one's
@@ -123,8 +232,13 @@ func (r *Rotator) Size() int64 {
 	return r.written + r.w.Size()
 }
 
-// Files lists the files written so far.
-func (r *Rotator) Files() []string { return append([]string(nil), r.files...) }
+// Files lists the files written so far that are still there (retention
+// deletes the oldest).
+func (r *Rotator) Files() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.files...)
+}
 
 // Close stores the last file's share of final (the capture's counters at
 // the end) and closes it.
@@ -132,11 +246,14 @@ func (r *Rotator) Close(final tape.Stats) error {
 	if r.w == nil {
 		return nil
 	}
-	r.w.SetStats(statsDelta(final, r.base))
-	err := r.w.Close()
-	r.written += r.w.Size()
-	r.w = nil
-	return err
+	r.stats = func() tape.Stats { return final }
+	if err := r.closeCurrent(); err != nil {
+		return err
+	}
+	if r.rotating() {
+		return r.retain()
+	}
+	return nil
 }
 
 // statsDelta is cur minus base, counter by counter, without zeros.

@@ -18,11 +18,15 @@ type Stats struct {
 	TruncatedFiles   int64 // capture files that end inside a packet record
 
 	// Connections.
-	TCPConnections      int64 // connections seen (a reused 4-tuple counts again)
-	HTTPConnections     int64 // connections that carried HTTP
-	NonHTTPConnections  int64 // connections with payload and no HTTP start line
-	EmptyConnections    int64 // connections that carried no payload at all
-	SampledOut          int64 // connections left out by Options.SamplePct
+	TCPConnections     int64 // connections seen (a reused 4-tuple counts again)
+	HTTPConnections    int64 // connections that carried HTTP
+	NonHTTPConnections int64 // connections with payload and no HTTP start line
+	EmptyConnections   int64 // connections that carried no payload at all
+	SampledOut         int64 // connections left out by Options.SamplePct
+	// SamplePct is the sampling rate in force (100 or 0: every connection);
+	// SampleReductions counts the times a CPU budget lowered it.
+	SamplePct           float64
+	SampleReductions    int64
 	UpgradedConnections int64 // connections that left HTTP (101 or CONNECT)
 	MemoryFlushes       int64 // times a connection was flushed to bound memory
 
@@ -89,6 +93,7 @@ func (s *Stats) Tape() tape.Stats {
 		"empty_connections":         s.EmptyConnections,
 		"upgraded_connections":      s.UpgradedConnections,
 		"memory_flushes":            s.MemoryFlushes,
+		"sample_reductions":         s.SampleReductions,
 		"gaps":                      s.Gaps,
 		"gap_bytes":                 s.GapBytes,
 		"skipped_bytes":             s.SkippedBytes,

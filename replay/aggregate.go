@@ -147,6 +147,9 @@ func (a *aggregator) checkAbort(now int64) {
 		}
 		a.abortReason = why
 		a.e.halt(errAborted)
+		if a.e.o.OnAbort != nil {
+			a.e.o.OnAbort(why)
+		}
 	}
 }
 

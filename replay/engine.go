@@ -76,6 +76,10 @@ type Options struct {
 	Raw           io.Writer // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
+	// OnAbort, when set, is called once with the reason the moment the
+	// emergency stop fires, before the requests in flight are waited for
+	// (a coordinated ramp tells the other shards at once).
+	OnAbort func(reason string)
 }
 
 // Defaults for Options fields left zero.

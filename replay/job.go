@@ -207,7 +207,7 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 	if err := o.checkRoutes(p); err != nil {
 		return nil, err
 	}
-	sched := NewSchedule(o.Mode, o.Scale, o.Seed, p.Length, o.Duration)
+	sched := PlanSchedule(p, o.Mode, o.Scale, o.Seed, o.Duration)
 	if err := o.checkDuration(sched.Duration); err != nil {
 		return nil, err
 	}
@@ -258,13 +258,13 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		slos = append(slos, x.Text)
 	}
 	f := &results.File{
-		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), Target: targetText(p, o.Target), Tape: o.TapeName,
+		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), HerdCommit: version.CommitID(), Target: targetText(p, o.Target), Tape: o.TapeName,
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: p.Requests, RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
+			Requests: int64(math.Round(float64(p.Requests) * p.weight())), RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
 			RecordedS: results.Round3(p.Recorded.Seconds()), IdleRemovedS: results.Round3(p.IdleRemoved.Seconds()),
-			MaxIdleS: p.MaxIdle.Seconds(), Clamped: p.Clamped,
+			MaxIdleS: p.MaxIdle.Seconds(), Clamped: p.Clamped, SampleWeight: p.SampleWeight,
 		},
 		Params: results.Params{
 			ScaleMode: o.Mode.String(), Pacing: o.Pacing.String(), TimeoutS: o.Timeout.Seconds(), SLOs: slos,

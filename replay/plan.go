@@ -111,6 +111,11 @@ type Plan struct {
 	// header name, query:NAME and body:NAME, so the caller can warn that
 	// the target will see it.
 	Redacted map[string]int64
+	// SampleWeight is how many real connections each recorded connection
+	// stands for: 100/sample_pct for a tape captured with --sample (10 for
+	// 10%), 1 otherwise. Rate and every schedule count with it, so 1x is
+	// the rate of the whole traffic, not of the sample.
+	SampleWeight float64
 	// Targets are where the requests go, by Req.Target: Options.Target
 	// alone, or one per TargetMap entry.
 	Targets []Target
@@ -171,7 +176,14 @@ func (p *Plan) Shortened() int {
 
 // Rate is the plan's request rate at 1x.
 func (p *Plan) Rate() float64 {
-	return float64(p.Requests) / p.Length.Seconds()
+	return float64(p.Requests) * p.weight() / p.Length.Seconds()
+}
+
+func (p *Plan) weight() float64 {
+	if p.SampleWeight > 0 {
+		return p.SampleWeight
+	}
+	return 1
 }
 
 // Load reads the window of r and builds the plan.
@@ -196,7 +208,10 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
-		Skipped: map[string]int64{}, Redacted: map[string]int64{}, Targets: planTargets(o)}
+		Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1, Targets: planTargets(o)}
+	if pct := r.Meta().Source.SamplePct; pct > 0 && pct < 100 {
+		p.SampleWeight = 100 / pct
+	}
 	servers := tape.NewServerCounter()
 	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	byConn := make(map[uint64][]*tape.Exchange)

@@ -36,6 +36,19 @@ type RampOptions struct {
 	// OnStep is called before each step, OnStepDone after it.
 	OnStep     func(index int, scale float64, refinement bool)
 	OnStepDone func(st *results.Step)
+	// Shards, when set, makes this ramp one shard of several that take
+	// every decision together (herd ramp --coordinate, internal/coord).
+	Shards Shards
+}
+
+// Shards joins the shards of a coordinated ramp. During returns the
+// context step i runs under, cancelled when another shard stops, and the
+// hook for this shard's emergency stop. Join, after step i, waits for
+// every shard's outcome and makes st's verdict the joint one (passed,
+// failed, herd-limited or stopped), which the ramp then acts on as its own.
+type Shards interface {
+	During(ctx context.Context, i int) (context.Context, func(reason string), context.CancelFunc)
+	Join(ctx context.Context, i int, st *results.Step)
 }
 
 func (o *RampOptions) check() error {
@@ -109,7 +122,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	if err := o.checkDuration(total); err != nil {
 		return nil, err
 	}
-	schedule := func(k float64) Schedule { return NewSchedule(o.Mode, k, o.Seed, p.Length, o.StepDuration) }
+	schedule := func(k float64) Schedule { return PlanSchedule(p, o.Mode, k, o.Seed, o.StepDuration) }
 	if _, err := o.checkConns(p, schedule(o.From)); err != nil {
 		return nil, err
 	}
@@ -139,12 +152,21 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 			o.OnStep(index, scale, refinement)
 		}
 		index++
-		st, err := Run(ctx, p, o.step(sched, o.Settle))
+		ro := o.step(sched, o.Settle)
+		stepCtx, endStep := ctx, context.CancelFunc(func() {})
+		if o.Shards != nil {
+			stepCtx, ro.OnAbort, endStep = o.Shards.During(ctx, index-1)
+		}
+		st, err := Run(stepCtx, p, ro)
+		endStep()
 		if err != nil {
 			return nil, err
 		}
 		st.Refinement, st.Retry = refinement, retry
 		evaluate(st, o.SLOs, o.Saturation)
+		if o.Shards != nil {
+			o.Shards.Join(ctx, index-1, st)
+		}
 		f.Steps = append(f.Steps, *st)
 		if o.OnStepDone != nil {
 			o.OnStepDone(st)
@@ -247,7 +269,7 @@ func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, aft
 	if win <= 0 {
 		win = 5 * time.Second
 	}
-	sched := NewSchedule(o.Mode, k, o.Seed, p.Length, o.Recovery)
+	sched := PlanSchedule(p, o.Mode, k, o.Seed, o.Recovery)
 	ro := o.step(sched, 0)
 	ro.Abort = o.RecoveryAbort
 	if o.OnStep != nil {

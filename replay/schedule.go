@@ -47,6 +47,10 @@ type Schedule struct {
 	Window   time.Duration // one pass at 1x
 	Duration time.Duration // length of the run; requests due later are not sent
 	Passes   int           // passes of the window played
+	// Weight is Plan.SampleWeight: each recorded connection stands for
+	// Weight real ones, so the schedule plays Scale×Weight times the
+	// recording. 0 means 1.
+	Weight float64
 }
 
 // NewSchedule makes the schedule of a run of the given duration, filled by
@@ -54,11 +58,21 @@ type Schedule struct {
 // end: in clone mode that is the window plus the jitter of the copies, so
 // that every request of every copy is sent.
 func NewSchedule(mode Mode, scale float64, seed uint64, window, duration time.Duration) Schedule {
-	s := Schedule{Mode: mode, Scale: scale, Seed: seed, Window: window, Duration: duration}
+	return newSchedule(mode, scale, 1, seed, window, duration)
+}
+
+// PlanSchedule is NewSchedule for plan p: its window, and its sample
+// weight, so that scale is a multiple of the whole traffic's rate.
+func PlanSchedule(p *Plan, mode Mode, scale float64, seed uint64, duration time.Duration) Schedule {
+	return newSchedule(mode, scale, p.weight(), seed, p.Length, duration)
+}
+
+func newSchedule(mode Mode, scale, weight float64, seed uint64, window, duration time.Duration) Schedule {
+	s := Schedule{Mode: mode, Scale: scale, Seed: seed, Window: window, Duration: duration, Weight: weight}
 	if duration <= 0 {
 		s.Passes = 1
 		s.Duration = s.pass()
-		if mode == Clone && scale > 1 {
+		if mode == Clone && s.k() > 1 {
 			s.Duration += s.maxJitter()
 		}
 		return s
@@ -67,10 +81,18 @@ func NewSchedule(mode Mode, scale float64, seed uint64, window, duration time.Du
 	return s
 }
 
+// k is the multiple of the recording played: Scale×Weight.
+func (s Schedule) k() float64 {
+	if s.Weight > 0 {
+		return s.Scale * s.Weight
+	}
+	return s.Scale
+}
+
 // pass is how long one pass of the window takes.
 func (s Schedule) pass() time.Duration {
 	if s.Mode == Compress {
-		return time.Duration(float64(s.Window) / s.Scale)
+		return time.Duration(float64(s.Window) / s.k())
 	}
 	return s.Window
 }
@@ -83,9 +105,9 @@ func (s Schedule) Copies(conn uint64, loop int) int {
 	if s.Mode == Compress {
 		return 1
 	}
-	whole := math.Floor(s.Scale)
+	whole := math.Floor(s.k())
 	n := int(whole)
-	if frac := s.Scale - whole; frac > 0 && unit(mix(s.Seed, conn, uint64(loop), 0x636f7079)) < frac {
+	if frac := s.k() - whole; frac > 0 && unit(mix(s.Seed, conn, uint64(loop), 0x636f7079)) < frac {
 		n++
 	}
 	return n
@@ -103,7 +125,7 @@ func (s Schedule) maxJitter() time.Duration {
 // seeded hash, so that clones do not arrive in lockstep.
 func (s Schedule) Shift(conn uint64, loop, copy int) time.Duration {
 	if s.Mode == Compress {
-		return time.Duration(float64(loop) * float64(s.Window) / s.Scale)
+		return time.Duration(float64(loop) * float64(s.Window) / s.k())
 	}
 	base := time.Duration(loop) * s.Window
 	if copy == 0 {
@@ -116,7 +138,7 @@ func (s Schedule) Shift(conn uint64, loop, copy int) time.Duration {
 // shift.
 func (s Schedule) Due(offset, shift time.Duration) time.Duration {
 	if s.Mode == Compress {
-		return shift + time.Duration(float64(offset)/s.Scale)
+		return shift + time.Duration(float64(offset)/s.k())
 	}
 	return shift + offset
 }

@@ -7,6 +7,7 @@ import "time"
 type Meta struct {
 	FormatVersion int       `json:"format_version"`
 	HerdVersion   string    `json:"herd_version"`
+	HerdCommit    string    `json:"herd_commit,omitempty"` // VCS commit of the herd that wrote it, when known
 	Created       time.Time `json:"created"`
 	Source        Source    `json:"source"`
 	Redaction     Redaction `json:"redaction"`

@@ -120,6 +120,9 @@ func newWriter(out io.Writer, meta Meta, opt WriterOptions) (*Writer, error) {
 	if meta.HerdVersion == "" {
 		meta.HerdVersion = version.String()
 	}
+	if meta.HerdCommit == "" {
+		meta.HerdCommit = version.CommitID()
+	}
 	if meta.Created.IsZero() {
 		meta.Created = time.Now().UTC()
 	}

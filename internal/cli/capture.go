@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herd-replay/herd/capture"
@@ -30,6 +31,10 @@ type captureOptions struct {
 	Duration     time.Duration
 	MaxSize      string
 	Rotate       string
+	Keep         int
+	KeepSize     string
+	MaxCPU       float64
+	MetricsAddr  string
 	MaxBody      string
 	Sample       string
 	RedactHeader []string
@@ -81,7 +86,16 @@ that sends a request line is the client.
 
 A live capture runs until Ctrl-C (SIGINT or SIGTERM), --duration or
 --max-size, and then closes the tape cleanly. --rotate SIZE|DURATION starts a
-new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
+new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...
+
+As a long-running agent (a sidecar or a DaemonSet next to production):
+--keep N and --keep-size BYTES delete the oldest rotated files (never the one
+being written); --max-cpu CORES keeps the capture within a CPU budget by
+sampling fewer new connections (halving the rate, counted, and starting a new
+file that states it; a connection being recorded is never cut), and raises it
+back when the load falls; --metrics-addr ADDR serves OpenMetrics counters on
+/metrics for Prometheus. SIGTERM, which Kubernetes sends before it stops a
+pod, closes the current tape cleanly.`,
 		Example: `  # From a tcpdump capture (tcpdump -i eth0 -w peak.pcap 'tcp port 8080')
   herd capture --pcap peak.pcap --port 8080 -o peak.tape
 
@@ -93,6 +107,10 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 
   # Live on eth0 for ten minutes, at most 2 GiB, a new file every 100 MiB
   sudo herd capture -i eth0 --port 80 --port 443 --duration 10m --max-size 2GiB --rotate 100MiB -o peak.tape
+
+  # An agent: hourly files, the last 48 kept, at most half a core, metrics for Prometheus
+  herd capture -i eth0 --port 8080 --rotate 1h --keep 48 --max-cpu 0.5 \
+      --metrics-addr :9090 -o /tapes/prod.tape
 
   # More secrets: a header pattern, a query parameter, body fields
   herd capture --pcap peak.pcap --redact-header 'x-tenant-.*' --redact-query code \
@@ -115,6 +133,10 @@ new file each time: OUT.tape becomes OUT-0001.tape, OUT-0002.tape ...`,
 	f.DurationVar(&opts.Duration, "duration", 0, "live: stop after this long")
 	f.StringVar(&opts.MaxSize, "max-size", "", "live: stop once the tape files hold this many bytes (e.g. 500MB, 2GiB)")
 	f.StringVar(&opts.Rotate, "rotate", "", "live: start a new file every SIZE (100MiB) or DURATION (15m)")
+	f.IntVar(&opts.Keep, "keep", 0, "with --rotate: keep at most this many files, deleting the oldest (never the one being written)")
+	f.StringVar(&opts.KeepSize, "keep-size", "", "with --rotate: keep at most this many bytes of files (e.g. 20GiB), deleting the oldest")
+	f.Float64Var(&opts.MaxCPU, "max-cpu", 0, "with --rotate: CPU budget in cores (e.g. 0.5): above it, sample fewer new connections")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "live: serve OpenMetrics counters on http://ADDR/metrics (e.g. :9090)")
 	f.StringVar(&opts.MaxBody, "max-body", "1MiB", "request body bytes stored per exchange (the real length is always recorded)")
 	f.StringVar(&opts.Sample, "sample", "", "keep this percentage of connections, whole (e.g. 10 or 10%)")
 	f.StringArrayVar(&opts.RedactHeader, "redact-header", nil, "also redact headers whose name matches this regular expression (repeatable)")
@@ -153,9 +175,27 @@ func (o *captureOptions) check() (captureConfig, error) {
 	if c.live && len(o.Ports) == 0 {
 		return c, usageErrorf("-i needs --port: a live capture records the traffic of known server ports")
 	}
-	if !c.live && (o.Duration != 0 || o.MaxSize != "" || o.Rotate != "") {
-		return c, usageErrorf("--duration, --max-size and --rotate apply to live capture (-i), not to --pcap")
+	if !c.live && (o.Duration != 0 || o.MaxSize != "" || o.Rotate != "" || o.MetricsAddr != "") {
+		return c, usageErrorf("--duration, --max-size, --rotate and --metrics-addr apply to live capture (-i), not to --pcap")
 	}
+	if o.Rotate == "" && (o.Keep != 0 || o.KeepSize != "" || o.MaxCPU != 0) {
+		return c, usageErrorf("--keep, --keep-size and --max-cpu need --rotate: they act on rotated files (a change of sampling rate starts a new file)")
+	}
+	if o.Keep < 0 {
+		return c, usageErrorf("--keep %d: want a number of files, at least 1", o.Keep)
+	}
+	c.rot.Keep = o.Keep
+	if o.KeepSize != "" {
+		n, err := units.ParseBytes(o.KeepSize)
+		if err != nil || n <= 0 {
+			return c, usageErrorf("--keep-size %q: want a positive size such as 20GiB", o.KeepSize)
+		}
+		c.rot.KeepSize = n
+	}
+	if o.MaxCPU < 0 || o.MaxCPU > 1024 {
+		return c, usageErrorf("--max-cpu %g: want cores, such as 0.5", o.MaxCPU)
+	}
+	c.opts.MaxCPU = o.MaxCPU
 	if o.Duration < 0 {
 		return c, usageErrorf("--duration must be positive")
 	}
@@ -248,12 +288,30 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 	}
 	defer src.Close()
 
+	view := newCaptureView(o.IO, total, o.StatusEvery)
+	var rotp atomic.Pointer[capture.Rotator]
+	if o.MetricsAddr != "" {
+		// Listening first: a taken address fails before any file exists.
+		info := func() capture.RotatorInfo {
+			if r := rotp.Load(); r != nil {
+				return r.Info()
+			}
+			return capture.RotatorInfo{}
+		}
+		addr, stopMetrics, err := serveMetrics(ctx, o.MetricsAddr, captureMetrics{stats: view.snapshot, rot: info, iface: o.Interface}, o.IO.Err)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		fmt.Fprintf(o.IO.Err, "herd: metrics on http://%s/metrics\n", addr)
+	}
 	// Without --force a file that appears at the output's name during a
 	// long capture is kept, and the tape stays NAME.partial.
 	rot, err := capture.NewRotator(o.Output, meta, tape.WriterOptions{NoReplace: !o.Force}, cfg.rot)
 	if err != nil {
 		return err
 	}
+	rotp.Store(rot)
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	if cfg.live && o.Duration > 0 {
@@ -265,7 +323,6 @@ func runCapture(ctx context.Context, o *captureOptions) error {
 		sink = &sizeLimit{Rotator: rot, max: cfg.maxSize, stop: func() { stop(limitReached("--max-size " + o.MaxSize)) }}
 	}
 
-	view := newCaptureView(o.IO, total, o.StatusEvery)
 	view.start()
 	st, runErr := capture.Run(runCtx, src, cfg.opts, sink, view.update)
 	view.stop()
@@ -456,6 +513,9 @@ func writeCaptureSummary(w io.Writer, st capture.Stats, files []string) {
 		st.Exchanges, st.Responses, st.Packets, bytesIEC(st.Bytes), strings.Join(files, ", "))
 	fmt.Fprintf(w, "  counters:  %s\n", counts(ts.Counters))
 	fmt.Fprintf(w, "  discarded: %s\n", counts(ts.Discarded))
+	if st.SampleReductions > 0 {
+		fmt.Fprintf(w, "herd: --max-cpu lowered the sampling rate %d times; it ended at %g%% of new connections (each file states its rate)\n", st.SampleReductions, st.SamplePct)
+	}
 	if st.KernelDrops > 0 {
 		fmt.Fprintf(w, "herd: warning: the kernel dropped %d packets (the capture could not keep up); exchanges they carried are incomplete or missing\n", st.KernelDrops)
 	}

@@ -119,7 +119,9 @@ Exit codes: 0 success, 1 failure of the tool or its input, 2 usage error,
   herd inspect peak.tape --json`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.Err)

@@ -146,6 +146,9 @@ type inspectJSON struct {
 	ActiveS  float64          `json:"active_s"`
 	MaxIdleS float64          `json:"max_idle_s"`
 	Gaps     []inspectGapJSON `json:"gaps"`
+	// SamplePct is the percentage of connections a sampled capture kept
+	// (absent: all); the rates above are the sample's.
+	SamplePct float64 `json:"sample_pct,omitempty"`
 	// Servers break the requests down by the server they went to: the
 	// recorded address and the Host (or :authority) asked for.
 	Servers []inspectServerJSON `json:"servers"`
@@ -229,6 +232,9 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary, max
 		out.MetaDamage = s.MetaErr.Error()
 	} else {
 		out.Meta = &s.Meta
+		if pct := s.Meta.Source.SamplePct; pct > 0 && pct < 100 {
+			out.SamplePct = pct
+		}
 	}
 	if s.Requests > 0 {
 		out.Start = time.Unix(0, s.First).UTC().Format(time.RFC3339Nano)
@@ -323,8 +329,15 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 		red = "unknown (metadata damaged)"
 	}
 	kv.Add("redaction", red)
+	if pct := m.Source.SamplePct; pct > 0 && pct < 100 {
+		kv.Add("sampled", fmt.Sprintf("%g%% of the connections; the rates below are the sample's: replay and ramp take 1x as %.4g times them", pct, 100/pct))
+	}
 	if m.HerdVersion != "" {
-		kv.Add("written by", fmt.Sprintf("herd %s at %s", m.HerdVersion, m.Created.UTC().Format(time.RFC3339)))
+		by := "herd " + m.HerdVersion
+		if m.HerdCommit != "" {
+			by += " (commit " + m.HerdCommit + ")"
+		}
+		kv.Add("written by", fmt.Sprintf("%s at %s", by, m.Created.UTC().Format(time.RFC3339)))
 	}
 	for _, n := range m.Notes {
 		kv.Add("note", n)

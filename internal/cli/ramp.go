@@ -32,6 +32,7 @@ type rampOptions struct {
 	RecoveryAbort  string
 	windowGiven    bool // --window was on the command line, even empty
 	replayFlags
+	coordFlags
 }
 
 func newRampCmd(io IO) *cobra.Command {
@@ -59,7 +60,15 @@ Finding a breaking point is what a ramp is for, so a ramp whose steps fail
 still exits 0, unless --require K makes it a release gate: exit 3 unless
 every step up to K met its SLOs. Exit codes: 0 done, 3 an unmet --require
 or an emergency stop, 130 interrupted, 2 usage, 1 failure of the tool or
-its input.`,
+its input.
+
+Sharded (--shard i/N on N machines or pods), --coordinate DIR makes the
+shards one ramp: they start together once all are ready, each step is
+judged on the merged results of all shards (exactly what herd report merge
+computes), a step herd limited on any shard is run again by all, and an
+emergency stop or interrupt on one shard stops every shard within 2 s. A
+shard that does not finish a step within --coordinate-timeout is reported,
+and the others stop.`,
 		Example: `  # Where does staging break, replaying last week's peak minute?
   herd ramp peak.tape --target http://staging:8080 --step-duration 60s --to 6x
 
@@ -73,7 +82,12 @@ its input.`,
       --client-timeout 1s --retry-policy exp:3/100ms/2s/jitter --recovery-abort-on off
 
   # Narrow the breaking point down with three bisection steps.
-  herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s`,
+  herd ramp peak.tape --target http://127.0.0.1:8080 --refine 3 --cooldown 20s
+
+  # One of 4 shards (a Kubernetes Indexed Job): they start together, judge each
+  # step on all their traffic and stop together; then herd report merge.
+  herd ramp peak.tape --target http://staging:8080 --shard auto/4 \
+      --coordinate /shared/coord/run-1 --json /shared/results/shard-$JOB_COMPLETION_INDEX.json`,
 		Args: exactArgs(1, "a tape file"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Tape = args[0]
@@ -98,6 +112,7 @@ its input.`,
 	fs.StringVar(&opts.RecoveryAbort, "recovery-abort-on", "", "emergency stop during --recovery (default: the same as --abort-on); staying broken is what is measured, so relax it only as far as the target can bear, e.g. errors>90%/10s, or off on staging")
 	fs.BoolVar(&opts.FindCapacity, "find-capacity", false, "after the first failure, run up to two more steps above it (never above --to; the emergency stop still applies) to measure the throughput plateau instead of a lower bound; not for production")
 	fs.Var(scaleValue{&opts.Require}, "require", "exit 3 unless every step up to this multiple met its SLOs (a release gate)")
+	opts.addCoordFlags(fs)
 	return cmd
 }
 
@@ -129,7 +144,12 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 			return &UsageError{Err: fmt.Errorf("--recovery-abort-on: %w", err)}
 		}
 	}
+	endCoord, err := opts.coordinate(ctx, s, window, &ro)
+	if err != nil {
+		return err
+	}
 	f, err := executeRamp(ctx, opts.IO, plan, ro, s.startAt)
+	endCoord(err)
 	if err != nil {
 		return optionFlags(err)
 	}

@@ -86,7 +86,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
-	fs.StringVar(&f.Shard, "shard", "", "i/N: replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
+	fs.StringVar(&f.Shard, "shard", "", "i/N (from 0/N to N-1/N) or auto/N (i from $JOB_COMPLETION_INDEX, a Kubernetes Indexed Job): replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
 	fs.DurationVar(&f.MaxIdle, "max-idle", replay.DefaultMaxIdle, "shorten every stretch with no request due longer than this to it, so a recording that spans nights replays its activity; 0 keeps wall-clock time")
 	fs.DurationVar(&f.MaxRun, "max-run", replay.DefaultMaxRun, "refuse to start a run planned to last longer than this")
@@ -182,7 +182,7 @@ func (f *replayFlags) validate() (*setup, error) {
 		po.MaxIdle = -1 // off: the library's zero is its default
 	}
 	if f.Shard != "" {
-		if po.Shard, err = replay.ParseShard(f.Shard); err != nil {
+		if po.Shard, err = parseShard(f.Shard); err != nil {
 			return nil, &UsageError{Err: err}
 		}
 	}
@@ -206,6 +206,27 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// parseShard parses --shard: i/N, or auto/N with i from
+// JOB_COMPLETION_INDEX, which Kubernetes sets in the pods of an Indexed Job.
+func parseShard(s string) (replay.Shard, error) {
+	if n, ok := strings.CutPrefix(s, "auto/"); ok {
+		i, set := os.LookupEnv("JOB_COMPLETION_INDEX")
+		if !set {
+			return replay.Shard{}, fmt.Errorf("--shard %s: JOB_COMPLETION_INDEX is not set (Kubernetes sets it in the pods of an Indexed Job); give the index instead: --shard 0/%s", s, n)
+		}
+		sh, err := replay.ParseShard(strings.TrimSpace(i) + "/" + n)
+		if err != nil {
+			return replay.Shard{}, fmt.Errorf("--shard %s with JOB_COMPLETION_INDEX=%q: %w", s, i, err)
+		}
+		return sh, nil
+	}
+	sh, err := replay.ParseShard(s)
+	if err != nil {
+		return replay.Shard{}, fmt.Errorf("--shard: %w", err)
+	}
+	return sh, nil
 }
 
 func parseTarget(s string) (*url.URL, error) {

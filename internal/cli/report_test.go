@@ -199,7 +199,7 @@ func TestReportCompareDefaults(t *testing.T) {
 }
 
 // TestReportMerge merges two shards of a replay (the same run written as
-// shards 1/2 and 2/2): counts double, the rate of the window too, and the
+// shards 0/2 and 1/2): counts double, the rate of the window too, and the
 // merged file renders.
 func TestReportMerge(t *testing.T) {
 	dir := t.TempDir()
@@ -208,7 +208,7 @@ func TestReportMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	var paths []string
-	for _, shard := range []string{"1/2", "2/2"} {
+	for _, shard := range []string{"1/2", "0/2"} { // out of order: merge sorts them
 		f.Params.Shard = shard
 		p := filepath.Join(dir, "shard-"+shard[:1]+".json")
 		if err := writeOutput(IO{}, outfile.New(false), "-o", p, f.Write); err != nil {
@@ -245,7 +245,7 @@ func TestReportMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := f.Steps[0]
-	if m.Window.Requests != 2*f.Window.Requests || m.Window.RPS != 2*f.Window.RPS || m.Params.Shard != "1/2,2/2" {
+	if m.Window.Requests != 2*f.Window.Requests || m.Window.RPS != 2*f.Window.RPS || m.Params.Shard != "0/2,1/2" {
 		t.Errorf("window %+v, shards %q", m.Window, m.Params.Shard)
 	}
 	if m.Steps[0].Sent != 2*st.Sent || m.Steps[0].Errors != 2*st.Errors || m.Steps[0].Latency.P99 != st.LatencyMS.P99 {

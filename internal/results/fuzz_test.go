@@ -57,7 +57,7 @@ func FuzzReadResults(f *testing.F) {
 func checkMergeTwice(t *testing.T, r *File) {
 	t.Helper()
 	a, b := *r, *r
-	a.Params.Shard, b.Params.Shard = "1/2", "2/2"
+	a.Params.Shard, b.Params.Shard = "0/2", "1/2"
 	m, err := Merge(&a, &b)
 	if err != nil {
 		return

@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -162,6 +163,12 @@ func Merge(files ...*File) (*File, error) {
 		}
 	}
 	out.Window.RPS = Rate(out.Window.Requests, out.Window.DurationS)
+	// By index (0/4,1/4,...), whatever the order of the files.
+	slices.SortFunc(shards, func(a, b string) int {
+		ia, _ := strconv.Atoi(strings.Split(a, "/")[0])
+		ib, _ := strconv.Atoi(strings.Split(b, "/")[0])
+		return cmp.Or(cmp.Compare(ia, ib), cmp.Compare(a, b))
+	})
 	out.Params.Shard = strings.Join(shards, ",")
 	// The SLOs the run was held to are in the file (herd records the
 	// defaults it applied); a file without any is evaluated against none,

@@ -198,11 +198,11 @@ func TestMergeHalvesEqualWhole(t *testing.T) {
 		}
 	}
 	whole := build(reqs, "")
-	merged, err := Merge(build(a, "1/2"), build(b, "2/2"))
+	merged, err := Merge(build(a, "0/2"), build(b, "1/2"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if merged.Params.Shard != "1/2,2/2" {
+	if merged.Params.Shard != "0/2,1/2" {
 		t.Errorf("shards %q", merged.Params.Shard)
 	}
 	if merged.Window.Requests != whole.Window.Requests || merged.Window.RPS != whole.Window.RPS {
@@ -274,11 +274,11 @@ func TestMergeRefuses(t *testing.T) {
 		{"fewer steps", func(f *File) { f.Steps = f.Steps[:1] }, "steps differ: [1x 2x] and [1x]"},
 		{"other scale", func(f *File) { f.Steps[1].Scale = 2.5 }, "step 2 differs: 2x for 10s and 2.5x"},
 		{"refinement", func(f *File) { f.Steps[1].Refinement = true }, "~2x"},
-		{"same shard twice", func(f *File) { f.Params.Shard = "1/2" }, "shard 1/2 appears twice"},
-		{"other split", func(f *File) { f.Params.Shard = "2/3" }, "different splits"},
+		{"same shard twice", func(f *File) { f.Params.Shard = "0/2" }, "shard 0/2 appears twice"},
+		{"other split", func(f *File) { f.Params.Shard = "1/3" }, "different splits"},
 	}
 	for _, c := range cases {
-		a, b := build(reqs, "1/2"), build(reqs, "2/2")
+		a, b := build(reqs, "0/2"), build(reqs, "1/2")
 		c.change(b)
 		_, err := Merge(a, b)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -290,7 +290,7 @@ func TestMergeRefuses(t *testing.T) {
 		t.Errorf("the same run twice: got %v", err)
 	}
 	// A histogram of another geometry cannot be merged without loss.
-	a, b := build(reqs, "1/2"), build(reqs, "2/2")
+	a, b := build(reqs, "0/2"), build(reqs, "1/2")
 	h := hdr.New(1, 1000, 2)
 	h.RecordValue(5)
 	b.Steps[0].Histograms.Latency = Encode(h)

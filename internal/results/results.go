@@ -23,6 +23,7 @@ type File struct {
 	Schema      int       `json:"schema"`
 	Kind        string    `json:"kind"` // "replay", "ramp" or "shadow" (KindShadow)
 	HerdVersion string    `json:"herd_version"`
+	HerdCommit  string    `json:"herd_commit,omitempty"` // VCS commit of the herd that ran it, when known
 	Target      string    `json:"target"`
 	Tape        string    `json:"tape"`
 	StartedAt   time.Time `json:"started_at"`
@@ -64,6 +65,10 @@ type Window struct {
 	// Clamped is set when the window asked for was longer than the
 	// recording's activity: the whole recording was replayed instead.
 	Clamped bool `json:"clamped"`
+	// SampleWeight is how many real connections each recorded one stood
+	// for: 100/sample_pct for a tape captured with --sample, absent (1)
+	// otherwise. Requests and RPS are then the whole traffic's.
+	SampleWeight float64 `json:"sample_weight,omitempty"`
 }
 
 // Params are the settings of the run.
