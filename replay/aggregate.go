@@ -9,6 +9,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -49,6 +50,7 @@ type aggregator struct {
 	allSent, allErr int64
 	recent          [8]recentSecond // the last seconds, for progress; see recentAt
 	sendSamples     []sendSample    // engine.sends on each tick, the last 5 s
+	live            liveMeasure     // the last Progress.Measured
 
 	raw    *zstd.Encoder
 	rawErr error
@@ -62,6 +64,7 @@ type routeAgg struct {
 
 type secondAgg struct {
 	finished                            int64 // successful responses completed in this second
+	due                                 int64 // requests due in this second, sent or not
 	sent, completed, errors, mismatches int64
 	attempts                            int64 // client emulation
 	hist                                *hdr.Histogram
@@ -207,6 +210,7 @@ func (a *aggregator) add(r result) {
 	if due < a.settle || due >= a.end {
 		return
 	}
+	a.second(due).due++
 	if r.notSent != "" {
 		a.notSent[r.notSent]++
 		countTarget(a.targets, &r, "", 0)
@@ -389,6 +393,7 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 		}
 	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
+	p.Measured = a.measuredSoFar(now, done)
 	if until, rec, ok := a.e.s.IdleAt(a.e.p, p.Elapsed); ok && !done {
 		p.IdleUntil, p.IdleRecorded = until, rec
 	}
@@ -537,7 +542,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		if s == nil || int64(i+1)*int64(time.Second) <= a.settle {
 			continue
 		}
-		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Sent: s.sent, Completed: s.completed,
+		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Due: s.due, Sent: s.sent, Completed: s.completed,
 			Errors: s.errors, Mismatches: s.mismatches, Attempts: s.attempts, Histogram: s.encoded})
 	}
 	st.Targets = targetResults(a.e.p, a.targets)
@@ -562,7 +567,7 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	o := a.e.o
 	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
 		g.Limited = true
-		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %v > %v", p99.Round(10*time.Microsecond), o.LagBound))
+		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %s > %s", textfmt.Duration(p99), textfmt.Duration(o.LagBound)))
 	}
 	if n := a.notSent["generator_behind"]; n > 0 {
 		g.Limited = true

@@ -104,6 +104,12 @@ type Progress struct {
 	AchievedRPS float64 // successful responses completed per second, over the last 5 s
 	P99         time.Duration
 	Done        bool
+	// Measured is the step so far as its results will count it (the
+	// measured period's requests whose outcome is known: counts, latency
+	// percentiles, routes), refreshed once a second, nil during the settle
+	// time; the live view judges the SLOs on it. Never changed once handed
+	// out.
+	Measured *results.Step
 	// IdleUntil, when not zero, is the elapsed time at which a long
 	// stretch of the plan with no request due ends; IdleRecorded is that
 	// stretch's recorded length.

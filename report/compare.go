@@ -296,10 +296,13 @@ func (c *Comparison) metricChecks(scope string, b, k figures) {
 		}
 		bv, _ := b.lat.Metric(m)
 		kv, _ := k.lat.Metric(m)
-		ch.Base, ch.Candidate, ch.Limit = ms(bv), ms(kv), "+"+results.FmtPct(lim)
+		ch.Base, ch.Candidate, ch.Limit = b.lat.Text(m), k.lat.Text(m), "+"+results.FmtPct(lim)
 		switch {
-		case bv <= 0:
+		case b.lat.None || bv <= 0:
 			ch.Skipped = "no latency in the base run"
+		case k.lat.None:
+			// No response came back: not a latency of 0, not an improvement.
+			ch.Skipped = "no latency in the candidate run"
 		default:
 			ch.Change = signedPct((kv - bv) / bv)
 			if kv > bv*(1+lim)+1e-9 && kv-bv >= c.Options.LatencySlackMS {
@@ -365,9 +368,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 		for _, p := range c.Pairs {
 			row := []string{p.Base.Label(), fmt.Sprintf("%.1f", p.Base.AchievedRPS), fmt.Sprintf("%.1f", p.Candidate.AchievedRPS)}
 			for _, m := range metrics {
-				bv, _ := p.Base.LatencyMS.Metric(m)
-				kv, _ := p.Candidate.LatencyMS.Metric(m)
-				row = append(row, ms(bv), ms(kv), relChange(bv, kv))
+				row = append(row, p.Base.LatencyMS.Text(m), p.Candidate.LatencyMS.Text(m), latChange(p.Base.LatencyMS, p.Candidate.LatencyMS, m))
 			}
 			for _, m := range rates {
 				bv, kv := p.Base.ErrorRate, p.Candidate.ErrorRate
@@ -423,7 +424,7 @@ func (c *Comparison) writeRoutes(b *strings.Builder) {
 				res = why
 			}
 			t.Add(p.Base.Label(), rb.Method, rb.Route, fmt.Sprint(rb.Sent), fmt.Sprint(rc.Sent),
-				ms(rb.LatencyMS.P99), ms(rc.LatencyMS.P99), relChange(rb.LatencyMS.P99, rc.LatencyMS.P99),
+				rb.LatencyMS.Text("p99"), rc.LatencyMS.Text("p99"), latChange(rb.LatencyMS, rc.LatencyMS, "p99"),
 				pct(rb.ErrorRate), pct(rc.ErrorRate), signedPP(rc.ErrorRate-rb.ErrorRate), res)
 			n++
 		}
@@ -579,6 +580,17 @@ func passText(st *results.Step) string {
 		return "pass"
 	}
 	return "FAIL"
+}
+
+// latChange is relChange of the latency metric m, nothing when either run
+// has no latency (no response came back): that is not a change of -100%.
+func latChange(b, k results.Percentiles, m string) string {
+	if b.None || k.None {
+		return ""
+	}
+	bv, _ := b.Metric(m)
+	kv, _ := k.Metric(m)
+	return relChange(bv, kv)
 }
 
 func relChange(b, k float64) string {

@@ -1,26 +1,34 @@
 package report
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/herd-replay/herd/internal/chart"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 )
 
 //go:embed html.tmpl
 var htmlSource string
 
-var htmlTemplate = template.Must(template.New("report").Parse(htmlSource))
+// htmlTemplate holds the report page ("report") and the comparison page
+// ("compare"), which share their head and style.
+var htmlTemplate = template.Must(template.New("html").Parse(htmlSource))
 
 // WriteHTML renders f as one self-contained HTML page: the verdict and the
-// numbers behind it, SVG charts (throughput, latency and errors by scale,
-// latency and throughput over time, the HDR percentile distribution), the
-// steps, the routes in the order they degraded, and the run's parameters.
+// numbers behind it, SVG charts (throughput and latency by scale, latency
+// against achieved throughput, errors by class, the HDR percentile
+// distribution with the SLOs, latency and offered against achieved over
+// time), the steps, the routes in the order they degraded with their
+// throughput, and the run's parameters.
 // The page needs no network: no script, no stylesheet, font or image from
 // anywhere; charts are inline SVG, tooltips are SVG titles.
 func WriteHTML(w io.Writer, f *results.File) error {
@@ -28,11 +36,17 @@ func WriteHTML(w io.Writer, f *results.File) error {
 	if err != nil {
 		return err
 	}
+	return renderPage(w, "report", p)
+}
+
+// renderPage executes the named page template whole before writing
+// anything, so a failed render writes nothing.
+func renderPage(w io.Writer, name string, data any) error {
 	var b strings.Builder
-	if err := htmlTemplate.Execute(&b, p); err != nil {
+	if err := htmlTemplate.ExecuteTemplate(&b, name, data); err != nil {
 		return fmt.Errorf("render html: %w", err)
 	}
-	_, err = io.WriteString(w, b.String())
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 
@@ -68,10 +82,12 @@ type routeRow struct {
 	Named                            bool
 	Cells                            []routeCell
 	// Single-step columns.
-	Sent, Errors, Mismatches, P50, P90, P99, Max string
+	Sent, OK, Errors, Mismatches, P50, P90, P99, Max string
 }
 
-type routeCell struct{ Value, Tip, Class string }
+// routeCell is a route at one scale: its p99 (Value) and, below it, its
+// throughput and error rate (Sub).
+type routeCell struct{ Value, Sub, Tip, Class string }
 
 // Colours of the charts: those used more than once are named.
 const (
@@ -80,6 +96,7 @@ const (
 	colBlue     = "#2563eb"
 	colViolet   = "#7c3aed"
 	colMismatch = "#d97706"
+	colCapacity = "#0f766e"
 )
 
 // Colours of the percentiles, the same in every chart.
@@ -107,12 +124,13 @@ func newPage(f *results.File) (*page, error) {
 	if len(byScale) >= 2 {
 		p.Charts = append(p.Charts,
 			throughputChart(f, byScale),
+			capacityChart(f, byScale, slos),
 			latencyChart(f, byScale, slos),
-			errorChart(f, byScale, slos),
+			errorChart(byScale, slos),
 		)
 	}
 	// Alone on its row, the distribution takes the whole width.
-	hdrFig, err := distributionChart(f, len(p.Charts)%2 == 0)
+	hdrFig, err := distributionChart(f, slos, len(p.Charts)%2 == 0)
 	if err != nil {
 		return nil, err
 	}
@@ -179,16 +197,16 @@ func cards(f *results.File) []card {
 		return []card{
 			{Label: "Scale", Value: st.Label(), Note: fmt.Sprintf("of %.1f req/s, the window's rate", f.Window.RPS)},
 			{Label: "Throughput", Value: fmt.Sprintf("%.1f req/s", st.AchievedRPS), Note: fmt.Sprintf("of %.1f req/s offered", st.OfferedRPS)},
-			{Label: "Latency p50", Value: ms(st.LatencyMS.P50), Note: "from each request's due time"},
-			{Label: "Latency p99", Value: ms(st.LatencyMS.P99), Note: "p99.9 " + ms(st.LatencyMS.P999) + ", max " + ms(st.LatencyMS.Max)},
-			{Label: "Errors", Value: pct(st.ErrorRate), Note: fmt.Sprintf("%d of %d sent", st.Errors, st.Sent), Class: errClass},
+			{Label: "Latency p50", Value: st.LatencyMS.Text("p50"), Note: "from each request's due time"},
+			{Label: "Latency p99", Value: st.LatencyMS.Text("p99"), Note: "p99.9 " + st.LatencyMS.Text("p999") + ", max " + st.LatencyMS.Text("max")},
+			{Label: "Errors", Value: pct(st.ErrorRate), Note: errorsNote(st), Class: errClass},
 			{Label: "Mismatches", Value: pct(st.MismatchRate), Note: fmt.Sprintf("%d statuses differ from the recording", st.Mismatches)},
 		}
 	}
 	if bp := f.BreakingPoint; bp != nil {
 		why := bp.Reason
-		if bp.Route != "" {
-			why = "on " + bp.Route + ": " + why
+		if b := blame(bp.Route); b != "" {
+			why = b + ": " + why
 		}
 		cs = append(cs, card{Label: "Breaking point", Value: fmt.Sprintf("%gx", bp.Scale), Note: why, Class: "bad"})
 		if bp.LastGoodScale > 0 {
@@ -198,6 +216,15 @@ func cards(f *results.File) []card {
 		}
 		if bp.RefinedScale != nil {
 			cs = append(cs, card{Label: "Refined estimate", Value: fmt.Sprintf("%gx", *bp.RefinedScale), Note: "bisected between passing and failing steps"})
+		}
+		// Which route broke it, judged against the last passing step, or
+		// that none stood out.
+		switch {
+		case bp.Route != "":
+			cs = append(cs, card{Label: "Route blamed", Value: bp.Route, Note: bp.Blame, Class: "route bad"})
+		case bp.Blame != "":
+			value, note, _ := strings.Cut(bp.Blame, ": ")
+			cs = append(cs, card{Label: "Route blamed", Value: "none", Note: value + ": " + note})
 		}
 	}
 	if f.BreakingPoint == nil {
@@ -214,6 +241,9 @@ func cards(f *results.File) []card {
 	cs = append(cs, card{Label: "Capacity", Value: capValue, Note: capNote})
 	cs = append(cs, card{Label: "1x rate", Value: fmt.Sprintf("%.1f req/s", f.Window.RPS),
 		Note: fmt.Sprintf("%s: %d requests on %d connections", f.Window.Spec, f.Window.Requests, f.Window.Conns)})
+	if r := f.Recovery; r != nil {
+		cs = append(cs, recoveryCard(r))
+	}
 	if t := f.TruthCapacityScale; t != nil && *t > 0 {
 		cs = append(cs, card{Label: "Analytic capacity", Value: fmt.Sprintf("%.2fx", *t),
 			Note: fmt.Sprintf("measured %.2fx (%+.1f%%)", f.Capacity.Scale, 100*(f.Capacity.Scale-*t) / *t)})
@@ -221,11 +251,37 @@ func cards(f *results.File) []card {
 	return cs
 }
 
+// recoveryCard says whether the target came back at normal load after it
+// broke: the question a metastable failure answers no to.
+func recoveryCard(r *results.Recovery) card {
+	at := fmt.Sprintf("at %gx for %s after the %s", r.Scale, textfmt.Seconds(r.DurationS), r.After)
+	amp := ""
+	if r.Amplification > 1 {
+		amp = fmt.Sprintf("; retries amplified the load %.2fx", r.Amplification)
+	}
+	switch {
+	case r.Note != "" && !r.Recovered:
+		return card{Label: "Recovery", Value: "not judged", Note: at + ": " + r.Note}
+	case r.Recovered:
+		return card{Label: "Recovery", Value: "in " + textfmt.Seconds(*r.TimeToRecoverS), Note: at + amp, Class: "good"}
+	}
+	return card{Label: "Recovery", Value: "none: metastable", Note: at + ", the SLOs never held over " + textfmt.Seconds(r.WindowS) + amp, Class: "bad"}
+}
+
+// errorsNote counts a step's errors and names their classes.
+func errorsNote(st *results.Step) string {
+	s := fmt.Sprintf("%d of %d sent", st.Errors, st.Sent)
+	if len(st.ErrorClasses) > 0 {
+		s += ": " + counts(st.ErrorClasses)
+	}
+	return s
+}
+
 func newStepRow(st *results.Step) stepRow {
 	r := stepRow{
 		Label: st.Label(), Offered: fmt.Sprintf("%.1f", st.OfferedRPS), Achieved: fmt.Sprintf("%.1f", st.AchievedRPS),
-		P50: ms(st.LatencyMS.P50), P90: ms(st.LatencyMS.P90), P99: ms(st.LatencyMS.P99), P999: ms(st.LatencyMS.P999),
-		Max: ms(st.LatencyMS.Max), Errors: pct(st.ErrorRate), Mismatches: pct(st.MismatchRate), Lag: ms(st.ScheduleLagMS.P99),
+		P50: st.LatencyMS.Text("p50"), P90: st.LatencyMS.Text("p90"), P99: st.LatencyMS.Text("p99"), P999: st.LatencyMS.Text("p999"),
+		Max: st.LatencyMS.Text("max"), Errors: pct(st.ErrorRate), Mismatches: pct(st.MismatchRate), Lag: st.ScheduleLagMS.Text("p99"),
 	}
 	kind, detail := stepOutcome(st)
 	o := htmlOutcomes[kind]
@@ -259,11 +315,7 @@ func throughputChart(f *results.File, steps []*results.Step) figure {
 		Series: []chart.Series{offered, achieved},
 	}
 	if f.Capacity.RPS > 0 {
-		label := fmt.Sprintf("capacity %.1f req/s", f.Capacity.RPS)
-		if !f.Capacity.Reached {
-			label = "highest achieved " + fmt.Sprintf("%.1f req/s", f.Capacity.RPS)
-		}
-		c.Rules = append(c.Rules, chart.Rule{V: f.Capacity.RPS, Label: label, Color: "#0f766e", Dash: true})
+		c.Rules = append(c.Rules, chart.Rule{V: f.Capacity.RPS, Label: capacityLabel(f), Color: colCapacity, Dash: true})
 	}
 	c.Rules = append(c.Rules, breakingRules(f)...)
 	return figure{Title: "Throughput by scale", SVG: template.HTML(c.SVG()),
@@ -284,7 +336,7 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 		for _, st := range steps {
 			v, _ := st.LatencyMS.Metric(q.key)
 			s.Points = append(s.Points, chart.Point{X: st.Scale, Y: v, Hollow: st.Generator.Limited,
-				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, ms(v), limitedTip(st))})
+				Tip: fmt.Sprintf("%s: %s %s%s", st.Label(), q.name, st.LatencyMS.Text(q.key), limitedTip(st))})
 		}
 		c.Series = append(c.Series, s)
 	}
@@ -293,20 +345,49 @@ func latencyChart(f *results.File, steps []*results.Step, slos []results.SLO) fi
 		Caption: "Percentiles of latency measured from each request's due time, so a target that makes herd wait is not flattered. Dashed lines are the latency SLOs." + hollowNote(steps)}
 }
 
-func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figure {
-	errs := chart.Series{Name: "errors", Color: colBad, Markers: true}
-	mism := chart.Series{Name: "status mismatches", Color: colMismatch, Markers: true, Dash: true}
-	for _, st := range steps {
-		errs.Points = append(errs.Points, chart.Point{X: st.Scale, Y: 100 * st.ErrorRate, Hollow: st.Generator.Limited,
-			Tip: fmt.Sprintf("%s: errors %s (%d of %d)%s", st.Label(), pct(st.ErrorRate), st.Errors, st.Sent, limitedTip(st))})
-		mism.Points = append(mism.Points, chart.Point{X: st.Scale, Y: 100 * st.MismatchRate, Hollow: st.Generator.Limited,
-			Tip: fmt.Sprintf("%s: mismatches %s (%d of %d)", st.Label(), pct(st.MismatchRate), st.Mismatches, st.Completed)})
-	}
+// errorChart stacks each step's errors by class, as a share of the
+// requests it sent, with its mismatch rate as a line over them: which
+// failure grows with the load (timeouts of a queue, 5xx of a guard,
+// resets of an overflowing accept queue) is what a planner fixes.
+func errorChart(steps []*results.Step, slos []results.SLO) figure {
 	c := &chart.Chart{
-		ID: "errors", Label: "Error rate by scale",
-		X:      chart.Axis{Label: "scale (multiple of the window's rate)", Format: scaleFormat, Pad: true},
-		Y:      chart.Axis{Label: "% of requests", Zero: true},
-		Series: []chart.Series{errs, mism},
+		ID: "errors", Label: "Errors by class and scale",
+		Y:     chart.Axis{Label: "% of requests sent", Zero: true},
+		X:     chart.Axis{Label: "step (rising scale)"},
+		Empty: "no errors and no mismatches at any step",
+	}
+	totals := map[string]int64{}
+	for _, st := range steps {
+		c.Categories = append(c.Categories, st.Label())
+		for k, n := range st.ErrorClasses {
+			totals[k] += n
+		}
+	}
+	classes := slices.SortedFunc(maps.Keys(totals), func(a, b string) int {
+		return cmp.Or(cmp.Compare(totals[b], totals[a]), cmp.Compare(a, b))
+	})
+	for i, k := range classes {
+		stack := chart.Stack{Name: k, Color: errorColor(k, i)}
+		for _, st := range steps {
+			n := st.ErrorClasses[k]
+			v := 0.0
+			if st.Sent > 0 {
+				v = 100 * float64(n) / float64(st.Sent)
+			}
+			stack.Values = append(stack.Values, v)
+			stack.Tips = append(stack.Tips, fmt.Sprintf("%s: %s %d of %d sent (%s)%s", st.Label(), k, n, st.Sent, pct(results.Fraction(n, st.Sent)), limitedTip(st)))
+		}
+		c.Stacks = append(c.Stacks, stack)
+	}
+	mism := chart.Series{Name: "status mismatches", Color: colMismatch, Markers: true, Dash: true}
+	anyMism := false
+	for i, st := range steps {
+		anyMism = anyMism || st.Mismatches > 0
+		mism.Points = append(mism.Points, chart.Point{X: float64(i), Y: 100 * st.MismatchRate, Hollow: st.Generator.Limited,
+			Tip: fmt.Sprintf("%s: mismatches %s (%d of %d responses)", st.Label(), pct(st.MismatchRate), st.Mismatches, st.Completed)})
+	}
+	if anyMism {
+		c.Series = append(c.Series, mism)
 	}
 	for _, s := range slos {
 		if s.Route == "" && (s.Metric == "errors" || s.Metric == "mismatches") {
@@ -314,43 +395,89 @@ func errorChart(f *results.File, steps []*results.Step, slos []results.SLO) figu
 			if s.Metric == "mismatches" {
 				col = colMismatch
 			}
-			c.Rules = append(c.Rules, chart.Rule{V: 100 * s.Bound, Label: "SLO " + s.Text, Color: col, Dash: true})
+			c.Rules = append(c.Rules, chart.Rule{V: 100 * s.Bound, Label: "SLO " + s.Text, Color: col, Dash: true, Optional: !anyMism && len(classes) == 0})
 		}
 	}
-	c.Rules = append(c.Rules, breakingRules(f)...)
-	return figure{Title: "Errors by scale", SVG: template.HTML(c.SVG()),
-		Caption: "Errors (connection failures, timeouts, resets, 5xx) over requests sent; mismatches (a status other than the recorded one) over responses."}
+	caption := "Each step's errors by class (connection failures, timeouts, resets, 5xx...) as a share of the requests it sent, stacked."
+	if anyMism {
+		caption += " The dashed line is the share of responses whose status differs from the recorded one."
+	} else {
+		caption += " No response's status differed from the recorded one."
+	}
+	return figure{Title: "Errors by class and scale", SVG: template.HTML(c.SVG()), Caption: caption}
+}
+
+// capacityLabel marks the capacity on a chart, as a plateau or, when no
+// step pushed past it, as the highest rate achieved.
+func capacityLabel(f *results.File) string {
+	if !f.Capacity.Reached {
+		return fmt.Sprintf("highest achieved %.1f req/s", f.Capacity.RPS)
+	}
+	return fmt.Sprintf("capacity %.1f req/s", f.Capacity.RPS)
+}
+
+// errorColors keep each error class one colour on every page.
+var errorColors = map[string]string{
+	"http_5xx": colBad, "timeout": colViolet, "reset": "#f59e0b", "closed": "#b45309",
+	"connect_refused": "#0891b2", "connect_timeout": "#0e7490", "connect_error": "#155e75", "tls_error": "#0d9488",
+	"malformed_response": "#db2777", "fd_exhausted": colGrey, "ports_exhausted": "#9ca3af", "io_error": "#4b5563",
+}
+
+func errorColor(class string, i int) string {
+	if c, ok := errorColors[class]; ok {
+		return c
+	}
+	return []string{"#65a30d", "#ea580c", "#4f46e5", "#be123c"}[i%4]
+}
+
+// capacityChart is the classic capacity curve: each step's latency at the
+// throughput it achieved, in absolute units, the steps in the order of
+// their offered load. Flat while the target keeps up, it turns up at the
+// knee, and bends back when pushing harder makes the target serve less.
+func capacityChart(f *results.File, steps []*results.Step, slos []results.SLO) figure {
+	c := &chart.Chart{
+		ID: "capacity", Label: "Latency against achieved throughput",
+		X:     chart.Axis{Label: "achieved throughput (successful responses per second)", Zero: true, Pad: true},
+		Y:     chart.Axis{Label: "latency (ms, log scale)", Log: true},
+		Empty: "no latencies recorded",
+	}
+	for _, q := range []struct{ key, name string }{{"p50", "p50"}, {"p99", "p99"}} {
+		s := chart.Series{Name: q.name, Color: pctColors[q.key], Markers: true}
+		for _, st := range steps {
+			v, _ := st.LatencyMS.Metric(q.key)
+			pt := chart.Point{X: st.AchievedRPS, Y: v, Hollow: st.Generator.Limited,
+				Tip: fmt.Sprintf("%s: %s %s at %.1f req/s achieved (%.1f offered)%s", st.Label(), q.name, st.LatencyMS.Text(q.key), st.AchievedRPS, st.OfferedRPS, limitedTip(st))}
+			if q.key == "p99" {
+				pt.Label = st.Label()
+			}
+			s.Points = append(s.Points, pt)
+		}
+		c.Series = append(c.Series, s)
+	}
+	if f.Capacity.RPS > 0 {
+		c.Rules = append(c.Rules, chart.Rule{Vertical: true, V: f.Capacity.RPS, Label: capacityLabel(f), Color: colCapacity, Dash: true})
+	}
+	c.Rules = append(c.Rules, latencyRules(slos, false)...)
+	return figure{Title: "Latency against throughput", SVG: template.HTML(c.SVG()),
+		Caption: "The capacity curve: each step's p50 and p99 at the throughput it achieved, the steps joined in the order of their offered load. Latency stays flat while the target keeps up and turns up at its capacity; a curve that bends back left is a target serving less the harder it is pushed." + hollowNote(steps)}
 }
 
 // distributionChart plots the latency percentile distribution as
 // HdrHistogram's plotter does: the x axis is 1/(1-percentile) on a log
 // scale, so the tail gets room. One line per step, coloured from cool to
 // hot by scale; for a single step, also service time and schedule lag.
-func distributionChart(f *results.File, wide bool) (figure, error) {
-	c := &chart.Chart{
-		ID: "distribution", Label: "Latency by percentile distribution",
-		X: chart.Axis{Label: "percentile", Log: true, Min: 1, Ticks: []chart.Tick{
-			{V: 1, Label: "0%"}, {V: 10, Label: "90%"}, {V: 100, Label: "99%"}, {V: 1e3, Label: "99.9%"},
-			{V: 1e4, Label: "99.99%"}, {V: 1e5, Label: "99.999%"}, {V: 1e6, Label: "99.9999%"}}},
-		Y:     chart.Axis{Label: "latency (ms)", Zero: true},
-		Empty: "no latencies recorded",
-	}
+func distributionChart(f *results.File, slos []results.SLO, wide bool) (figure, error) {
+	// A log latency axis: an SLO bound far above a fast target's tail
+	// must not flatten the tail into the floor.
+	c := percentileChart("distribution", "Latency by percentile distribution")
 	maxX := 10.0
 	add := func(name, enc, col string, dash bool) error {
-		h, err := results.Decode(enc)
+		sr, x, err := percentileSeries(name, enc, col, dash)
 		if err != nil {
 			return err
 		}
-		s := chart.Series{Name: name, Color: col, Dash: dash}
-		for _, br := range h.CumulativeDistributionWithTicks(hgrmTicks) {
-			if br.Quantile >= 100 {
-				continue
-			}
-			x := 1 / (1 - br.Quantile/100)
-			maxX = max(maxX, x)
-			s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / hgrmScale})
-		}
-		c.Series = append(c.Series, s)
+		c.Series = append(c.Series, sr)
+		maxX = max(maxX, x)
 		return nil
 	}
 	caption := "Latency at each percentile, on HdrHistogram's scale: each step to the right is ten times rarer (90%, 99%, 99.9%...). The shape of the tail shows whether slow requests are rare accidents or a queue."
@@ -380,14 +507,74 @@ func distributionChart(f *results.File, wide bool) (figure, error) {
 				return figure{}, fmt.Errorf("step %d (%s): %w", i+1, st.Label(), err)
 			}
 		}
-		c.Y.Log, c.Y.Zero, c.Y.Label = true, false, "latency (ms, log scale)"
 	}
-	c.X.Max = math.Pow(10, math.Min(6, math.Ceil(math.Log10(maxX))))
+	// Each latency SLO: its bound, and a ring where it applies (p99<1s at
+	// 99%): a line passing above the ring broke it.
+	ringed := false
+	for _, s := range slos {
+		q, ok := sloQuantiles[s.Metric]
+		if !ok || s.Route != "" {
+			continue
+		}
+		x := 1 / (1 - q)
+		maxX = max(maxX, 10*x)
+		c.Rules = append(c.Rules, chart.Rule{V: s.Bound, Label: "SLO " + s.Text, Color: pctColors[s.Metric], Dash: true})
+		c.Series = append(c.Series, chart.Series{Color: pctColors[s.Metric], Markers: true,
+			Points: []chart.Point{{X: x, Y: s.Bound, Hollow: true, Tip: fmt.Sprintf("SLO %s: the line must pass under this point", s.Text)}}})
+		ringed = true
+	}
+	if ringed {
+		caption += " A ring on a dashed line is a latency SLO where it applies: a line passing above the ring broke it."
+	}
+	c.X.Max = percentileAxisMax(maxX)
 	if wide {
 		c.Width, c.Height = 1280, 320
 	}
 	return figure{Title: "Latency by percentile", SVG: template.HTML(c.SVG()), Caption: caption, Wide: wide}, nil
 }
+
+// percentileChart is an empty chart of latency by percentile, on
+// HdrHistogram's axis, with a log latency axis.
+func percentileChart(id, label string) *chart.Chart {
+	return &chart.Chart{
+		ID: id, Label: label,
+		X: chart.Axis{Label: "percentile", Log: true, Min: 1, Ticks: []chart.Tick{
+			{V: 1, Label: "0%"}, {V: 10, Label: "90%"}, {V: 100, Label: "99%"}, {V: 1e3, Label: "99.9%"},
+			{V: 1e4, Label: "99.99%"}, {V: 1e5, Label: "99.999%"}, {V: 1e6, Label: "99.9999%"}}},
+		Y:     chart.Axis{Label: "latency (ms, log scale)", Log: true},
+		Empty: "no latencies recorded",
+	}
+}
+
+// percentileAxisMax ends the percentile axis at the decade past maxX, at
+// 99.9999% at most.
+func percentileAxisMax(maxX float64) float64 {
+	return math.Pow(10, math.Min(6, math.Ceil(math.Log10(maxX))))
+}
+
+// percentileSeries is the line of the latency histogram enc by
+// percentile, on HdrHistogram's axis (x = 1/(1-q)), and the largest x it
+// reaches.
+func percentileSeries(name, enc, col string, dash bool) (chart.Series, float64, error) {
+	h, err := results.Decode(enc)
+	if err != nil {
+		return chart.Series{}, 0, err
+	}
+	s := chart.Series{Name: name, Color: col, Dash: dash}
+	maxX := 0.0
+	for _, br := range h.CumulativeDistributionWithTicks(hgrmTicks) {
+		if br.Quantile >= 100 {
+			continue
+		}
+		x := 1 / (1 - br.Quantile/100)
+		maxX = max(maxX, x)
+		s.Points = append(s.Points, chart.Point{X: x, Y: float64(br.ValueAt) / hgrmScale})
+	}
+	return s, maxX, nil
+}
+
+// sloQuantiles place the percentile SLOs on the distribution's axis.
+var sloQuantiles = map[string]float64{"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
 // timeline places each step's seconds on one time axis: seconds since the
 // first step started, each step's measured period a band.
@@ -438,27 +625,59 @@ func timelineLatencyChart(f *results.File, t timeline, slos []results.SLO) figur
 }
 
 func timelineRequestsChart(f *results.File, t timeline) figure {
-	sent := chart.Series{Name: "sent (by due second)", Color: colGrey, Dash: true}
-	ok := chart.Series{Name: "successful (by completion second)", Color: colBlue}
+	// Offered is what the schedule asked for in each second (the
+	// recording's own bursts); files from before timeline[].due have only
+	// what was sent.
+	hasDue := false
+	for i := range f.Steps {
+		for _, s := range f.Steps[i].Timeline {
+			hasDue = hasDue || s.Due > 0
+		}
+	}
+	offered := chart.Series{Name: "offered (due that second)", Color: colGrey, Dash: true}
+	if !hasDue {
+		offered.Name = "sent (by due second)"
+	}
+	sent := chart.Series{Name: "sent, where herd sent less", Color: "#9ca3af"}
+	attempts := chart.Series{Name: "attempts, with the emulated clients' retries (by due second)", Color: colMismatch, Dash: true}
+	retried := false
+	ok := chart.Series{Name: "achieved (successful, by completion second)", Color: colBlue}
 	errs := chart.Series{Name: "errors (by due second)", Color: colBad}
+	short := false
 	for i := range f.Steps {
 		for j, s := range f.Steps[i].Timeline {
 			x := t.offsets[i] + float64(s.T) + 0.5
 			gap := j == 0
+			o := s.Sent
+			if hasDue {
+				o = s.Due
+				short = short || s.Sent < s.Due
+			}
+			offered.Points = append(offered.Points, chart.Point{X: x, Y: float64(o), Gap: gap})
 			sent.Points = append(sent.Points, chart.Point{X: x, Y: float64(s.Sent), Gap: gap})
 			ok.Points = append(ok.Points, chart.Point{X: x, Y: float64(s.Finished), Gap: gap})
 			errs.Points = append(errs.Points, chart.Point{X: x, Y: float64(s.Errors), Gap: gap})
+			attempts.Points = append(attempts.Points, chart.Point{X: x, Y: float64(s.Attempts), Gap: gap})
+			retried = retried || s.Attempts > s.Sent
 		}
 	}
+	series := []chart.Series{offered}
+	if short {
+		series = append(series, sent)
+	}
+	if retried {
+		series = append(series, attempts)
+	}
+	series = append(series, ok, errs)
 	c := &chart.Chart{
 		ID: "timeline-requests", Label: "Requests over time", Height: 240, Width: 1280,
 		X:      chart.Axis{Label: "seconds since the first step started", Min: 0, Max: math.Max(t.xMax, 1)},
 		Y:      chart.Axis{Label: "requests per second", Zero: true},
-		Series: []chart.Series{sent, ok, errs}, Bands: t.bands,
+		Series: series, Bands: t.bands,
 		Empty: "no timeline recorded",
 	}
-	return figure{Title: "Throughput over time", Wide: true, SVG: template.HTML(c.SVG()),
-		Caption: "Requests sent per second and successful responses completed per second. Successes lagging behind sends is the target falling behind."}
+	return figure{Title: "Offered and achieved per second", Wide: true, SVG: template.HTML(c.SVG()),
+		Caption: "Per second, the requests the recording offered (its own bursts: the dashed line) and the successful responses the target completed. Achieved following offered up and down is the recording's rhythm; achieved falling below offered, and staying there, is the target's trouble. Read it under the latency chart above: the same seconds."}
 }
 
 // latencyRules are the whole-step latency SLOs as horizontal lines;
@@ -506,11 +725,9 @@ func routeRows(f *results.File, steps []*results.Step, slos []results.SLO) []rou
 				row.Cells = append(row.Cells, routeCell{Value: "–", Tip: "no requests"})
 				continue
 			}
-			cell := routeCell{Value: ms(r.LatencyMS.P99),
-				Tip: fmt.Sprintf("%s: p99 %s, p50 %s, errors %s, %d requests", st.Label(), ms(r.LatencyMS.P99), ms(r.LatencyMS.P50), pct(r.ErrorRate), r.Sent)}
-			if r.Errors > 0 {
-				cell.Value += " · " + pct(r.ErrorRate)
-			}
+			ok := routeRate(r, st)
+			cell := routeCell{Value: r.LatencyMS.Text("p99"), Sub: ok + " · " + pct(r.ErrorRate),
+				Tip: fmt.Sprintf("%s: p99 %s, p50 %s, %s successful, errors %s, %d requests", st.Label(), r.LatencyMS.Text("p99"), r.LatencyMS.Text("p50"), ok, pct(r.ErrorRate), r.Sent)}
 			switch v := results.RouteViolations(r, slos); {
 			case len(v) > 0:
 				cell.Class = "bad"
@@ -530,9 +747,9 @@ func singleRoutes(st *results.Step, slos []results.SLO) []routeRow {
 	var out []routeRow
 	for i := range st.Routes {
 		r := &st.Routes[i]
-		row := routeRow{Method: r.Method, Route: r.Route, Sent: fmt.Sprint(r.Sent),
+		row := routeRow{Method: r.Method, Route: r.Route, Sent: fmt.Sprint(r.Sent), OK: routeRate(r, st),
 			Errors: fmt.Sprintf("%d (%s)", r.Errors, pct(r.ErrorRate)), Mismatches: fmt.Sprint(r.Mismatches),
-			P50: ms(r.LatencyMS.P50), P90: ms(r.LatencyMS.P90), P99: ms(r.LatencyMS.P99), Max: ms(r.LatencyMS.Max),
+			P50: r.LatencyMS.Text("p50"), P90: r.LatencyMS.Text("p90"), P99: r.LatencyMS.Text("p99"), Max: r.LatencyMS.Text("max"),
 			Named: st.FailedRoute != "" && r.Route == st.FailedRoute}
 		if v := results.RouteViolations(r, slos); len(v) > 0 {
 			row.Why, row.Class = strings.Join(v, "; "), "bad"
@@ -542,6 +759,27 @@ func singleRoutes(st *results.Step, slos []results.SLO) []routeRow {
 		out = append(out, row)
 	}
 	return out
+}
+
+// routeRate is a route's throughput in a step: its successful responses
+// per second of the measured period.
+func routeRate(r *results.Route, st *results.Step) string {
+	if st.DurationS <= 0 {
+		return "–"
+	}
+	return textfmt.Rate(float64(r.Completed) / st.DurationS)
+}
+
+// blame words the route a breaking point or a failed step names: "on
+// /login", or, when no route stood out, what was found instead.
+func blame(route string) string {
+	switch {
+	case route == "":
+		return ""
+	case strings.HasPrefix(route, "/") || strings.Contains(route, " /"):
+		return "on " + route
+	}
+	return route
 }
 
 func params(f *results.File) [][2]string {
@@ -554,6 +792,12 @@ func params(f *results.File) [][2]string {
 	}
 	if len(w.Skipped) > 0 {
 		out = append(out, [2]string{"not replayed", counts(w.Skipped)})
+	}
+	if e := f.Capacity.Evidence; e != "" {
+		out = append(out, [2]string{"capacity", e})
+	}
+	for _, n := range windowNotes(w) {
+		out = append(out, [2]string{"", n})
 	}
 	add := func(k, v string) { out = append(out, [2]string{k, v}) }
 	add("scaling", fmt.Sprintf("%s scaling, %s pacing", p.ScaleMode, p.Pacing))
@@ -622,9 +866,14 @@ func heat(v, lo, hi float64) string {
 
 func scaleFormat(v float64) string { return chart.Number(v) + "x" }
 
+// limitedTip warns, in a point's tooltip, that its step says little about
+// the target: herd was the limit, or the step was cut short.
 func limitedTip(st *results.Step) string {
-	if st.Generator.Limited {
+	switch {
+	case st.Generator.Limited:
 		return " (herd was the limit)"
+	case st.Interrupted:
+		return " (interrupted: over the time it ran, not judged)"
 	}
 	return ""
 }

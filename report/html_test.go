@@ -103,11 +103,12 @@ func TestHTMLRamp(t *testing.T) {
 		texts []string
 	}{
 		{"Offered and achieved throughput by scale", []string{"scale (multiple of the window's rate)", "requests per second", "offered", "achieved (successful)", "capacity 369.6 req/s", "breaks at 4x", "refined ~3.125x"}},
+		{"Latency against achieved throughput", []string{"achieved throughput (successful responses per second)", "latency (ms, log scale)", "p50", "p99", "capacity 369.6 req/s", "SLO p99<1s", "1x", "2x", "4x"}},
 		{"Latency percentiles by scale", []string{"latency (ms, log scale)", "p50", "p90", "p99", "p99.9", "SLO p99<1s", "breaks at 4x"}},
-		{"Error rate by scale", []string{"% of requests", "errors", "SLO errors<1%", "breaks at 4x"}},
-		{"Latency by percentile distribution", []string{"percentile", "90%", "99%", "99.9%", "1x", "4x", "~3.25x"}},
+		{"Errors by class and scale", []string{"% of requests sent", "http_5xx", "SLO errors<1%", "1x", "~3.25x", "4x"}},
+		{"Latency by percentile distribution", []string{"percentile", "90%", "99%", "99.9%", "1x", "4x", "~3.25x", "SLO p99<1s"}},
 		{"Latency over time", []string{"seconds since the first step started", "latency (ms, log scale)", "SLO p99<1s", "~3.5x"}},
-		{"Requests over time", []string{"requests per second", "successful (by completion second)"}},
+		{"Requests over time", []string{"requests per second", "achieved (successful, by completion second)", "sent (by due second)"}},
 	} {
 		s := labels[c.chart]
 		if s == nil {
@@ -120,8 +121,8 @@ func TestHTMLRamp(t *testing.T) {
 				t.Errorf("chart %q lacks %q", c.chart, want)
 			}
 		}
-		if n := len(elements(s, "path")); n == 0 {
-			t.Errorf("chart %q draws no line", c.chart)
+		if n := len(elements(s, "path")) + len(elements(s, "rect")); n == 0 {
+			t.Errorf("chart %q draws nothing", c.chart)
 		}
 	}
 	// Each point of the charts by scale has a tooltip with its numbers.
@@ -134,7 +135,7 @@ func TestHTMLRamp(t *testing.T) {
 	if rows := elements(steps, "tr"); len(rows) != len(f.Steps)+1 {
 		t.Errorf("steps table: %d rows for %d steps", len(rows), len(f.Steps))
 	}
-	if !strings.Contains(text(steps), "FAIL: p99 1.73s > 1.00s") {
+	if !strings.Contains(text(steps), "FAIL: p99 1.73s > 1s") {
 		t.Errorf("the failing step's reason is not in the steps table")
 	}
 	routes := elements(byID(doc, "routes"), "tr")
@@ -142,7 +143,7 @@ func TestHTMLRamp(t *testing.T) {
 		t.Fatalf("routes table: %d rows", len(routes))
 	}
 	first := text(routes[1])
-	if !strings.Contains(first, "~3.5x") || !strings.Contains(first, "p99 1.16s > 1.00s") {
+	if !strings.Contains(first, "~3.5x") || !strings.Contains(first, "p99 1.16s > 1s") {
 		t.Errorf("the first route row is not the first to degrade: %q", first)
 	}
 	// The demo's routes share its reader slots and degrade together, so the
@@ -300,11 +301,11 @@ func TestHTMLGeneratorLimited(t *testing.T) {
 	}
 	hollow := 0
 	for _, c := range elements(doc, "circle") {
-		if attr(c, "fill") == "#fff" {
+		if attr(c, "fill") == "#fff" && !strings.HasPrefix(text(c), "SLO ") { // an SLO's ring is hollow too
 			hollow++
 		}
 	}
-	if hollow != 7 { // achieved, four percentiles, errors and mismatches
+	if hollow != 7 { // achieved, four percentiles, p50 and p99 on the capacity curve
 		t.Errorf("%d hollow points, want the 3x step's 7", hollow)
 	}
 }

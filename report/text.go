@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/herd-replay/herd/internal/results"
 	"github.com/herd-replay/herd/internal/textfmt"
@@ -22,6 +21,9 @@ func WriteText(w io.Writer, f *results.File) error {
 		win.Spec, win.Start.UTC().Format(dateLayout), fmtDur(win.DurationS), win.Requests, win.Conns, win.RPS)
 	if len(win.Skipped) > 0 {
 		fmt.Fprintf(&b, "         not replayed: %s\n", counts(win.Skipped))
+	}
+	for _, n := range windowNotes(win) {
+		fmt.Fprintf(&b, "         %s\n", n)
 	}
 	p := f.Params
 	fmt.Fprintf(&b, "replay   %s scaling, %s pacing, timeout %s, max %d connections, seed %d, abort on %s\n",
@@ -46,6 +48,10 @@ func WriteText(w io.Writer, f *results.File) error {
 		for _, n := range f.Generator.Notes {
 			fmt.Fprintf(&b, "  %s\n", n)
 		}
+	}
+	if r := f.Recovery; r != nil {
+		c := recoveryCard(r)
+		fmt.Fprintf(&b, "\nrecovery %s: %s\n", c.Value, c.Note)
 	}
 	if f.TruthCapacityScale != nil {
 		t := *f.TruthCapacityScale
@@ -75,11 +81,18 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	if st.Retried > 0 {
 		fmt.Fprintf(b, "         resent: %d (on a fresh connection, after an attempt that wrote nothing of them)\n", st.Retried)
 	}
+	if st.Attempts > 0 {
+		fmt.Fprintf(b, "clients  %d attempts for %d requests (amplification %.2fx); retries: %s\n",
+			st.Attempts, st.Sent, st.Amplification, counts(st.Retries))
+		if a := st.AttemptLatencyMS; a != nil {
+			fmt.Fprintf(b, "         attempt latency %s   (each attempt from its own due time)\n", percentiles(*a))
+		}
+	}
 	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
 	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
 	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
-		ms(st.ScheduleLagMS.P50), ms(st.ScheduleLagMS.P99), ms(st.ScheduleLagMS.Max), ms(st.DispatchLagMS.P99))
+		st.ScheduleLagMS.Text("p50"), st.ScheduleLagMS.Text("p99"), st.ScheduleLagMS.Text("max"), st.DispatchLagMS.Text("p99"))
 	writeTargets(b, st)
 	if len(st.Routes) > 0 {
 		b.WriteString("\n")
@@ -87,7 +100,7 @@ func writeStep(b *strings.Builder, st *results.Step) {
 		t.Add("method", "route", "sent", "errors", "mismatch", "p50", "p99", "max")
 		for _, r := range st.Routes {
 			t.Add(r.Method, r.Route, fmt.Sprint(r.Sent), fmt.Sprint(r.Errors), fmt.Sprint(r.Mismatches),
-				ms(r.LatencyMS.P50), ms(r.LatencyMS.P99), ms(r.LatencyMS.Max))
+				r.LatencyMS.Text("p50"), r.LatencyMS.Text("p99"), r.LatencyMS.Text("max"))
 		}
 		b.WriteString(t.String())
 	}
@@ -99,23 +112,36 @@ func writeStep(b *strings.Builder, st *results.Step) {
 }
 
 func writeSteps(b *strings.Builder, f *results.File) {
+	// Client emulation adds the amplification: attempts per request.
+	clients := false
+	for i := range f.Steps {
+		clients = clients || f.Steps[i].Attempts > 0
+	}
 	t := &textfmt.Table{Right: map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}}
 	first := "scale"
 	if f.Kind == results.KindShadow {
 		first = "interval" // all at one multiple: told apart by their time
 	}
-	t.Add(first, "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99", "result")
+	head := []string{first, "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99"}
+	if clients {
+		head = append(head, "attempts/req")
+		t.Right[9] = true
+	}
+	t.Add(append(head, "result")...)
 	for i := range f.Steps {
 		st := &f.Steps[i]
 		kind, detail := stepOutcome(st)
-		result := textOutcomes[kind] + detail
 		label := st.Label()
 		if f.Kind == results.KindShadow {
 			label = st.StartedAt.UTC().Format("15:04:05")
 		}
-		t.Add(label, fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
-			ms(st.LatencyMS.P50), ms(st.LatencyMS.P90), ms(st.LatencyMS.P99), pct(st.ErrorRate), pct(st.MismatchRate),
-			ms(st.ScheduleLagMS.P99), result)
+		row := []string{label, fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
+			st.LatencyMS.Text("p50"), st.LatencyMS.Text("p90"), st.LatencyMS.Text("p99"), pct(st.ErrorRate), pct(st.MismatchRate),
+			st.ScheduleLagMS.Text("p99")}
+		if clients {
+			row = append(row, fmt.Sprintf("%.2f", max(st.Amplification, 1)))
+		}
+		t.Add(append(row, textOutcomes[kind]+detail)...)
 	}
 	b.WriteString(t.String())
 }
@@ -153,6 +179,20 @@ func writeSection(b *strings.Builder, heading string, t *textfmt.Table) {
 			b.WriteString("         " + line)
 		}
 	}
+}
+
+// windowNotes say where the replayed window is not what was asked for:
+// a recording shorter than the window, idle time left out.
+func windowNotes(w results.Window) []string {
+	var out []string
+	if w.Clamped {
+		out = append(out, "the recording is shorter than the window asked for: the whole recording was replayed, its rate over the time it covers")
+	}
+	if w.IdleRemovedS > 0 {
+		out = append(out, fmt.Sprintf("%s of idle time (stretches beyond %s with nothing due) left out of %s recorded",
+			fmtDur(w.IdleRemovedS), fmtDur(w.MaxIdleS), fmtDur(w.RecordedS)))
+	}
+	return out
 }
 
 // writeFirstErrors says why requests of a ramp failed: the first error of
@@ -215,21 +255,11 @@ func stepOutcome(st *results.Step) (outcome, string) {
 
 // percentiles writes the figures of a latency histogram on one line.
 func percentiles(p results.Percentiles) string {
-	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", ms(p.P50), ms(p.P90), ms(p.P99), ms(p.P999), ms(p.Max))
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, p99.9 %s, max %s", p.Text("p50"), p.Text("p90"), p.Text("p99"), p.Text("p999"), p.Text("max"))
 }
 
-// ms renders milliseconds with about three significant digits.
-func ms(v float64) string {
-	switch {
-	case v >= 1000:
-		return fmt.Sprintf("%.2fs", v/1000)
-	case v >= 100:
-		return fmt.Sprintf("%.0fms", v)
-	case v >= 10:
-		return fmt.Sprintf("%.1fms", v)
-	}
-	return fmt.Sprintf("%.2fms", v)
-}
+// ms writes a latency in milliseconds as every text of herd does.
+func ms(v float64) string { return textfmt.Millis(v) }
 
 func pct(f float64) string {
 	if f == 0 {
@@ -238,9 +268,7 @@ func pct(f float64) string {
 	return fmt.Sprintf("%.2f%%", f*100)
 }
 
-func fmtDur(s float64) string {
-	return time.Duration(s * float64(time.Second)).Round(time.Millisecond).String()
-}
+func fmtDur(s float64) string { return textfmt.Seconds(s) }
 
 func counts(m results.Counts) string {
 	keys := slices.Sorted(maps.Keys(m))
@@ -262,7 +290,7 @@ func writeTargets(b *strings.Builder, st *results.Step) {
 	t.Add("server", "target", "sent", "errors", "not sent", "p50", "p99", "max")
 	for _, x := range st.Targets {
 		t.Add(x.Name, x.Target, fmt.Sprint(x.Sent), fmt.Sprint(x.Errors), fmt.Sprint(x.NotSent),
-			ms(x.LatencyMS.P50), ms(x.LatencyMS.P99), ms(x.LatencyMS.Max))
+			x.LatencyMS.Text("p50"), x.LatencyMS.Text("p99"), x.LatencyMS.Text("max"))
 	}
 	b.WriteString(t.String())
 }

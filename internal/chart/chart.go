@@ -1,6 +1,7 @@
 // Package chart draws line charts as inline SVG for herd's HTML report:
-// linear and logarithmic axes with readable ticks, series with markers and
-// tooltips, labelled reference lines and shaded bands. It writes markup
+// linear and logarithmic axes with readable ticks, series with markers,
+// point labels and tooltips, stacked bars over named categories, labelled
+// reference lines and shaded bands. It writes markup
 // only: no script, no font, nothing fetched from anywhere, so a report
 // that embeds it works offline and prints as it shows.
 package chart
@@ -27,8 +28,22 @@ type Chart struct {
 	Series        []Series
 	Rules         []Rule
 	Bands         []Band
+	// Categories make the x axis one slot per category, labelled with
+	// it; the slot of category i is at x = i. Stacks are drawn there as
+	// bars piled up in order, and Series may run over them (X = i).
+	Categories []string
+	Stacks     []Stack
 	// Empty is shown instead of the plot when no series has a point.
 	Empty string
+}
+
+// Stack is one layer of stacked bars: its value in each category, piled
+// on the layers before it.
+type Stack struct {
+	Name   string
+	Color  string
+	Values []float64 // by category; missing and non-positive values draw nothing
+	Tips   []string  // by category
 }
 
 // Axis is a horizontal or vertical axis.
@@ -63,6 +78,7 @@ type Series struct {
 	Points []Point
 	// Markers draws each point as a dot with its tooltip.
 	Markers bool
+	box     bool // a stack's legend entry
 }
 
 // Point is one point of a series.
@@ -74,6 +90,8 @@ type Point struct {
 	Hollow bool
 	// Gap breaks the line before this point.
 	Gap bool
+	// Label is written beside the point (with Markers).
+	Label string
 }
 
 // Rule is a labelled reference line across the plot: horizontal at y = V,
@@ -174,6 +192,7 @@ func (c *Chart) SVG() string {
 	fmt.Fprintf(&b, `<text class="axis-label" transform="translate(%s %s) rotate(-90)" text-anchor="middle" fill="%s">%s</text>`,
 		f1(4+fontSize), f1((p.y0+p.y1)/2), textColor, esc(c.Y.Label))
 
+	c.bars(&b, xs, ys)
 	fmt.Fprintf(&b, `<g clip-path="url(#%s)">`, clip)
 	for _, s := range c.Series {
 		d := path(s.Points, xs, ys)
@@ -193,6 +212,16 @@ func (c *Chart) SVG() string {
 		c.rule(&b, r, xs, ys, p, labels[i])
 	}
 	fmt.Fprintf(&b, `<g clip-path="url(#%s)">`, clip)
+	// Point labels keep clear of every marker and of each other.
+	var pointLabel pointLabels
+	for _, s := range c.Series {
+		for _, pt := range s.Points {
+			if s.Markers && xs.ok(pt.X) && ys.ok(pt.Y) {
+				x, y := xs.at(pt.X), ys.at(pt.Y)
+				pointLabel.taken = append(pointLabel.taken, [4]float64{x - 4, y - 4, x + 4, y + 4})
+			}
+		}
+	}
 	for _, s := range c.Series {
 		if !s.Markers {
 			continue
@@ -210,6 +239,9 @@ func (c *Chart) SVG() string {
 				fmt.Fprintf(&b, `<title>%s</title>`, esc(pt.Tip))
 			}
 			b.WriteString(`</circle>`)
+			if pt.Label != "" {
+				pointLabel.place(&b, xs.at(pt.X), ys.at(pt.Y), pt.Label, color(s.Color), p)
+			}
 		}
 	}
 	b.WriteString(`</g>`)
@@ -220,7 +252,93 @@ func (c *Chart) SVG() string {
 
 type plot struct{ x0, x1, y0, y1 float64 }
 
+// pointLabels places the labels of points clear of each other: above
+// right of the point, else below right, above left, below left; a label
+// with no free place is left out (its point keeps its tooltip).
+type pointLabels struct{ taken [][4]float64 }
+
+func (l *pointLabels) place(b *strings.Builder, x, y float64, text, col string, p plot) {
+	const h = 11.0
+	w := textWidth(text) * 11 / fontSize
+	for _, at := range [][2]float64{{6, -6}, {6, 6 + h}, {-6 - w, -6}, {-6 - w, 6 + h}} {
+		x0, y1 := x+at[0], y+at[1] // text starts at x0, its baseline is y1
+		box := [4]float64{x0, y1 - h, x0 + w, y1}
+		if box[0] < p.x0 || box[2] > p.x1+8 || box[1] < p.y0-4 || box[3] > p.y1 {
+			continue
+		}
+		free := true
+		for _, t := range l.taken {
+			if box[0] < t[2]+2 && box[2] > t[0]-2 && box[1] < t[3]+1 && box[3] > t[1]-1 {
+				free = false
+				break
+			}
+		}
+		if !free {
+			continue
+		}
+		l.taken = append(l.taken, box)
+		fmt.Fprintf(b, `<text class="point-label" x="%s" y="%s" fill="%s" font-size="11" stroke="#fff" stroke-width="3" paint-order="stroke">%s</text>`,
+			f1(x0), f1(y1), col, esc(text))
+		return
+	}
+}
+
+// stackTotals are the heights of the piles of bars, by category.
+func (c *Chart) stackTotals() []float64 {
+	var totals []float64
+	for _, st := range c.Stacks {
+		for i, v := range st.Values {
+			for len(totals) <= i {
+				totals = append(totals, 0)
+			}
+			if finite(v) && v > 0 {
+				totals[i] += v
+			}
+		}
+	}
+	return totals
+}
+
+// bars draws the stacks: in each category's slot, a bar per layer, piled
+// in order, each with its tooltip.
+func (c *Chart) bars(b *strings.Builder, xs, ys *scale) {
+	if len(c.Stacks) == 0 || len(c.Categories) == 0 {
+		return
+	}
+	slot := xs.at(1) - xs.at(0)
+	w := math.Min(slot*0.6, 56)
+	base := make([]float64, len(c.Categories))
+	for _, st := range c.Stacks {
+		for i, v := range st.Values {
+			if i >= len(base) || !finite(v) || v <= 0 {
+				continue
+			}
+			lo, hi := base[i], base[i]+v
+			base[i] = hi
+			if !ys.ok(lo) {
+				lo = ys.min
+			}
+			y0, y1 := ys.at(math.Max(lo, ys.min)), ys.at(math.Min(hi, ys.max))
+			if y0 <= y1 {
+				continue
+			}
+			fmt.Fprintf(b, `<rect class="bar" x="%s" y="%s" width="%s" height="%s" fill="%s">`, f1(xs.at(float64(i))-w/2), f1(y1), f1(w), f1(y0-y1), color(st.Color))
+			if i < len(st.Tips) && st.Tips[i] != "" {
+				fmt.Fprintf(b, `<title>%s</title>`, esc(st.Tips[i]))
+			}
+			b.WriteString(`</rect>`)
+		}
+	}
+}
+
 func (c *Chart) hasData() bool {
+	for _, st := range c.Stacks {
+		for _, v := range st.Values {
+			if finite(v) && v > 0 {
+				return true
+			}
+		}
+	}
 	for _, s := range c.Series {
 		for _, p := range s.Points {
 			if finite(p.X) && finite(p.Y) && (!c.X.Log || p.X > 0) && (!c.Y.Log || p.Y > 0) {
@@ -309,12 +427,21 @@ func (c *Chart) rule(b *strings.Builder, r Rule, xs, ys *scale, p plot, l ruleLa
 	fmt.Fprintf(b, `<text x="%s" y="%s" text-anchor="start" fill="%s" font-weight="600" %s>%s</text>`, f1(p.x0+6), f1(ty), col, halo, esc(r.Label))
 }
 
-// legendRows lays the named series out in rows that fit width.
+// legendRows lays the named series (and stacks, as boxes) out in rows
+// that fit width.
 func (c *Chart) legendRows(width float64) [][]Series {
 	var rows [][]Series
 	var row []Series
 	used := 0.0
-	for _, s := range c.Series {
+	entries := c.Series
+	if len(c.Stacks) > 0 {
+		entries = nil
+		for _, st := range c.Stacks {
+			entries = append(entries, Series{Name: st.Name, Color: st.Color, box: true})
+		}
+		entries = append(entries, c.Series...)
+	}
+	for _, s := range entries {
 		if s.Name == "" {
 			continue
 		}
@@ -347,7 +474,11 @@ func (c *Chart) legend(b *strings.Builder, rows [][]Series, right float64) {
 			if s.Dash {
 				dash = ` stroke-dasharray="5 3"`
 			}
-			fmt.Fprintf(b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="%s" stroke-width="2.5"%s/>`, f1(x), f1(x+18), f1(y), f1(y), color(s.Color), dash)
+			if s.box {
+				fmt.Fprintf(b, `<rect x="%s" y="%s" width="14" height="10" fill="%s"/>`, f1(x+2), f1(y-5), color(s.Color))
+			} else {
+				fmt.Fprintf(b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="%s" stroke-width="2.5"%s/>`, f1(x), f1(x+18), f1(y), f1(y), color(s.Color), dash)
+			}
 			fmt.Fprintf(b, `<text x="%s" y="%s" dominant-baseline="middle" fill="%s">%s</text>`, f1(x+24), f1(y), textColor, esc(s.Name))
 			x += legendWidth(s)
 		}
@@ -379,13 +510,20 @@ func path(pts []Point, xs, ys *scale) string {
 // scale maps data values to drawing coordinates along one axis.
 type scale struct {
 	axis        *Axis
-	min, max    float64 // data range, expanded to ticks
-	lo, hi      float64 // drawing coordinates of min and max
-	linearTicks float64 // tick step of a linear axis
+	categories  []string // a categorical axis: its slots' labels
+	min, max    float64  // data range, expanded to ticks
+	lo, hi      float64  // drawing coordinates of min and max
+	linearTicks float64  // tick step of a linear axis
 }
 
 func (c *Chart) scale(a *Axis, horizontal bool) *scale {
 	s := &scale{axis: a}
+	if horizontal && len(c.Categories) > 0 {
+		// One slot per category, each as wide as the others.
+		s.min, s.max = -0.5, float64(len(c.Categories))-0.5
+		s.categories = c.Categories
+		return s
+	}
 	if a.Max > a.Min && (!a.Log || a.Min > 0) {
 		s.min, s.max = a.Min, a.Max
 		if !a.Log {
@@ -411,6 +549,11 @@ func (c *Chart) scale(a *Axis, horizontal bool) *scale {
 	for _, r := range c.Rules {
 		if r.Vertical == horizontal && !r.Optional {
 			add(r.V)
+		}
+	}
+	if !horizontal {
+		for _, total := range c.stackTotals() {
+			add(total)
 		}
 	}
 	if a.Zero && !a.Log {
@@ -479,6 +622,13 @@ func (s *scale) at(v float64) float64 {
 
 func (s *scale) ticks() []Tick {
 	a := s.axis
+	if len(s.categories) > 0 {
+		out := make([]Tick, len(s.categories))
+		for i, c := range s.categories {
+			out[i] = Tick{V: float64(i), Label: c}
+		}
+		return out
+	}
 	if len(a.Ticks) > 0 {
 		var out []Tick
 		for _, t := range a.Ticks {

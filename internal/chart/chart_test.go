@@ -133,3 +133,49 @@ func TestExtremes(t *testing.T) {
 		}
 	}
 }
+
+// TestStackedBars: bars on a categorical axis pile up in order, the axis
+// reaches the tallest pile, each category is a labelled slot, and each
+// bar carries its tooltip; stacks are in the legend as boxes.
+func TestStackedBars(t *testing.T) {
+	c := &Chart{
+		ID: "errs", Label: "errors by class", Y: Axis{Label: "% of requests", Zero: true},
+		Categories: []string{"1x", "2x", "4x"},
+		Stacks: []Stack{
+			{Name: "timeout", Color: "#111", Values: []float64{0, 1, 4}, Tips: []string{"", "2x: timeout 1%", "4x: timeout 4%"}},
+			{Name: "http_5xx", Color: "#222", Values: []float64{0, 0.5, 3}, Tips: []string{"", "2x: 5xx 0.5%", "4x: 5xx 3%"}},
+		},
+	}
+	ys := c.scale(&c.Y, false)
+	if ys.max < 7 {
+		t.Errorf("the y axis ends at %v, below the tallest pile (7)", ys.max)
+	}
+	svg := c.SVG()
+	if n := strings.Count(svg, `class="bar"`); n != 4 {
+		t.Errorf("%d bars, want 4 (zero values draw nothing)", n)
+	}
+	for _, want := range []string{">1x</text>", ">2x</text>", ">4x</text>", "<title>4x: timeout 4%</title>", ">timeout</text>", ">http_5xx</text>", `<rect x=`} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the chart lacks %q", want)
+		}
+	}
+	// The 5xx bar of 4x sits on the timeout bar: its bottom is the
+	// timeout bar's top.
+	xs := c.scale(&c.X, true)
+	if xs.min != -0.5 || xs.max != 2.5 {
+		t.Errorf("categorical axis %v..%v, want -0.5..2.5", xs.min, xs.max)
+	}
+	empty := &Chart{Categories: []string{"1x"}, Stacks: []Stack{{Name: "x", Values: []float64{0}}}, Empty: "no errors"}
+	if !strings.Contains(empty.SVG(), "no errors") {
+		t.Error("a chart of zero bars is not shown as empty")
+	}
+}
+
+// TestPointLabels: a labelled point is annotated beside its marker.
+func TestPointLabels(t *testing.T) {
+	c := &Chart{Series: []Series{{Name: "p99", Markers: true, Points: []Point{{X: 100, Y: 5, Label: "1x"}, {X: 200, Y: 9, Label: "2x <b>"}}}}}
+	svg := c.SVG()
+	if strings.Count(svg, `class="point-label"`) != 2 || !strings.Contains(svg, ">2x &lt;b&gt;</text>") {
+		t.Errorf("point labels missing or unescaped:\n%s", svg)
+	}
+}

@@ -252,6 +252,8 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary, max
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// Routes and paths as typed: "/a&b", not "/a\u0026b".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(out)
 }
 
@@ -284,14 +286,14 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 	kv.Add("tape", fmt.Sprintf("%s (%s, %s)", path, bytesIEC(size), state))
 	if s.Requests > 0 {
 		start, end := time.Unix(0, s.First).UTC(), time.Unix(0, s.End).UTC()
-		kv.Add("recorded", fmt.Sprintf("%s to %s (%v)", start.Format("2006-01-02 15:04:05.000"),
-			end.Format("2006-01-02 15:04:05.000 MST"), spanDuration(time.Duration(s.Duration()))))
+		kv.Add("recorded", fmt.Sprintf("%s to %s (%s)", start.Format("2006-01-02 15:04:05.000"),
+			end.Format("2006-01-02 15:04:05.000 MST"), textfmt.Duration(time.Duration(s.Duration()))))
 		if gs := gaps(s, maxIdle); len(gs) > 0 {
-			what := fmt.Sprintf("%d gaps longer than %v (replay shortens them to that: --max-idle)", len(gs), time.Duration(maxIdle)*time.Second)
+			what := fmt.Sprintf("%d gaps longer than %s (replay shortens them to that: --max-idle)", len(gs), textfmt.Duration(time.Duration(maxIdle)*time.Second))
 			if len(gs) == 1 {
-				what = fmt.Sprintf("1 gap longer than %v (replay shortens it to that: --max-idle)", time.Duration(maxIdle)*time.Second)
+				what = fmt.Sprintf("1 gap longer than %s (replay shortens it to that: --max-idle)", textfmt.Duration(time.Duration(maxIdle)*time.Second))
 			}
-			kv.Add("active", fmt.Sprintf("%v in %d stretches; %s", roundDuration(time.Duration(s.Active(maxIdle+1))), len(gs)+1, what))
+			kv.Add("active", fmt.Sprintf("%s in %d stretches; %s", textfmt.Duration(time.Duration(s.Active(maxIdle+1))), len(gs)+1, what))
 			for i, g := range gs {
 				if i == maxGaps {
 					kv.Add("", fmt.Sprintf("... and %d more", len(gs)-maxGaps))
@@ -301,8 +303,8 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 				if i == 0 {
 					label = "gaps"
 				}
-				kv.Add(label, fmt.Sprintf("%v from %s (+%v)", longDuration(time.Duration(g.Seconds)*time.Second),
-					time.Unix(g.Start, 0).UTC().Format("2006-01-02 15:04:05"), longDuration(time.Duration(g.Start-tape.UnixSecond(s.First))*time.Second)))
+				kv.Add(label, fmt.Sprintf("%s from %s (+%s)", textfmt.Duration(time.Duration(g.Seconds)*time.Second),
+					time.Unix(g.Start, 0).UTC().Format("2006-01-02 15:04:05"), textfmt.Duration(time.Duration(g.Start-tape.UnixSecond(s.First))*time.Second)))
 			}
 		}
 	}

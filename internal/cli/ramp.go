@@ -166,10 +166,9 @@ func runRamp(ctx context.Context, opts *rampOptions) error {
 // results.
 func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOptions, startAt time.Time) (*results.File, error) {
 	total := len(ro.Scales())
-	view := newProgressView(io, 5*time.Second)
+	view := newProgressView(io, 5*time.Second, ro.SLOs)
 	defer view.Close()
 	ro.Progress = view.Update
-	done := 0
 	ro.Ready = func(o replay.Outline) error {
 		if o.Scale < ro.To {
 			// The rate cap lowered the top of the ramp (replay.RampOptions.MaxRate).
@@ -179,33 +178,18 @@ func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOp
 		if err := ready(ctx, io, startAt)(o); err != nil {
 			return err
 		}
-		view.Overall(0, total, fmt.Sprintf("from %gx by %gx to %gx", ro.From, ro.Step, o.Scale))
+		view.Ramp(total, fmt.Sprintf("%gx to %gx by %gx", ro.From, o.Scale, ro.Step))
 		return nil
 	}
 	ro.OnStep = func(i int, k float64, refinement bool) {
 		what := fmt.Sprintf("step %d/%d %gx", i+1, total, k)
 		if refinement {
-			what = fmt.Sprintf("refine %gx", k)
+			what = fmt.Sprintf("refine ~%gx", k)
 			total = max(total, i+1)
 		}
 		view.Step(what)
 	}
-	ro.OnStepDone = func(st *results.Step) {
-		outcome := "pass"
-		switch {
-		case st.Interrupted:
-			outcome = "interrupted: not judged"
-		case st.Aborted:
-			outcome = "emergency stop: " + st.AbortReason
-		case st.Generator.Limited:
-			outcome = "generator-limited: " + strings.Join(st.Generator.Notes, "; ")
-		case !st.Passed:
-			outcome = "FAIL: " + strings.Join(st.Violations, "; ")
-		}
-		view.EndStep(fmt.Sprintf("%s (achieved %.1f of %.1f req/s, p99 %.1f ms)", outcome, st.AchievedRPS, st.OfferedRPS, st.LatencyMS.P99))
-		done++
-		view.Overall(done, total, fmt.Sprintf("last: %gx %s", st.Scale, strings.SplitN(outcome, ":", 2)[0]))
-	}
+	ro.OnStepDone = view.EndStep
 	return replay.Ramp(ctx, plan, ro)
 }
 

@@ -84,7 +84,7 @@ func runReplay(ctx context.Context, opts *replayOptions) error {
 	if err != nil {
 		return err
 	}
-	view := newProgressView(opts.IO, 5*time.Second)
+	view := newProgressView(opts.IO, 5*time.Second, s.settings.SLOs)
 	o := replay.ReplayOptions{Settings: s.settings, Scale: opts.Scale, Duration: opts.Duration}
 	o.Progress = view.Update
 	o.Ready = func(ol replay.Outline) error {
@@ -100,7 +100,7 @@ func runReplay(ctx context.Context, opts *replayOptions) error {
 		return optionFlags(err)
 	}
 	st := &res.Steps[0]
-	view.EndStep(fmt.Sprintf("sent %d, p99 %.1f ms, errors %d", st.Sent, st.LatencyMS.P99, st.Errors))
+	view.EndStep(st)
 	view.Close()
 	if err := opts.writeOutputs(opts.IO, res, func() error { return report.WriteText(opts.IO.Out, res) }); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-replay/herd/internal/outfile"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/report"
 	"github.com/herd-replay/herd/tape"
@@ -271,12 +272,12 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 		fmt.Fprintf(io.Err, "herd: the tape holds no request bodies (its source is %s): %d requests that need one (POST, PUT, PATCH ...) are not sent; --send-without-body sends them with an empty body\n", r.Meta().Source.Kind, n)
 	}
 	if plan.Clamped {
-		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%v): replaying the whole recording, repeated to fill each step\n",
-			plan.Spec, plan.Length.Round(time.Millisecond))
+		fmt.Fprintf(io.Err, "herd: warning: window %s is longer than the recording's activity (%s): replaying the whole recording, repeated to fill each step\n",
+			plan.Spec, textfmt.Duration(plan.Length))
 	}
 	if plan.IdleRemoved > 0 {
-		fmt.Fprintf(io.Err, "herd: %d idle stretches longer than %v shortened to it, %v of recorded time left out (--max-idle; 0 keeps them)\n",
-			plan.Shortened(), plan.MaxIdle, longDuration(plan.IdleRemoved))
+		fmt.Fprintf(io.Err, "herd: %d idle stretches longer than %s shortened to it, %s of recorded time left out (--max-idle; 0 keeps them)\n",
+			plan.Shortened(), textfmt.Duration(plan.MaxIdle), textfmt.Duration(plan.IdleRemoved))
 	}
 	warnRedacted(io.Err, plan.Redacted)
 	warnServers(io.Err, plan, len(f.Servers)+len(f.TargetMap) > 0)
@@ -297,18 +298,18 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 // the library calls it once the run is planned and checked.
 func ready(ctx context.Context, io IO, startAt time.Time) func(replay.Outline) error {
 	return func(o replay.Outline) error {
-		what := fmt.Sprintf("%d requests over %v at 1x (%.1f req/s), %d connections", o.Requests, roundDuration(o.Window),
+		what := fmt.Sprintf("%d requests over %s at 1x (%.1f req/s), %d connections", o.Requests, textfmt.Duration(o.Window),
 			float64(o.Requests)/o.Window.Seconds(), o.Conns)
 		capped := ""
 		if o.MaxRate > 0 {
 			capped = fmt.Sprintf("; capped at %g req/s (--max-rate)", o.MaxRate)
 		}
 		if o.Kind == "ramp" {
-			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %v without cooldowns, up to about %d connections at once%s\n",
-				what, o.Steps, o.Scale, longDuration(o.Duration), o.PeakConns, capped)
+			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %s without cooldowns, up to about %d connections at once%s\n",
+				what, o.Steps, o.Scale, textfmt.Duration(o.Duration), o.PeakConns, capped)
 		} else {
-			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %v, about %d connections at once%s\n",
-				what, o.Scale, o.Planned, longDuration(o.Duration), o.PeakConns, capped)
+			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %s, about %d connections at once%s\n",
+				what, o.Scale, o.Planned, textfmt.Duration(o.Duration), o.PeakConns, capped)
 			if rate := float64(o.Planned) / o.Duration.Seconds(); o.MaxRate > 0 && rate > o.MaxRate {
 				fmt.Fprintf(io.Err, "herd: warning: at %gx the plan offers %.1f req/s on average, above --max-rate %g: requests over the cap are not sent (max_rate)\n",
 					o.Scale, rate, o.MaxRate)

@@ -35,9 +35,11 @@ the file, which keeps the HDR histograms and the per-second timeline.
 
   text         the compact table herd replay and herd ramp print (default)
   json         the results file itself (schema 1, docs/results-format.md)
-  html         one self-contained page with SVG charts: the verdict, throughput,
-               latency and errors by scale, latency over time, the HDR percentile
-               distribution, routes in the order they degraded; works offline
+  html         one self-contained page with SVG charts: the verdict, throughput
+               and latency by scale, the capacity curve (latency against achieved
+               req/s), errors by class, the HDR percentile distribution with the
+               SLOs, latency and offered against achieved per second, routes in
+               the order they degraded with their throughput; works offline
   hgrm         HdrHistogram percentile distribution per step, in milliseconds,
                for HdrHistogram's plotter (one step per file: use --step)
   csv          a row per step and per route

@@ -22,6 +22,7 @@ type reportCompareOptions struct {
 	LatencySlack     time.Duration
 	RouteMinRequests int64
 	JUnit            string
+	HTML             string
 	Force            bool
 }
 
@@ -65,13 +66,20 @@ routes by method and route template. What is checked:
 Steps where herd itself was the limit, or that were stopped, are shown but
 not checked. The runs should replay the same window with the same SLOs;
 herd notes it when they do not. --junit writes every check as a JUnit test
-case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, strings.Join(bounds, " and ")),
+case (regressions as failures) for CI test reports. --html writes a
+self-contained page that draws both runs on the same axes (throughput, p99
+and errors by scale, both capacity curves, both latency distributions)
+above every check; --html - writes it to standard output in place of the
+text. Neither overwrites a file without --force, nor ever an input.`, opts.MaxCapacityDrop, strings.Join(bounds, " and ")),
 		Example: `  # The release gate: the candidate against the last release's run.
   herd report compare release-1.4.json candidate.json --junit compare.xml
 
   # Stricter on latency, tolerant on capacity:
   herd report compare base.json cand.json --max-regression p50=5% --max-regression p99=10% \
       --max-regression errors=0.1% --max-capacity-drop 20%
+
+  # The page to attach to the release ticket: both runs on the same axes.
+  herd report compare release-1.4.json candidate.json --html compare.html
 
   # Only capacity, the breaking point and each step's SLO outcome:
   herd report compare base.json cand.json --max-regression none`,
@@ -87,6 +95,7 @@ case (regressions as failures) for CI test reports.`, opts.MaxCapacityDrop, stri
 	fs.DurationVar(&opts.LatencySlack, "latency-slack", opts.LatencySlack, "latency rises smaller than this are never regressions")
 	fs.Int64Var(&opts.RouteMinRequests, "route-min-requests", opts.RouteMinRequests, "check a route at a scale only with this many requests in both runs")
 	fs.StringVar(&opts.JUnit, "junit", "", "also write the checks as JUnit XML to this file")
+	fs.StringVar(&opts.HTML, "html", "", "also write the comparison as a self-contained HTML page to this file; - for standard output instead of the text")
 	fs.BoolVar(&opts.Force, "force", false, forceUsage)
 	return cmd
 }
@@ -145,7 +154,7 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 	if err != nil {
 		return err
 	}
-	g, err := guardOutputs(opts.Force, []string{opts.Base, opts.Candidate}, output{"--junit", opts.JUnit})
+	g, err := guardOutputs(opts.Force, []string{opts.Base, opts.Candidate}, output{"--junit", opts.JUnit}, output{"--html", opts.HTML})
 	if err != nil {
 		return err
 	}
@@ -154,8 +163,15 @@ func runReportCompare(ctx context.Context, opts *reportCompareOptions) error {
 		return err
 	}
 	c := report.Compare(files[0], files[1], o)
-	if err := c.WriteText(opts.IO.Out); err != nil {
-		return err
+	if opts.HTML != "-" {
+		if err := c.WriteText(opts.IO.Out); err != nil {
+			return err
+		}
+	}
+	if opts.HTML != "" {
+		if err := writeOutput(opts.IO, g, "--html", opts.HTML, c.WriteHTML); err != nil {
+			return err
+		}
 	}
 	if opts.JUnit != "" {
 		if err := writeOutput(opts.IO, g, "--junit", opts.JUnit, c.WriteJUnit); err != nil {

@@ -7,19 +7,25 @@ import (
 	"strings"
 )
 
-// parseScale reads a multiple of the recorded rate: 3, 3x, 2.5x or 300%.
+// parseScale reads a multiple of the recorded rate as people type it and
+// as herd prints it: 3, 3x, 2.5x, 300%, and the ~3.125x of a refined step
+// or the 3x (again) of a step run again, copied from herd's own output.
 func parseScale(s string) (float64, error) {
 	t := strings.TrimSpace(strings.ToLower(s))
+	t = strings.TrimSpace(strings.TrimSuffix(t, "(again)"))
+	t = strings.TrimSpace(strings.TrimPrefix(t, "~"))
 	div := 1.0
 	switch {
 	case strings.HasSuffix(t, "%"):
 		t, div = strings.TrimSuffix(t, "%"), 100
 	case strings.HasSuffix(t, "x"):
 		t = strings.TrimSuffix(t, "x")
+	case strings.HasSuffix(t, "×"):
+		t = strings.TrimSuffix(t, "×")
 	}
-	v, err := strconv.ParseFloat(t, 64)
+	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
 	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, fmt.Errorf("multiple %q: use a positive number such as 3, 3x, 2.5x or 300%%", s)
+		return 0, fmt.Errorf("multiple %q: use a positive number such as 3, 3x, 2.5x, ~3.125x or 300%%", s)
 	}
 	return v / div, nil
 }

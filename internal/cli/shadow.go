@@ -9,6 +9,7 @@ import (
 
 	"github.com/herd-replay/herd/capture"
 	"github.com/herd-replay/herd/internal/results"
+	"github.com/herd-replay/herd/internal/textfmt"
 	"github.com/herd-replay/herd/internal/units"
 	"github.com/herd-replay/herd/replay"
 	"github.com/herd-replay/herd/report"
@@ -128,7 +129,7 @@ func runShadow(ctx context.Context, opts *shadowOptions) error {
 	}
 	until := "until Ctrl-C"
 	if opts.Duration > 0 {
-		until = "for " + longDuration(opts.Duration)
+		until = "for " + textfmt.Duration(opts.Duration)
 	}
 	capped := ""
 	if opts.MaxRate > 0 {

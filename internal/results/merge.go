@@ -405,6 +405,7 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 				seconds[s.T] = ss
 			}
 			ss.Finished += s.Finished
+			ss.Due += s.Due
 			ss.Sent += s.Sent
 			ss.Completed += s.Completed
 			ss.Errors += s.Errors

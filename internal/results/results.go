@@ -198,7 +198,8 @@ type Step struct {
 }
 
 // Label names a step in reports: 2x, ~2.5x for a refinement step, 3x
-// (again) for a step run again.
+// (again) for a step run again, 5x (beyond) for a step past the break that
+// measured the plateau, 1x (recovery) for the recovery check.
 func (st *Step) Label() string {
 	s := strconv.FormatFloat(st.Scale, 'g', -1, 64) + "x"
 	if st.Refinement {
@@ -206,6 +207,12 @@ func (st *Step) Label() string {
 	}
 	if st.Retry {
 		s += " (again)"
+	}
+	if st.BeyondBreak {
+		s += " (beyond)"
+	}
+	if st.Recovery {
+		s += " (recovery)"
 	}
 	return s
 }
@@ -342,6 +349,7 @@ type Route struct {
 type Second struct {
 	T          int64 `json:"t"` // seconds from the start of the step
 	Finished   int64 `json:"finished_ok"`
+	Due        int64 `json:"due,omitempty"` // requests the schedule offered in it, sent or not
 	Sent       int64 `json:"sent"`
 	Completed  int64 `json:"completed"`
 	Errors     int64 `json:"errors"`
@@ -428,6 +436,8 @@ type Capacity struct {
 func (f *File) Write(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	// SLOs as typed: "p99<1s", which grep finds, not "p99\u003c1s".
+	enc.SetEscapeHTML(false)
 	return enc.Encode(f)
 }
 

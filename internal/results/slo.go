@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herd-replay/herd/internal/textfmt"
 )
 
 // SLO is one service-level objective a step must meet, such as "p99<500ms",
@@ -127,15 +129,7 @@ func (s SLO) matches(r *Route) bool {
 	return r.Route == s.Route && (s.Method == "" || s.Method == r.Method)
 }
 
-func fmtMS(ms float64) string {
-	switch {
-	case ms >= 1000:
-		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + "s"
-	case ms >= 10:
-		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
-	}
-	return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
-}
+func fmtMS(ms float64) string { return textfmt.Millis(ms) }
 
 // FmtPct writes a fraction as a percentage to three significant digits:
 // 0.0123 is 1.23%. Verdicts, SLO violations and comparisons use it.

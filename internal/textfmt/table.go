@@ -1,4 +1,5 @@
-// Package textfmt lays out text for terminals and CI logs: aligned tables.
+// Package textfmt lays out text for terminals and CI logs: aligned tables,
+// and the one way herd writes durations and rates for people.
 package textfmt
 
 import "strings"
