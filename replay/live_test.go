@@ -196,3 +196,46 @@ func TestLiveSlowTarget(t *testing.T) {
 		t.Fatalf("the server got %d, the steps sent %d", got, sent)
 	}
 }
+
+// TestLiveEmergencyStop: a target that fails every request trips the
+// emergency stop in the first interval, and the run ends there, long
+// before its duration, marked aborted.
+func TestLiveEmergencyStop(t *testing.T) {
+	srv := newServer(t, func(w *bufio.Writer, target string, n int) bool {
+		fmt.Fprintf(w, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	abort, err := ParseAbort("errors>50%/1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 200 * time.Millisecond
+	l, err := NewLive(PlanOptions{Target: srv.url()}, LiveOptions{Settings: Settings{Target: srv.url(), Abort: abort}, Scale: 1,
+		Interval: time.Second, Duration: 10 * time.Second, Start: time.Now().Add(delay), MaxLate: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *results.File
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(done)
+		f, err = l.Run(context.Background())
+	}()
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		feed(t, l, 5, 20*time.Millisecond, delay, time.Now().Add(3*time.Second))
+	}()
+	defer func() { <-fed }()
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Aborted || time.Since(start) > 5*time.Second || len(f.Steps) > 3 {
+		t.Fatalf("aborted %v after %v with %d steps: %s", f.Aborted, time.Since(start), len(f.Steps), f.Verdict)
+	}
+	if !strings.Contains(f.Verdict, "emergency stop") {
+		t.Fatalf("verdict %q", f.Verdict)
+	}
+}
