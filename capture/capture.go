@@ -477,7 +477,11 @@ func (e *engine) emit(c *conn, m *message) {
 		return
 	}
 	x := &e.ex
-	*x = requestOf(c, m, c.seq)
+	seq := c.seq
+	if m.stream != 0 {
+		seq = m.seq // given when the stream opened
+	}
+	*x = requestOf(c, m, seq)
 	r := m.resp
 	if r == nil {
 		x.Flags |= tape.NoResponse
@@ -487,6 +491,7 @@ func (e *engine) emit(c *conn, m *message) {
 			x.RespStart, x.RespEnd = r.start, max(r.end, r.start)
 			x.Status, x.RespProto, x.RespHeader = r.h.status, r.h.proto, r.h.fields
 			x.RespBodyLen, x.RespBodyHash = r.bodyLen, r.crc
+			x.RespTrailer = r.trailer
 		}
 	}
 	redacted := e.red.Exchange(x) // sets tape.Redacted
@@ -503,7 +508,9 @@ func (e *engine) emit(c *conn, m *message) {
 		e.err = fmt.Errorf("write exchange: %w", err)
 		return
 	}
-	c.seq++
+	if m.stream == 0 {
+		c.seq++
+	}
 	st.Exchanges++
 	if redacted {
 		st.Redacted++
@@ -519,6 +526,8 @@ func (e *engine) emit(c *conn, m *message) {
 		st.IncompleteFlush++
 	case r.why == incMalformed:
 		st.IncompleteBroken++
+	case r.why == incReset:
+		st.IncompleteReset++
 	default:
 		st.IncompleteEnd++
 	}
@@ -534,6 +543,8 @@ func requestOf(c *conn, m *message, seq uint32) tape.Exchange {
 	return tape.Exchange{
 		ConnID:     c.id,
 		Seq:        seq,
+		Stream:     m.stream,
+		ReqTrailer: m.trailer,
 		Client:     c.addr[ci],
 		Server:     c.addr[1-ci],
 		ReqStart:   m.start,
@@ -556,8 +567,12 @@ func (e *engine) requestDone(c *conn, m *message) {
 	if e.opts.OnRequest == nil || e.err != nil || m.drop != keep {
 		return
 	}
-	x := requestOf(c, m, c.requests)
-	c.requests++
+	seq := m.seq // an HTTP/2 stream's, given when it opened
+	if m.stream == 0 {
+		seq = c.requests
+		c.requests++
+	}
+	x := requestOf(c, m, seq)
 	x.Flags |= tape.NoResponse
 	e.opts.OnRequest(&x)
 }

@@ -46,7 +46,7 @@ func TestConformance(t *testing.T) {
 			if st.Exchanges != int64(len(ex)) {
 				t.Errorf("Stats.Exchanges %d, exchanges written %d", st.Exchanges, len(ex))
 			}
-			if sum := st.Responses + st.NoResponse + st.IncompleteGap + st.IncompleteEnd + st.IncompleteFlush + st.IncompleteBroken; sum != st.Exchanges {
+			if sum := st.Responses + st.NoResponse + st.IncompleteGap + st.IncompleteEnd + st.IncompleteFlush + st.IncompleteBroken + st.IncompleteReset; sum != st.Exchanges {
 				t.Errorf("exchange counters add up to %d, not %d", sum, st.Exchanges)
 			}
 			if check := conformanceChecks[name]; check != nil {

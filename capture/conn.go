@@ -26,6 +26,7 @@ type conn struct {
 	ans      int        // q[:ans] have their response assigned
 	deferred []*message // responses seen before any request they could answer
 	holdFor  *message   // the Upgrade or CONNECT request the client waits on
+	h2       *h2conn    // the HTTP/2 decoder, once the connection speaks it
 
 	seq      uint32 // exchanges written
 	requests uint32 // requests handed to Options.OnRequest
@@ -149,6 +150,9 @@ func (c *conn) account() {
 	var m int64
 	if !c.closed {
 		m = c.bodies + int64(len(c.h[0].buf)+len(c.h[1].buf)+c.h[0].heldBytes+c.h[1].heldBytes)
+		if c.h2 != nil {
+			m += c.h2.mem()
+		}
 	}
 	c.eng.mem += m - c.mem
 	c.mem = m
@@ -167,6 +171,9 @@ func (c *conn) flush() {
 func (c *conn) finish(why incomplete) {
 	c.h[0].finish(why)
 	c.h[1].finish(why)
+	if c.h2 != nil {
+		c.h2.finish(why)
+	}
 	for len(c.q) > 0 {
 		c.pop()
 	}

@@ -30,6 +30,7 @@ const (
 	stBodyClose               // inside a response body that ends with the connection
 	stHold                    // client: waiting for the answer to an Upgrade or CONNECT
 	stTunnel                  // no more HTTP on this connection
+	stH2                      // HTTP/2 frames, decoded by the connection's h2conn
 )
 
 // incomplete says why a response was not seen whole.
@@ -41,6 +42,7 @@ const (
 	incEnd                  // the capture or the connection ended first
 	incFlush                // the connection was flushed to bound memory
 	incMalformed            // its framing broke (a bad chunk-size line)
+	incReset                // HTTP/2: its stream was reset
 )
 
 // discard is why a request cut short for this reason is not written.
@@ -206,6 +208,9 @@ func (h *half) feed(s *segment) {
 		case stTunnel:
 			h.c.eng.stats.TunnelBytes += int64(len(s.data) - off)
 			off = len(s.data)
+		case stH2:
+			h.c.h2.feed(h.idx, s, off)
+			off = len(s.data)
 		}
 	}
 }
@@ -258,6 +263,11 @@ func (h *half) idle(s *segment, off int) int {
 			return len(s.data)
 		}
 		h.buf = append(h.buf, data[:nl+1]...)
+		if h.isPreface(h.buf[:len(h.buf)-1]) {
+			h.buf = h.buf[:0]
+			h.c.startH2(h, len(h2Preface)-len(h2PrefaceLine)-2)
+			return off + nl + 1
+		}
 		if h.tryStart(h.buf[:len(h.buf)-1], h.candTS) {
 			h.st, h.scan = stHead, len(h.buf)
 			return off + nl + 1
@@ -294,6 +304,10 @@ func (h *half) idle(s *segment, off int) int {
 		h.candTS = s.time(off)
 		return len(s.data)
 	}
+	if h.isPreface(data[:nl]) {
+		h.c.startH2(h, len(h2Preface)-len(h2PrefaceLine)-2)
+		return off + nl + 1
+	}
 	if h.tryStart(data[:nl], s.time(off)) {
 		h.st, h.scan = stHead, 0
 		return off
@@ -325,6 +339,9 @@ func (h *half) startsHere(data []byte) bool {
 
 // isStart reports whether line is a start line this half may send.
 func (h *half) isStart(line []byte) bool {
+	if h.isPreface(line) {
+		return true
+	}
 	line = trimCR(line)
 	if h.role != roleServer {
 		if _, _, _, ok := requestLine(line); ok {
@@ -535,6 +552,8 @@ func (h *half) completeAt(ts int64) {
 		}
 	} else if req := m.req; req != nil {
 		switch {
+		case m.h.status == 101 && upgradesToH2(req) && h.c.h2 == nil:
+			h.c.upgradeH2(req)
 		case m.h.status == 101 || (req.h.method == "CONNECT" && m.h.status >= 200 && m.h.status < 300):
 			h.c.tunnel(req)
 		case h.c.holdFor == req:
@@ -682,6 +701,9 @@ func (h *half) gap(n int64, ts int64) {
 		return
 	case stTunnel:
 		return
+	case stH2:
+		h.c.h2.gap(h.idx, n, ts)
+		return
 	}
 	h.buf = h.buf[:0]
 	h.st, h.lineStart, h.synced = stIdle, true, false
@@ -742,7 +764,7 @@ func (h *half) finish(why incomplete) {
 	}
 	h.msg = nil
 	h.buf = nil
-	if h.st != stTunnel {
+	if h.st != stTunnel && h.st != stH2 {
 		h.st = stIdle
 	}
 	h.lineStart, h.synced, h.remaining = false, false, 0

@@ -20,6 +20,7 @@ const (
 	reqMalformed                 // a head that does not parse, or a body that cannot be framed
 	reqTooLarge                  // a field beyond what a tape record holds
 	reqMemoryFlush               // cut because the connection was flushed to bound memory
+	reqReset                     // HTTP/2: the stream was reset before the request ended
 )
 
 // message is one request or response being parsed, then waiting to be
@@ -44,6 +45,13 @@ type message struct {
 	interim bool       // 1xx other than 101: not the response
 	req     *message   // the request it answers
 	why     incomplete // why it is incomplete, when it is
+
+	// HTTP/2: the stream, the exchange's index on its connection (given
+	// when the stream opens, so that seq orders streams by request start),
+	// and the trailer fields.
+	stream  uint32
+	seq     uint32
+	trailer []tape.Field
 }
 
 // request reports whether m is a request.

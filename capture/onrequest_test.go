@@ -3,6 +3,7 @@ package capture
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/herd-replay/herd/internal/redact"
@@ -37,8 +38,15 @@ func TestOnRequest(t *testing.T) {
 		"http-requests-only-unidirectional-378req.pcap",
 		"http-post-chunked-req-gzip-100continue.pcap",
 		"http-browsing-338req-large.pcap",
+		// h2c, committed: streams with prior knowledge, and an Upgrade.
+		"h2/h2c-prior-knowledge.pcap",
+		"h2/h2c-upgrade.pcap",
 	} {
 		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			if strings.HasPrefix(name, "h2/") {
+				path = filepath.Join("testdata", name)
+			}
 			var hooked []tape.Exchange
 			// Redaction off: the requests are handed over as captured, and
 			// the exchanges are to be compared with them.
@@ -50,7 +58,7 @@ func TestOnRequest(t *testing.T) {
 				c.ReqBody = append([]byte(nil), e.ReqBody...)
 				hooked = append(hooked, c)
 			}}
-			src, err := OpenFiles([]string{filepath.Join(dir, name)})
+			src, err := OpenFiles([]string{path})
 			if err != nil {
 				t.Fatal(err)
 			}

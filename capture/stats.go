@@ -29,6 +29,9 @@ type Stats struct {
 	SampleReductions    int64
 	UpgradedConnections int64 // connections that left HTTP (101 or CONNECT)
 	MemoryFlushes       int64 // times a connection was flushed to bound memory
+	H2Connections       int64 // connections that carried HTTP/2 (h2c), of HTTPConnections
+	H2Upgrades          int64 // ... of which reached it through Upgrade: h2c
+	H2SyncLost          int64 // HTTP/2 directions whose framing or HPACK state was lost (a gap, bad frames)
 
 	// Bytes outside messages.
 	Gaps         int64 // segments lost in the capture (holes in a stream)
@@ -44,6 +47,7 @@ type Stats struct {
 	IncompleteEnd     int64 // ... whose response the end of the capture or connection cut
 	IncompleteFlush   int64 // ... whose response a memory flush cut
 	IncompleteBroken  int64 // ... whose response framing broke
+	IncompleteReset   int64 // ... whose HTTP/2 response stream was reset
 	BodiesTruncated   int64 // ... whose request body exceeded MaxBody
 	Redacted          int64 // ... with a value redacted
 	InterimResponses  int64 // 1xx responses (100 Continue ...), not counted as responses
@@ -53,6 +57,8 @@ type Stats struct {
 	RequestTooLarge   int64 // discarded: a head or field beyond the tape's limits
 	RequestFlushed    int64 // discarded: cut by a memory flush
 	OrphanResponses   int64 // discarded: responses to requests the capture did not see
+	RequestReset      int64 // discarded: an HTTP/2 request whose stream was reset before it ended
+	PushedStreams     int64 // discarded: HTTP/2 server pushes (no client request to replay)
 
 	// Redactions counts the values redacted by kind and name, and the
 	// bodies that could not be inspected, as redact.Redactor.Counters
@@ -72,6 +78,8 @@ func (s *Stats) discard(r discardReason) {
 		s.RequestTooLarge++
 	case reqMemoryFlush:
 		s.RequestFlushed++
+	case reqReset:
+		s.RequestReset++
 	}
 }
 
@@ -93,6 +101,9 @@ func (s *Stats) Tape() tape.Stats {
 		"empty_connections":         s.EmptyConnections,
 		"upgraded_connections":      s.UpgradedConnections,
 		"memory_flushes":            s.MemoryFlushes,
+		"h2_connections":            s.H2Connections,
+		"h2c_upgrades":              s.H2Upgrades,
+		"h2_sync_lost":              s.H2SyncLost,
 		"sample_reductions":         s.SampleReductions,
 		"gaps":                      s.Gaps,
 		"gap_bytes":                 s.GapBytes,
@@ -105,6 +116,7 @@ func (s *Stats) Tape() tape.Stats {
 		"incomplete_capture_end":    s.IncompleteEnd,
 		"incomplete_memory_flush":   s.IncompleteFlush,
 		"incomplete_malformed":      s.IncompleteBroken,
+		"incomplete_reset":          s.IncompleteReset,
 		"body_truncated":            s.BodiesTruncated,
 		"redacted":                  s.Redacted,
 		"interim_responses":         s.InterimResponses,
@@ -116,6 +128,8 @@ func (s *Stats) Tape() tape.Stats {
 		"request_too_large":       s.RequestTooLarge,
 		"request_memory_flush":    s.RequestFlushed,
 		"orphan_response":         s.OrphanResponses,
+		"request_reset":           s.RequestReset,
+		"pushed_stream":           s.PushedStreams,
 		"non_http_connections":    s.NonHTTPConnections,
 		"sampled_out_connections": s.SampledOut,
 	}

@@ -39,6 +39,7 @@ type aggregator struct {
 	lastFail  failure
 
 	latency, service, ttfb, lag, dispatch *hdr.Histogram
+	connect                               *hdr.Histogram // connection setup (TCP, TLS, HTTP/2 settings)
 	routes                                []routeAgg
 	targets                               []targetAgg // by Req.Target, with several targets (targets.go)
 	seconds                               []*secondAgg
@@ -99,6 +100,7 @@ func newAggregator(e *engine, planned, measured int64) *aggregator {
 		ttfb:        results.NewHist(),
 		lag:         results.NewHist(),
 		dispatch:    results.NewHist(),
+		connect:     results.NewHist(),
 		attemptLat:  results.NewHist(),
 		retries:     results.Counts{},
 		routes:      make([]routeAgg, len(e.p.Routes)),
@@ -263,7 +265,11 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 			if r.fail != nil {
 				f = *r.fail
 			}
-			msg := describe(r.class, f, a.e.o.Timeout)
+			bound := a.e.o.Timeout
+			if r.class == ClassClientTimeout {
+				bound = a.e.o.ClientTimeout
+			}
+			msg := describe(r.class, f, bound)
 			if r.gaveUp {
 				msg = fmt.Sprintf("%d attempts failed; the last: %s", r.attempt+1, msg)
 			}
@@ -300,6 +306,9 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 	}
 	results.Record(a.lag, r.sent-r.due)
 	results.Record(a.dispatch, r.sent-r.ready)
+	if r.connect > 0 {
+		results.Record(a.connect, r.connect)
+	}
 }
 
 func (a *aggregator) second(due int64) *secondAgg {
@@ -503,6 +512,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 			TTFB:        results.Encode(a.ttfb),
 			ScheduleLag: results.Encode(a.lag),
 			DispatchLag: results.Encode(a.dispatch),
+			Connect:     results.Encode(a.connect),
 		},
 		Violations: []string{},
 		Generator:  results.Generator{Notes: []string{}},
@@ -597,4 +607,5 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
 	}
+	a.e.h2.notes(st, a.e.o.emulating())
 }

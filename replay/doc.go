@@ -12,6 +12,7 @@
 // another, the aggregator: an engine only reports what it observed.
 //
 // Only the target's host and port are ever contacted: responses are read
-// by herd's own HTTP/1.x client, which follows no redirects, and requests
-// recorded in absolute form are rewritten to origin form.
+// by herd's own HTTP/1.x client, or its own HTTP/2 connection (on x/net's
+// framer), neither of which follows redirects, and requests recorded in
+// absolute form are rewritten to origin form.
 package replay

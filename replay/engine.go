@@ -61,6 +61,7 @@ type Options struct {
 	// target, limited the run.
 	LagBound time.Duration
 	TLS      *tls.Config // for https targets; nil uses defaults
+	Protocol Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation: ClientTimeout is how long the recorded clients
 	// waited for a response before giving up and closing the connection
 	// (0: as long as herd's Timeout); Retry is what they did after a
@@ -155,6 +156,7 @@ type result struct {
 	recorded                      int32
 	route                         int32
 	vconn                         int32 // index of the replayed connection, for the raw log
+	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
 	target                        int32    // Req.Target
 	class                         string   // error class; "" for a usable response
@@ -190,6 +192,7 @@ type engine struct {
 	cl     *client   // to Options.Target
 	cls    []*client // by Req.Target: the plan's targets (targets.go)
 	cap    *rateCap  // Options.MaxRate; nil: no cap
+	h2     *h2Engine // nil when nothing goes over HTTP/2
 	t0     int64
 	stop   context.Context // cancelled to stop sending
 	halt   context.CancelCauseFunc
@@ -265,7 +268,12 @@ func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step
 	}
 	e.stop, e.halt = context.WithCancelCause(ctx)
 	defer e.halt(nil)
+	if e.h2, err = newH2Engine(ctx, o, cl); err != nil {
+		return nil, err
+	}
+	stopNoted := make(chan struct{})
 	context.AfterFunc(e.stop, func() {
+		defer close(stopNoted)
 		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
 			e.stoppedAt.Store(nanotime())
 		}
@@ -314,6 +322,9 @@ func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
 	}
+	if e.stop.Err() != nil {
+		<-stopNoted // the stop's time is noted by its own goroutine: wait for it
+	}
 	if at := e.stoppedAt.Load(); at > 0 {
 		agg.cut(at - e.t0)
 	}
@@ -343,12 +354,15 @@ func newClient(o Options) (*client, error) {
 	c := &client{addr: net.JoinHostPort(host, port)}
 	c.dialer.KeepAlive = 30 * time.Second
 	if u.Scheme == "https" {
-		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+		// One session cache for the run: reconnects resume, as real
+		// clients do.
+		c.tls = &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}, ClientSessionCache: tls.NewLRUClientSessionCache(0)}
 		if o.TLS != nil {
 			c.tls = o.TLS.Clone()
 			if c.tls.ServerName == "" {
 				c.tls.ServerName = host
 			}
+			c.tls.NextProtos = []string{"http/1.1"}
 		}
 	}
 	return c, nil
@@ -405,6 +419,12 @@ func (e *engine) countDueIn(from, to time.Duration) int64 {
 
 func (e *engine) runVConn(vc VConn, index int32, src reqSource) {
 	defer e.vconns.Done()
+	// A live step's connections are HTTP/1.x (live.go): the HTTP/2
+	// engine replays a plan's held connections.
+	if e.live == nil && e.h2.uses(&e.p.Conns[vc.Conn]) {
+		e.runH2VConn(vc, index)
+		return
+	}
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -633,7 +653,9 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// and the resend goes on a fresh one.
 	for {
 		if *cn == nil {
+			dialed := nanotime()
 			c, class, err := e.client(r.Target).dial(e.dialer, deadline)
+			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
 				res.class, res.fail, res.done = class, &failure{err: err}, nanotime()

@@ -414,3 +414,13 @@ func (f *filter) explain(err error, p *Plan) error {
 	}
 	return fmt.Errorf("%w; its servers: %s (herd inspect lists them)", err, strings.Join(names, ", "))
 }
+
+// checkProtocol refuses HTTP/2 asked for where it cannot go: the HTTP/2
+// engine speaks to one target, so a plan of several replays over
+// HTTP/1.x (recorded HTTP/2 connections too, with --protocol auto).
+func (o *Settings) checkProtocol(p *Plan) error {
+	if len(p.Targets) > 1 && (o.Protocol == ProtoH2 || o.Protocol == ProtoH2C) {
+		return &OptionError{Option: "protocol", Err: fmt.Errorf("HTTP/2 to several targets (--target-map) is not supported: use --protocol h1 or auto (recorded HTTP/2 connections then go over HTTP/1.1)")}
+	}
+	return nil
+}

@@ -28,6 +28,7 @@ type Settings struct {
 	Abort       AbortRule
 	LagBound    time.Duration
 	TLS         *tls.Config
+	Protocol    Protocol // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation (see Options): what the recorded clients did when
 	// the target failed them.
 	ClientTimeout time.Duration
@@ -145,7 +146,7 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget,
+		Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget,
 		MaxRate: o.MaxRate}
 }
 
@@ -205,6 +206,9 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 		return nil, &OptionError{Option: "duration", Err: errors.New("the duration must not be negative")}
 	}
 	if err := o.checkRoutes(p); err != nil {
+		return nil, err
+	}
+	if err := o.checkProtocol(p); err != nil {
 		return nil, err
 	}
 	sched := PlanSchedule(p, o.Mode, o.Scale, o.Seed, o.Duration)
@@ -268,6 +272,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		},
 		Params: results.Params{
 			ScaleMode: o.Mode.String(), Pacing: o.Pacing.String(), TimeoutS: o.Timeout.Seconds(), SLOs: slos,
+			Protocol: o.Protocol.String(),
 			MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Seed: o.Seed, AbortOn: o.Abort.Text,
 			ReadOnly: po.ReadOnly, SetHeaders: names, KeepHost: po.KeepHost, SendTrunc: po.SendTruncated,
 			GOMAXPROCS: GOMAXPROCS(), DispatchLagS: o.LagBound.Seconds(), Shard: po.Shard.String(),

@@ -135,9 +135,12 @@ func NewLive(po PlanOptions, o LiveOptions) (*Live, error) {
 		return nil, &OptionError{Option: "duration", Err: errors.New("the duration must not be negative")}
 	case o.Saturation < 0 || o.Saturation > 1:
 		return nil, &OptionError{Option: "saturation", Err: errors.New("saturation is a fraction between 0 and 1")}
+	case o.Protocol == ProtoH2 || o.Protocol == ProtoH2C:
+		return nil, &OptionError{Option: "protocol", Err: errors.New("a live replay sends HTTP/1.1: its connections are taken as they are captured, and the HTTP/2 engine replays a plan's")}
 	case o.MaxLate < 0 || o.MaxHeld < 0:
 		return nil, &OptionError{Option: "delay", Err: errors.New("the lateness and memory bounds must be positive")}
 	}
+	o.Protocol = ProtoH1 // auto would ask a TLS target for HTTP/2 every step, to no use
 	if o.Interval == 0 {
 		o.Interval = DefaultInterval
 	}

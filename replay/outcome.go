@@ -148,7 +148,13 @@ func isTimeout(err error) bool {
 }
 
 func ioClass(err error) string {
+	var op *net.OpError
 	switch {
+	case errors.As(err, &op) && op.Op == "remote error":
+		// A TLS alert from the target. TLS 1.3 refuses a client
+		// certificate after the handshake: the alert comes on the first
+		// read.
+		return ClassTLS
 	case errors.Is(err, errMalformed):
 		return ClassMalformed
 	case isTimeout(err):
@@ -182,6 +188,11 @@ func describe(class string, f failure, timeout time.Duration) string {
 	switch class {
 	case ClassHTTP5xx:
 		return fmt.Sprintf("the target answered %d", f.status)
+	case ClassClientTimeout:
+		if !f.got {
+			return fmt.Sprintf("no response byte within the clients' %v timeout: the emulated client gave up and closed the connection", timeout)
+		}
+		return fmt.Sprintf("response incomplete after the clients' %v timeout (%d bytes read): the emulated client gave up and closed the connection", timeout, f.bytes)
 	case ClassTimeout:
 		if !f.got {
 			return fmt.Sprintf("no response byte within the %v timeout", timeout)

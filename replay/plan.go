@@ -49,6 +49,9 @@ type PlanOptions struct {
 	Include     []string
 	Exclude     []string
 	RewritePath []PathRewrite
+	// HTTP2 builds every request's HTTP/2 form (Req.H2), not only those of
+	// connections recorded as HTTP/2: the run may send them over HTTP/2.
+	HTTP2 bool
 }
 
 // Shard is one of Count disjoint shares of the recorded connections.
@@ -146,7 +149,8 @@ type Conn struct {
 	// End is when the connection's last recorded exchange ended (its
 	// response's last byte, or its request's without one), as an offset in
 	// the window: with the first offset, how long it was open.
-	End time.Duration
+	End   time.Duration
+	HTTP2 bool // recorded as HTTP/2
 }
 
 // Req is one request to replay.
@@ -156,6 +160,7 @@ type Req struct {
 	Head   bool          // a HEAD request: its response has no body
 	Route  int32         // index in Plan.Routes
 	Status int           // recorded status; 0 when no response was recorded
+	H2     *H2Req        // the request as HTTP/2 sends it; nil when the plan has no use for it
 	// Target is the index in Plan.Targets of where it goes. A replayed
 	// connection is to one target at a time: an engine that meets a
 	// request for another target on it closes it and opens one there, as
@@ -296,6 +301,17 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			p.Targets[pe.target].Requests++
 			if e.HasResponse() {
 				c.Reqs[i].Status = e.Status
+			}
+			// HTTP/2 goes to one target (the HTTP/2 engine's client): a
+			// plan of several replays over HTTP/1.x (filter.go).
+			if (e.IsHTTP2() || o.HTTP2) && len(p.Targets) == 1 {
+				var prev *tape.Exchange
+				if i > 0 {
+					prev = ps[i-1].e
+				}
+				t := p.Targets[pe.target].URL
+				c.Reqs[i].H2 = h2Request(e, prev, t.Scheme, t.Host, o)
+				c.HTTP2 = c.HTTP2 || e.IsHTTP2()
 			}
 			end := max(e.ReqEnd, e.ReqStart)
 			if e.HasResponse() {
@@ -510,7 +526,7 @@ func requestBytes(e *tape.Exchange, host string, o PlanOptions) []byte {
 	b = append(b, target...)
 	b = append(b, ' ')
 	proto := e.Proto
-	if proto == "" {
+	if proto == "" || proto == tape.HTTP2 {
 		proto = "HTTP/1.1"
 	}
 	b = append(b, proto...)
@@ -546,6 +562,16 @@ func requestBytes(e *tape.Exchange, host string, o PlanOptions) []byte {
 		switch lname := strings.ToLower(f.Name); {
 		case isHop(f.Name):
 			hadFraming = hadFraming || lname != "expect"
+		case lname == ":authority":
+			// HTTP/2: the Host of HTTP/1.x.
+			if o.KeepHost {
+				header("Host", f.Value)
+				emitted["host"] = true
+			} else {
+				emit("Host", host)
+			}
+		case strings.HasPrefix(lname, ":"):
+			// Other pseudo-header fields have no HTTP/1.x form.
 		case lname == "host" && !o.KeepHost:
 			emit(f.Name, host)
 		case overridden(f.Name, o.SetHeaders):

@@ -114,6 +114,9 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	if err := o.checkRoutes(p); err != nil {
 		return nil, err
 	}
+	if err := o.checkProtocol(p); err != nil {
+		return nil, err
+	}
 	if err := o.fitRate(p); err != nil {
 		return nil, err
 	}
@@ -280,7 +283,7 @@ func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, aft
 		return err
 	}
 	st.Recovery = true
-	evaluate(st, o.SLOs, 0)
+	evaluate(st, o.SLOs, o.Saturation)
 	f.Steps = append(f.Steps, *st)
 	if o.OnStepDone != nil {
 		o.OnStepDone(st)

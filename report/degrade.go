@@ -7,12 +7,17 @@ import (
 )
 
 // stepsByScale is one step per scale, in rising order: the last one run at
-// that scale (a step run again replaces the one herd could not drive).
+// that scale (a step run again replaces the one herd could not drive). The
+// recovery check is not a step of the ramp's curve: it is in the steps
+// table, the timeline and its own verdict.
 func stepsByScale(f *results.File) []*results.Step {
 	idx := map[float64]int{}
 	var out []*results.Step
 	for i := range f.Steps {
 		st := &f.Steps[i]
+		if st.Recovery {
+			continue
+		}
 		if j, ok := idx[st.Scale]; ok {
 			out[j] = st
 			continue

@@ -18,7 +18,7 @@ import (
 )
 
 // fixtures are results files of real runs (testdata/results/README.md).
-var fixtures = []string{"demo-ramp", "replay-http-server"}
+var fixtures = []string{"demo-ramp", "replay-http-server", "demo-retries"}
 
 func fixture(t testing.TB, name string) *results.File {
 	t.Helper()

@@ -80,6 +80,9 @@ type Stats struct {
 // with the results measured so far.
 func Run(ctx context.Context, o Options) (*results.File, Stats, error) {
 	var stats Stats
+	if o.Source != nil {
+		defer o.Source.Close() // ours to close, whatever happens
+	}
 	delay := o.Delay
 	switch {
 	case delay == 0:
@@ -109,8 +112,8 @@ func Run(ctx context.Context, o Options) (*results.File, Stats, error) {
 		if err != nil {
 			return nil, stats, err
 		}
+		defer src.Close()
 	}
-	defer src.Close()
 
 	copts := capture.Options{
 		Ports:   o.Ports,

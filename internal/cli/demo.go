@@ -175,7 +175,7 @@ func demoRamp(ctx context.Context, opts *demoOptions, svc *demo.Service, target 
 		// With retries the goodput past the break is not the service's
 		// capacity (work is wasted on abandoned attempts): the analytic
 		// check is the recovery condition instead.
-		fmt.Fprintln(opts.IO.Err, "herd: "+demo.MetastableCheck(truth, opts.Fixed, ro.Retry, f))
+		fmt.Fprintln(opts.IO.Err, "herd: "+demo.MetastableCheck(truth, opts.Fixed, ro.Retry, ro.ClientTimeout, f))
 		return f, nil
 	}
 	f.TruthCapacityScale = &truth

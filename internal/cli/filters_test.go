@@ -172,6 +172,8 @@ func TestFilterUsage(t *testing.T) {
 		{"replay", sampleTape, "--target", "http://127.0.0.1:1", "--exclude", "GET api"},
 		{"replay", sampleTape, "--target", "http://127.0.0.1:1", "--max-rate", "-1"},
 		{"ramp", sampleTape, "--target", "http://127.0.0.1:1", "--max-rate", "-1"},
+		// HTTP/2 goes to one target.
+		{"replay", sampleTape, "--target-map", "shop*=http://127.0.0.1:2", "--target-map", "*=http://127.0.0.1:3", "--protocol", "h2c"},
 	} {
 		if _, stderr, code := run(t, args...); code != ExitUsage {
 			t.Errorf("herd %v: exit %d, want %d\n%s", args, code, ExitUsage, stderr)

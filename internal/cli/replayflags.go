@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +58,7 @@ type replayFlags struct {
 	Exclude     []string
 	RewritePath []string
 	MaxRate     float64
+	tlsFlags
 
 	out *outfile.Guard // checks and writes --json, --html, --raw; set by load
 }
@@ -86,6 +86,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.StringVar(&f.HTML, "html", "", "write the HTML report (self-contained, with charts) to this file; - for stdout")
 	fs.StringVar(&f.Raw, "raw", "", "write one JSON line per request, zstd-compressed, to this file")
 	fs.BoolVar(&f.Insecure, "insecure", false, "with an https target, do not verify its certificate")
+	f.tlsFlags.addFlags(fs)
 	fs.DurationVar(&f.LagBound, "generator-lag", replay.DefaultLagBound, "dispatch lag p99 beyond which herd, not the target, is called the limit")
 	fs.StringVar(&f.Shard, "shard", "", "i/N (from 0/N to N-1/N) or auto/N (i from $JOB_COMPLETION_INDEX, a Kubernetes Indexed Job): replay only shard i of N of the recorded connections, one of N herd processes (merge their results with herd report merge)")
 	fs.StringVar(&f.StartAt, "start-at", "", "wait until this RFC 3339 time before starting, to align shards")
@@ -172,10 +173,11 @@ func (f *replayFlags) validate() (*setup, error) {
 		return nil, &UsageError{Err: fmt.Errorf("--retry-policy: %w", err)}
 	}
 	st.ClientTimeout, st.RetryBudget = f.ClientTimeout, f.RetryBudget
-	if f.Insecure {
-		st.TLS = &tls.Config{InsecureSkipVerify: true}
+	if err := f.tlsFlags.apply(st, f.Insecure); err != nil {
+		return nil, err
 	}
 	po := &s.plan
+	po.HTTP2 = st.Protocol != replay.ProtoH1
 	po.Target, po.KeepHost, po.ReadOnly, po.SendTruncated = st.Target, f.KeepHost, f.ReadOnly, f.SendTruncated
 	po.SendWithoutBody = f.SendNoBody
 	po.MaxIdle = f.MaxIdle

@@ -155,3 +155,13 @@ func TestShadowInterrupt(t *testing.T) {
 			f.Interrupted, last.Interrupted, sent, notSent, planned, remaining, f.Window.Requests, staging.total(), prod.total())
 	}
 }
+
+// TestShadowProtocol: live traffic is sent over HTTP/1.1; asking for
+// HTTP/2 is refused before anything is captured.
+func TestShadowProtocol(t *testing.T) {
+	testenv.NeedRoot(t)
+	_, stderr, code := run(t, "shadow", "-i", "lo", "--port", "1", "--target", "http://127.0.0.1:1", "--protocol", "h2c")
+	if code != ExitUsage || !strings.Contains(stderr, "HTTP/1.1") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}

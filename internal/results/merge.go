@@ -46,6 +46,9 @@ func Summarize(st *Step) error {
 	if err := summarizeTargets(st); err != nil {
 		return err
 	}
+	if err := summarizeConnect(st); err != nil {
+		return err
+	}
 	// A second at a time: a long step has many, and replay bounds its
 	// memory by keeping them encoded.
 	for i := range st.Timeline {
@@ -95,6 +98,21 @@ func summarize(st *Step, hists, routes []*hdr.Histogram) {
 		r.LatencyMS = Summary(routes[i])
 	}
 	st.Routes = SortedRoutes(st.Routes)
+}
+
+// summarizeConnect sets ConnectMS from its histogram, when there is one.
+func summarizeConnect(st *Step) error {
+	if st.Histograms.Connect == "" {
+		st.ConnectMS = nil
+		return nil
+	}
+	h, err := Decode(st.Histograms.Connect)
+	if err != nil {
+		return fmt.Errorf("connect histogram: %w", err)
+	}
+	p := Summary(h)
+	st.ConnectMS = &p
+	return nil
 }
 
 // summarize sets the second's percentiles from its histogram h.
@@ -439,7 +457,10 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 	// a total order, so none of the map's order is left).
 	var routeHists []*hdr.Histogram
 	for _, rs := range routes {
-		rs.Histogram = Encode(rs.hist)
+		// A route with no latency has no histogram, as replay writes it.
+		if rs.hist.TotalCount() > 0 {
+			rs.Histogram = Encode(rs.hist)
+		}
 		st.Routes = append(st.Routes, rs.Route)
 		routeHists = append(routeHists, rs.hist)
 	}
@@ -453,6 +474,9 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		if err := summarizeAttempts(st); err != nil {
 			return nil, err
 		}
+	}
+	if err := mergeHTTP2(st, parts); err != nil {
+		return nil, err
 	}
 	for _, ss := range slices.SortedFunc(maps.Values(seconds), func(a, b *secondSum) int { return cmp.Compare(a.T, b.T) }) {
 		ss.Histogram = Encode(ss.hist)
@@ -470,6 +494,32 @@ type routeSum struct {
 type secondSum struct {
 	Second
 	hist *hdr.Histogram
+}
+
+// mergeHTTP2 merges the connect histograms and HTTP/2 counts of parts
+// that have them.
+func mergeHTTP2(st *Step, parts []*Step) error {
+	connect := NewHist()
+	any := false
+	for _, p := range parts {
+		if p.Histograms.Connect != "" {
+			any = true
+			if err := DecodeInto(connect, p.Histograms.Connect); err != nil {
+				return fmt.Errorf("connect histogram: %w", err)
+			}
+		}
+		if p.HTTP2 != nil {
+			if st.HTTP2 == nil {
+				st.HTTP2 = &HTTP2{}
+			}
+			st.HTTP2.Resent += p.HTTP2.Resent
+			st.HTTP2.SlotWaits += p.HTTP2.SlotWaits
+		}
+	}
+	if any {
+		st.Histograms.Connect = Encode(connect)
+	}
+	return summarizeConnect(st)
 }
 
 func addCounts(dst, src Counts) {

@@ -106,6 +106,7 @@ type Params struct {
 	Exclude     []string `json:"exclude,omitempty"`
 	RewritePath []string `json:"rewrite_path,omitempty"`
 	MaxRate     float64  `json:"max_rate,omitempty"`
+	Protocol    string   `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
 }
 
 // Counts maps a reason or class to a number.
@@ -178,6 +179,13 @@ type Step struct {
 	TTFBMS        Percentiles `json:"ttfb_ms"`
 	ScheduleLagMS Percentiles `json:"schedule_lag_ms"`
 	DispatchLagMS Percentiles `json:"dispatch_lag_ms"`
+	// ConnectMS: time to open a connection (TCP, TLS handshake, HTTP/2
+	// settings), one value per connection opened. It is also part of the
+	// latency of the first request on that connection. Absent from
+	// results written before it existed.
+	ConnectMS *Percentiles `json:"connect_ms,omitempty"`
+	// HTTP2 counts what HTTP/2 adds; absent when nothing went over HTTP/2.
+	HTTP2 *HTTP2 `json:"http2,omitempty"`
 
 	Routes []Route `json:"routes"`
 	// Targets say where the requests went, when a run sent to several
@@ -375,6 +383,19 @@ type Histograms struct {
 	// clients are emulated with retries; Latency is then each request's,
 	// from its first attempt's due time to its outcome.
 	Attempt string `json:"attempt_latency,omitempty"`
+	Connect string `json:"connect,omitempty"` // see Step.ConnectMS
+}
+
+// HTTP2 is what a step's HTTP/2 connections add to its counts.
+type HTTP2 struct {
+	// Resent: streams the target refused unprocessed (above a GOAWAY's
+	// last stream id), sent again on a new connection. Each reached the
+	// target's application once.
+	Resent int64 `json:"resent_after_goaway"`
+	// SlotWaits: requests that waited for a stream slot (the target's
+	// SETTINGS_MAX_CONCURRENT_STREAMS); the wait is in their schedule lag
+	// and latency.
+	SlotWaits int64 `json:"stream_slot_waits"`
 }
 
 // Generator says whether herd itself was the limit.
