@@ -91,6 +91,12 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	fmt.Fprintf(b, "rate     offered %.1f req/s, achieved %.1f req/s\n", st.OfferedRPS, st.AchievedRPS)
 	fmt.Fprintf(b, "latency  %s   (from each request's due time)\n", percentiles(st.LatencyMS))
 	fmt.Fprintf(b, "service  %s   (from the actual send)\n", percentiles(st.ServiceMS))
+	if h := st.HTTP2; h != nil && (h.Resent > 0 || h.SlotWaits > 0) {
+		fmt.Fprintf(b, "http/2   %d streams resent after GOAWAY (never processed), %d waited for a stream slot\n", h.Resent, h.SlotWaits)
+	}
+	if c := st.ConnectMS; c != nil {
+		fmt.Fprintf(b, "connect  %s   (TCP, TLS and HTTP/2 setup, per connection)\n", percentiles(*c))
+	}
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
 		st.ScheduleLagMS.Text("p50"), st.ScheduleLagMS.Text("p99"), st.ScheduleLagMS.Text("max"), st.DispatchLagMS.Text("p99"))
 	writeTargets(b, st)
