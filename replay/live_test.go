@@ -239,3 +239,45 @@ func TestLiveEmergencyStop(t *testing.T) {
 		t.Fatalf("verdict %q", f.Verdict)
 	}
 }
+
+// TestLiveRetries: client emulation applies to live traffic as to a
+// tape's. A target that answers every attempt 503 receives each request
+// three times under fixed:2/50ms, and the steps count the attempts the
+// target received.
+func TestLiveRetries(t *testing.T) {
+	srv := newServer(t, func(w *bufio.Writer, target string, n int) bool {
+		fmt.Fprintf(w, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+	retry, err := ParseRetryPolicy("fixed:2/50ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 200 * time.Millisecond
+	l, err := NewLive(PlanOptions{Target: srv.url()}, LiveOptions{Settings: Settings{Target: srv.url(), Retry: retry, Abort: AbortRule{Off: true}},
+		Scale: 1, Interval: time.Second, Duration: 2 * time.Second, Start: time.Now().Add(delay), MaxLate: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *results.File
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, err = l.Run(context.Background())
+	}()
+	added := feed(t, l, 2, 100*time.Millisecond, delay, l.End().Add(-delay-300*time.Millisecond))
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, attempts, gaveUp int64
+	for _, st := range f.Steps {
+		sent += st.Sent
+		attempts += st.Attempts
+		gaveUp += st.ErrorClasses[ClassGaveUp]
+	}
+	got := int64(len(srv.arrivals()))
+	if sent != int64(added[""]) || attempts != 3*sent || got != attempts || gaveUp != sent {
+		t.Fatalf("taken %d, sent %d, attempts %d, gave up %d; the server got %d", added[""], sent, attempts, gaveUp, got)
+	}
+}
