@@ -99,7 +99,7 @@ type Live struct {
 	mu     sync.Mutex
 	steps  map[int64]*liveStep // the steps that may still take requests
 	routes map[RouteKey]int32
-	conns  map[uint64]struct{} // recorded connections seen (bounded, see Stats)
+	conns  connCounter // recorded connections seen
 	taken  int64               // requests taken, at 1x
 	last   int64               // index of the last step Run starts; -1: no end
 	skip   results.Counts      // what was not taken, by reason
@@ -115,10 +115,6 @@ type LiveStats struct {
 	Held        int64          // bytes of requests held now
 	PeakHeld    int64          // the most ever held
 }
-
-// maxLiveConns bounds the recorded connections a live replay remembers
-// to count them: past it they are still replayed, not counted apart.
-const maxLiveConns = 1 << 20
 
 // NewLive prepares a live replay of requests rendered for the target by
 // po, as a plan's are (filters, overrides, targets).
@@ -171,7 +167,7 @@ func NewLive(po PlanOptions, o LiveOptions) (*Live, error) {
 	p.Routes = make([]RouteKey, po.MaxRoutes+1)
 	p.Routes[po.MaxRoutes] = RouteKey{Route: OtherRoute}
 	l := &Live{o: o, p: p, filt: filt, rw: newRewriter(po), steps: map[int64]*liveStep{},
-		routes: map[RouteKey]int32{}, conns: map[uint64]struct{}{}, last: -1, skip: results.Counts{}}
+		routes: map[RouteKey]int32{}, last: -1, skip: results.Counts{}}
 	l.sched = Schedule{Mode: Clone, Scale: o.Scale, Seed: o.Seed, Window: o.Interval, Passes: 1}
 	l.sched.Duration = o.Interval + l.sched.maxJitter()
 	if o.Duration > 0 {
@@ -252,9 +248,7 @@ func (l *Live) Add(e *tape.Exchange, due time.Time) string {
 		l.skip[SkipLateCapture]++
 		return SkipLateCapture
 	}
-	if len(l.conns) < maxLiveConns {
-		l.conns[e.ConnID] = struct{}{}
-	}
+	l.conns.add(e.ConnID)
 	l.taken++
 	return ""
 }
@@ -281,7 +275,7 @@ func (l *Live) Status(conn uint64, seq uint32, status int) {
 func (l *Live) Stats() LiveStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return LiveStats{Taken: l.taken, Connections: int64(len(l.conns)), Skipped: maps.Clone(l.skip),
+	return LiveStats{Taken: l.taken, Connections: l.conns.n, Skipped: maps.Clone(l.skip),
 		Held: l.held.Load(), PeakHeld: l.peakHeld.Load()}
 }
 
@@ -761,5 +755,40 @@ func (e *engine) spawnLive() {
 			}(index)
 			index++
 		}
+	}
+}
+
+// connCounter counts the distinct recorded connections of a live replay
+// in fixed memory, whatever the run's length. Capture numbers connections
+// in the order it first sees them, and a connection's first request comes
+// right after, so an id is new unless it is among the last connWindow ids
+// already seen, which a ring of bits remembers.
+type connCounter struct {
+	top  uint64 // the highest id seen
+	bits [connWindow / 64]uint64
+	n    int64
+}
+
+const connWindow = 1 << 16
+
+func (c *connCounter) add(id uint64) {
+	bit := func(id uint64) (*uint64, uint64) { return &c.bits[(id%connWindow)/64], 1 << (id % 64) }
+	switch {
+	case c.n == 0 || id > c.top:
+		if c.n == 0 || id-c.top >= connWindow {
+			clear(c.bits[:])
+		} else {
+			for x := c.top + 1; x <= id; x++ {
+				w, b := bit(x)
+				*w &^= b
+			}
+		}
+		c.top = id
+	case c.top-id >= connWindow:
+		return // long before the window: seen, as capture numbers them
+	}
+	if w, b := bit(id); *w&b == 0 {
+		*w |= b
+		c.n++
 	}
 }

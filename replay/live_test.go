@@ -281,3 +281,25 @@ func TestLiveRetries(t *testing.T) {
 		t.Fatalf("taken %d, sent %d, attempts %d, gave up %d; the server got %d", added[""], sent, attempts, gaveUp, got)
 	}
 }
+
+func TestConnCounter(t *testing.T) {
+	var c connCounter
+	for _, id := range []uint64{5, 5, 3, 7, 6, 7, 3, 100000, 99999, 5, 100000 + connWindow + 3, 100000} {
+		c.add(id)
+	}
+	// 5, 3, 7, 6, 100000, 99999, 100000+window+3; the last 5 and 100000
+	// fall before the window and count as seen.
+	if c.n != 7 {
+		t.Fatalf("counted %d connections, want 7", c.n)
+	}
+	var d connCounter
+	for id := uint64(1); id <= 3*connWindow; id++ {
+		d.add(id)
+		if id%3 == 0 {
+			d.add(id - 2) // a request on a connection opened a little earlier
+		}
+	}
+	if d.n != 3*connWindow {
+		t.Fatalf("counted %d of %d", d.n, 3*connWindow)
+	}
+}
