@@ -99,10 +99,10 @@ type Live struct {
 	mu     sync.Mutex
 	steps  map[int64]*liveStep // the steps that may still take requests
 	routes map[RouteKey]int32
-	conns  connCounter // recorded connections seen
-	taken  int64               // requests taken, at 1x
-	last   int64               // index of the last step Run starts; -1: no end
-	skip   results.Counts      // what was not taken, by reason
+	conns  connCounter    // recorded connections seen
+	taken  int64          // requests taken, at 1x
+	last   int64          // index of the last step Run starts; -1: no end
+	skip   results.Counts // what was not taken, by reason
 
 	held, peakHeld atomic.Int64
 }
