@@ -230,12 +230,14 @@ func (l *Live) Add(e *tape.Exchange, due time.Time) string {
 	k := RouteKey{e.Method, route.Template(e.Target)}
 	ri, ok := l.routes[k]
 	if !ok {
+		// Past MaxRoutes, a route is (other) and not remembered: paths
+		// that carry free text must not grow the map.
 		ri = int32(l.p.Options.MaxRoutes)
 		if len(l.routes) < l.p.Options.MaxRoutes {
 			ri = int32(len(l.routes))
 			l.p.Routes[ri] = k
+			l.routes[k] = ri
 		}
-		l.routes[k] = ri
 	}
 	r := Req{Offset: time.Duration(dueClk - ls.t0), Head: e.Method == "HEAD", Route: ri, Target: target,
 		Wire: requestBytes(l.rw.request(e), l.p.Targets[target].URL.Host, l.p.Options)}
