@@ -37,6 +37,36 @@ func feed(t *testing.T, l *Live, conns int, gap, delay time.Duration, until time
 	return got
 }
 
+// runLive runs l in the background; the function it returns waits for
+// the results.
+func runLive(t *testing.T, l *Live) func() *results.File {
+	t.Helper()
+	type out struct {
+		f   *results.File
+		err error
+	}
+	done := make(chan out, 1)
+	go func() {
+		f, err := l.Run(context.Background())
+		done <- out{f, err}
+	}()
+	return func() *results.File {
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		return r.f
+	}
+}
+
+// unavailable is a server that answers every request 503.
+func unavailable(t *testing.T) *server {
+	return newServer(t, func(w *bufio.Writer, target string, n int) bool {
+		fmt.Fprintf(w, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+		return true
+	})
+}
+
 func liveSteps(f *results.File) (sent, notSent, planned int64) {
 	for _, st := range f.Steps {
 		sent += st.Sent
@@ -60,19 +90,9 @@ func TestLiveCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f *results.File
-	var runErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		f, runErr = l.Run(context.Background())
-	}()
+	wait := runLive(t, l)
 	added := feed(t, l, 5, 50*time.Millisecond, delay, l.End().Add(-delay))
-	wg.Wait()
-	if runErr != nil {
-		t.Fatal(runErr)
-	}
+	f := wait()
 	if len(added) != 1 || added[""] < 200 {
 		t.Fatalf("Add answered %v, want every request taken", added)
 	}
@@ -113,14 +133,7 @@ func TestLiveLateAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan *results.File)
-	go func() {
-		f, err := l.Run(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		done <- f
-	}()
+	wait := runLive(t, l)
 	mk := func(seq uint32, target string) *tape.Exchange {
 		return &tape.Exchange{ConnID: 9, Seq: seq, Method: "GET", Target: target, Proto: "HTTP/1.1", Flags: tape.NoResponse,
 			ReqHeader: []tape.Field{{Name: "Host", Value: "x"}}}
@@ -132,7 +145,7 @@ func TestLiveLateAndStatus(t *testing.T) {
 		t.Fatalf("a request due soon: %q", why)
 	}
 	l.Status(9, 1, 404) // the production answer came before the send
-	f := <-done
+	f := wait()
 	st := f.Steps[0]
 	if len(srv.arrivals()) != 1 || st.Sent != 1 || st.Mismatches != 1 || f.Window.Skipped[SkipLateCapture] != 1 {
 		t.Fatalf("server got %d; sent %d, mismatches %d, skipped %v", len(srv.arrivals()), st.Sent, st.Mismatches, f.Window.Skipped)
@@ -161,19 +174,11 @@ func TestLiveSlowTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f *results.File
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f, err = l.Run(context.Background())
-	}()
+	wait := runLive(t, l)
 	// 20 connections, a request on each every 10 ms: 2000 req/s offered to
 	// a server that answers each connection 2.5 times a second.
 	added := feed(t, l, 20, 10*time.Millisecond, delay, l.End().Add(-delay))
-	<-done
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := wait()
 	st := l.Stats()
 	sent, notSent, planned := liveSteps(f)
 	var late int64
@@ -201,10 +206,7 @@ func TestLiveSlowTarget(t *testing.T) {
 // emergency stop in the first interval, and the run ends there, long
 // before its duration, marked aborted.
 func TestLiveEmergencyStop(t *testing.T) {
-	srv := newServer(t, func(w *bufio.Writer, target string, n int) bool {
-		fmt.Fprintf(w, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-		return true
-	})
+	srv := unavailable(t)
 	abort, err := ParseAbort("errors>50%/1s")
 	if err != nil {
 		t.Fatal(err)
@@ -215,23 +217,15 @@ func TestLiveEmergencyStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f *results.File
-	done := make(chan struct{})
 	start := time.Now()
-	go func() {
-		defer close(done)
-		f, err = l.Run(context.Background())
-	}()
+	wait := runLive(t, l)
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
 		feed(t, l, 5, 20*time.Millisecond, delay, time.Now().Add(3*time.Second))
 	}()
 	defer func() { <-fed }()
-	<-done
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := wait()
 	if !f.Aborted || time.Since(start) > 5*time.Second || len(f.Steps) > 3 {
 		t.Fatalf("aborted %v after %v with %d steps: %s", f.Aborted, time.Since(start), len(f.Steps), f.Verdict)
 	}
@@ -245,10 +239,7 @@ func TestLiveEmergencyStop(t *testing.T) {
 // three times under fixed:2/50ms, and the steps count the attempts the
 // target received.
 func TestLiveRetries(t *testing.T) {
-	srv := newServer(t, func(w *bufio.Writer, target string, n int) bool {
-		fmt.Fprintf(w, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
-		return true
-	})
+	srv := unavailable(t)
 	retry, err := ParseRetryPolicy("fixed:2/50ms")
 	if err != nil {
 		t.Fatal(err)
@@ -259,17 +250,9 @@ func TestLiveRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f *results.File
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f, err = l.Run(context.Background())
-	}()
+	wait := runLive(t, l)
 	added := feed(t, l, 2, 100*time.Millisecond, delay, l.End().Add(-delay-300*time.Millisecond))
-	<-done
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := wait()
 	var sent, attempts, gaveUp int64
 	for _, st := range f.Steps {
 		sent += st.Sent
