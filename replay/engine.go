@@ -70,6 +70,10 @@ type Options struct {
 	ClientTimeout time.Duration
 	Retry         RetryPolicy
 	RetryBudget   float64
+	// MaxRate caps the requests sent per second, every attempt counted,
+	// on top of the schedule (ratecap.go): a request over it is not sent
+	// and is counted as not_sent "max_rate". 0: no cap.
+	MaxRate       float64
 	Raw           io.Writer // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
@@ -154,6 +158,7 @@ type result struct {
 	vconn                         int32 // index of the replayed connection, for the raw log
 	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
+	target                        int32    // Req.Target
 	class                         string   // error class; "" for a usable response
 	fail                          *failure // why it failed, when class is set
 	notSent                       string   // reason it was not sent
@@ -184,7 +189,9 @@ type engine struct {
 	o      Options
 	s      Schedule
 	disp   *dispatcher
-	cl     *client
+	cl     *client   // to Options.Target
+	cls    []*client // by Req.Target: the plan's targets (targets.go)
+	cap    *rateCap  // Options.MaxRate; nil: no cap
 	h2     *h2Engine // nil when nothing goes over HTTP/2
 	t0     int64
 	stop   context.Context // cancelled to stop sending
@@ -204,6 +211,10 @@ type engine struct {
 	// The retry budget's counts: first attempts sent, retries allowed.
 	firstAttempts, retriesSent atomic.Int64
 	vconns                     sync.WaitGroup
+	// live, for a step of a live replay (live.go), hands over the
+	// step's connections and requests as they are captured, instead of
+	// the plan's.
+	live *liveStep
 }
 
 var (
@@ -223,10 +234,21 @@ const behindLimit = time.Second
 // the requests in flight, up to their timeout, and returns what was
 // measured either way.
 func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
+	return run(ctx, p, o, nil)
+}
+
+// run is Run, or with live set a step of a live replay: its time zero is
+// the step's, its connections and requests come from live as they are
+// captured, and what it planned is what live handed over.
+func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
 	cl, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	cls, err := targetClients(p, o, cl)
 	if err != nil {
 		return nil, err
 	}
@@ -235,6 +257,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 		o:         o,
 		s:         o.Schedule,
 		cl:        cl,
+		cls:       cls,
+		cap:       newRateCap(o.MaxRate),
+		live:      live,
 		connSlots: make(chan struct{}, o.MaxConns),
 		inflight:  make(chan struct{}, o.MaxInflight),
 		spares:    make(chan *conn, o.MaxConns),
@@ -256,12 +281,18 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	e.disp = newDispatcher()
 	defer e.disp.close()
 
-	planned, measured := e.s.CountDue(p, o.Settle)
+	var planned, measured int64
+	if live == nil {
+		planned, measured = e.s.CountDue(p, o.Settle)
+	}
 	agg := newAggregator(e, planned, measured)
 	cpu0 := cpuTime()
 	wall0 := time.Now()
 	// Time zero leaves the first goroutines a moment to start.
 	e.t0 = nanotime() + int64(20*time.Millisecond)
+	if live != nil {
+		e.t0 = live.t0
+	}
 	aggDone := make(chan struct{})
 	go func() {
 		defer close(aggDone)
@@ -273,13 +304,20 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	stopAt := e.t0 + int64(e.s.Duration) + int64(o.Timeout)
 	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { e.halt(errOverrun) })
 	defer overrun.Stop()
-	e.spawn()
+	if live != nil {
+		e.spawnLive()
+	} else {
+		e.spawn()
+	}
 	e.vconns.Wait()
 	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
 		e.retire(<-e.spares)
 	}
 	close(e.results)
 	<-aggDone
+	if live != nil {
+		agg.measured = live.handed()
+	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
@@ -346,17 +384,47 @@ func (e *engine) spawn() {
 			return
 		}
 		e.vconns.Add(1)
-		go e.runVConn(vc, i)
+		go e.runVConn(vc, i, &planReqs{reqs: e.p.Conns[vc.Conn].Reqs})
 	}
 }
 
-func (e *engine) runVConn(vc VConn, index int32) {
+// reqSource yields a replayed connection's requests in recorded order,
+// with their index on it: a plan's, or a live replay's as they are
+// captured (live.go). ok is false when there are no more.
+type reqSource interface {
+	next() (r *Req, i int32, ok bool)
+}
+
+// planReqs yields the requests a plan holds.
+type planReqs struct {
+	reqs []Req
+	i    int
+}
+
+func (s *planReqs) next() (*Req, int32, bool) {
+	if s.i >= len(s.reqs) {
+		return nil, 0, false
+	}
+	s.i++
+	return &s.reqs[s.i-1], int32(s.i - 1), true
+}
+
+// countDueIn counts the requests of the run due in [from, to).
+func (e *engine) countDueIn(from, to time.Duration) int64 {
+	if e.live != nil {
+		return e.live.handedIn(e.s, from, to)
+	}
+	return e.s.countDueIn(e.p, from, to)
+}
+
+func (e *engine) runVConn(vc VConn, index int32, src reqSource) {
 	defer e.vconns.Done()
-	if e.h2.uses(&e.p.Conns[vc.Conn]) {
+	// A live step's connections are HTTP/1.x (live.go): the HTTP/2
+	// engine replays a plan's held connections.
+	if e.live == nil && e.h2.uses(&e.p.Conns[vc.Conn]) {
 		e.runH2VConn(vc, index)
 		return
 	}
-	reqs := e.p.Conns[vc.Conn].Reqs
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -368,8 +436,11 @@ func (e *engine) runVConn(vc VConn, index int32) {
 		}
 	}()
 	var lastDone int64
-	for i := range reqs {
-		r := &reqs[i]
+	for {
+		r, i, ok := src.next()
+		if !ok {
+			return
+		}
 		rel := e.s.Due(r.Offset, vc.Shift)
 		if rel >= e.s.Duration {
 			return
@@ -378,7 +449,7 @@ func (e *engine) runVConn(vc VConn, index int32) {
 		if e.disp.sleepUntil(e.stop, due, ch) != nil {
 			return // stopped: the request is counted as not sent
 		}
-		id := reqID{vconn: index, req: int32(i)}
+		id := reqID{vconn: index, req: i}
 		if ready := max(due, lastDone); nanotime()-ready > int64(behindLimit) {
 			e.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
 			continue
@@ -540,7 +611,11 @@ func (e *engine) budget(n int) bool {
 // without reporting it. What the attempt counts as is judge's decision,
 // not try's.
 func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
-	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
+	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req, target: r.Target}
+	if e.cap != nil && !e.cap.allow(nanotime()) {
+		res.notSent = "max_rate"
+		return res
+	}
 	giveUp := due + int64(e.o.Timeout)
 	if !e.acquire(e.inflight, giveUp) {
 		res.notSent = "max_inflight"
@@ -554,7 +629,9 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// connection with bytes on it or closed by the target is replaced by
 	// a fresh one in the same slot.
 	if c := *cn; c != nil {
-		if st := c.idle(); st != idleUsable {
+		// A connection to another target is closed like an unusable one:
+		// the request goes on a fresh connection to its own target.
+		if st := c.idle(); st != idleUsable || c.target != r.Target {
 			res.unsolicited = st == idleBytes
 			c.close()
 			*cn = nil
@@ -577,7 +654,7 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	for {
 		if *cn == nil {
 			dialed := nanotime()
-			c, class, err := e.cl.dial(e.dialer, deadline)
+			c, class, err := e.client(r.Target).dial(e.dialer, deadline)
 			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
@@ -587,6 +664,7 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 				}
 				return res
 			}
+			c.target = r.Target
 			*cn = c
 		}
 		c := *cn

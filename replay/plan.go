@@ -38,6 +38,17 @@ type PlanOptions struct {
 	// Index of Count, so that Count herd processes replay the window
 	// together, each its share. Count 0 keeps them all.
 	Shard Shard
+	// Filters (filter.go): Servers keeps only the requests to the servers
+	// one of these globs names (ServerMatches); TargetMap sends each
+	// server's requests to the target of the first mapping that names it,
+	// instead of to Target, and skips those of servers it does not map;
+	// Include and Exclude keep requests by method and path ('GET /api/*',
+	// '/health*'); RewritePath rewrites the recorded paths.
+	Servers     []string
+	TargetMap   []TargetMapping
+	Include     []string
+	Exclude     []string
+	RewritePath []PathRewrite
 	// HTTP2 builds every request's HTTP/2 form (Req.H2), not only those of
 	// connections recorded as HTTP/2: the run may send them over HTTP/2.
 	HTTP2 bool
@@ -108,6 +119,21 @@ type Plan struct {
 	// 10%), 1 otherwise. Rate and every schedule count with it, so 1x is
 	// the rate of the whole traffic, not of the sample.
 	SampleWeight float64
+	// Targets are where the requests go, by Req.Target: Options.Target
+	// alone, or one per TargetMap entry.
+	Targets []Target
+	// Servers are the servers the window's requests went to, before any
+	// filter, busiest first: a caller warns when several would all go to
+	// one target.
+	Servers []tape.ServerCount
+}
+
+// Target is one target of a plan and the requests of one pass at 1x that
+// go to it.
+type Target struct {
+	Name     string // the TargetMap name that chose it; "" for Options.Target
+	URL      *url.URL
+	Requests int64
 }
 
 // RouteKey names a route: a method and a route template.
@@ -135,6 +161,11 @@ type Req struct {
 	Route  int32         // index in Plan.Routes
 	Status int           // recorded status; 0 when no response was recorded
 	H2     *H2Req        // the request as HTTP/2 sends it; nil when the plan has no use for it
+	// Target is the index in Plan.Targets of where it goes. A replayed
+	// connection is to one target at a time: an engine that meets a
+	// request for another target on it closes it and opens one there, as
+	// a client would.
+	Target int32
 }
 
 // Shortened counts the idle stretches the idle bound shortened.
@@ -162,8 +193,12 @@ func (p *Plan) weight() float64 {
 
 // Load reads the window of r and builds the plan.
 func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
-	if o.Target == nil {
+	if o.Target == nil && len(o.TargetMap) == 0 {
 		return nil, errors.New("no target")
+	}
+	filt, err := newFilter(o)
+	if err != nil {
+		return nil, err
 	}
 	if o.MaxRoutes <= 0 {
 		o.MaxRoutes = 50
@@ -178,15 +213,17 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
-		Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1}
+		Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1, Targets: planTargets(o)}
 	if pct := r.Meta().Source.SamplePct; pct > 0 && pct < 100 {
 		p.SampleWeight = 100 / pct
 	}
+	servers := tape.NewServerCounter()
 	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	byConn := make(map[uint64][]*tape.Exchange)
 	var starts []int64
 	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
 		c := *e
+		servers.Add(e)
 		byConn[e.ConnID] = append(byConn[e.ConnID], &c)
 		starts = append(starts, e.ReqStart)
 		return nil
@@ -205,9 +242,11 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		p.Length = max(p.Length, time.Second)
 	}
 	counts := make(map[RouteKey]int64)
+	p.Servers = servers.List()
 	type pending struct {
-		e   *tape.Exchange
-		key RouteKey
+		e      *tape.Exchange
+		key    RouteKey
+		target int32
 	}
 	conns := make(map[uint64][]pending)
 	for id, exs := range byConn {
@@ -221,13 +260,20 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return exs[i].ReqStart < exs[j].ReqStart
 		})
 		for _, e := range exs {
-			if why := skipReason(e, o, noBodies); why != "" {
+			target, why := filt.server(e)
+			if why == "" {
+				why = skipReason(e, o, noBodies)
+			}
+			if why == "" {
+				why = filt.request(e)
+			}
+			if why != "" {
 				p.Skipped[why]++
 				continue
 			}
 			k := RouteKey{e.Method, route.Template(e.Target)}
 			counts[k]++
-			conns[id] = append(conns[id], pending{e, k})
+			conns[id] = append(conns[id], pending{e, k, target})
 		}
 	}
 	p.Routes = topRoutes(counts, o.MaxRoutes)
@@ -236,7 +282,6 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		index[k] = int32(i)
 	}
 	other, hasOther := index[RouteKey{Route: OtherRoute}]
-	host := o.Target.Host
 	rw := newRewriter(o)
 	for id, ps := range conns {
 		c := Conn{ID: id, Reqs: make([]Req, len(ps))}
@@ -248,19 +293,24 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			}
 			c.Reqs[i] = Req{
 				Offset: tl.offset(e.ReqStart),
-				Wire:   requestBytes(rw.request(e), host, o),
+				Wire:   requestBytes(rw.request(e), p.Targets[pe.target].URL.Host, o),
 				Head:   e.Method == "HEAD",
 				Route:  ri,
+				Target: pe.target,
 			}
+			p.Targets[pe.target].Requests++
 			if e.HasResponse() {
 				c.Reqs[i].Status = e.Status
 			}
-			if e.IsHTTP2() || o.HTTP2 {
+			// HTTP/2 goes to one target (the HTTP/2 engine's client): a
+			// plan of several replays over HTTP/1.x (filter.go).
+			if (e.IsHTTP2() || o.HTTP2) && len(p.Targets) == 1 {
 				var prev *tape.Exchange
 				if i > 0 {
 					prev = ps[i-1].e
 				}
-				c.Reqs[i].H2 = h2Request(e, prev, o.Target.Scheme, host, o)
+				t := p.Targets[pe.target].URL
+				c.Reqs[i].H2 = h2Request(e, prev, t.Scheme, t.Host, o)
 				c.HTTP2 = c.HTTP2 || e.IsHTTP2()
 			}
 			end := max(e.ReqEnd, e.ReqStart)
@@ -281,7 +331,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		return a.ID < b.ID
 	})
 	if p.Requests == 0 {
-		return nil, noRequests(o.Window.Text, p.Skipped, r.Damage())
+		return nil, filt.explain(noRequests(o.Window.Text, p.Skipped, r.Damage()), p)
 	}
 	return p, nil
 }

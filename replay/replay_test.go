@@ -22,6 +22,7 @@ import (
 type arrival struct {
 	conn   int // the server's index of the TCP connection
 	target string
+	host   string // the Host header
 	at     time.Time
 }
 
@@ -85,6 +86,7 @@ func (s *server) serveConn(c net.Conn, id int) {
 		}
 		at := time.Now()
 		var length int
+		host := ""
 		for {
 			h, err := br.ReadString('\n')
 			if err != nil {
@@ -95,6 +97,8 @@ func (s *server) serveConn(c net.Conn, id int) {
 			}
 			if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "content-length") {
 				fmt.Sscan(strings.TrimSpace(v), &length)
+			} else if ok && strings.EqualFold(k, "host") {
+				host = strings.TrimSpace(v)
 			}
 		}
 		if length > 0 {
@@ -108,7 +112,7 @@ func (s *server) serveConn(c net.Conn, id int) {
 			target = f[1]
 		}
 		s.mu.Lock()
-		s.got = append(s.got, arrival{conn: id, target: target, at: at})
+		s.got = append(s.got, arrival{conn: id, target: target, host: host, at: at})
 		s.mu.Unlock()
 		keep := s.handle(bw, target, n)
 		if bw.Flush() != nil || !keep {

@@ -174,10 +174,15 @@ func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOp
 	defer view.Close()
 	ro.Progress = view.Update
 	ro.Ready = func(o replay.Outline) error {
+		if o.Scale < ro.To {
+			// The rate cap lowered the top of the ramp (replay.RampOptions.MaxRate).
+			fmt.Fprintf(io.Err, "herd: --max-rate %g ends the ramp at %gx: a step above it would offer more on average than the cap lets through\n", ro.MaxRate, o.Scale)
+			total = min(total, o.Steps)
+		}
 		if err := ready(ctx, io, startAt)(o); err != nil {
 			return err
 		}
-		view.Ramp(total, fmt.Sprintf("%gx to %gx by %gx", ro.From, ro.To, ro.Step))
+		view.Ramp(total, fmt.Sprintf("%gx to %gx by %gx", ro.From, o.Scale, ro.Step))
 		return nil
 	}
 	ro.OnStep = func(i int, k float64, refinement bool) {
