@@ -74,6 +74,15 @@ type Options struct {
 	// ProgressEvery is the wall-clock interval between progress reports
 	// (default 200ms).
 	ProgressEvery time.Duration
+	// OnRequest, when set, is called with each request as soon as its
+	// line, headers and body have all been captured, before its response:
+	// live shadowing sends it on then, without waiting for the response.
+	// The exchange holds the request only (flagged NoResponse), with the
+	// Seq its exchange will have on the connection; it is not redacted,
+	// and it and what it points to are valid only during the call, and
+	// must not be changed. The request still reaches the Sink with its
+	// response, as always. It is called from Run's goroutine.
+	OnRequest func(e *tape.Exchange)
 }
 
 func (o *Options) defaults() error {
@@ -468,28 +477,11 @@ func (e *engine) emit(c *conn, m *message) {
 		return
 	}
 	x := &e.ex
-	ci := c.client()
 	seq := c.seq
 	if m.stream != 0 {
 		seq = m.seq // given when the stream opened
 	}
-	*x = tape.Exchange{
-		ConnID:     c.id,
-		Seq:        seq,
-		Stream:     m.stream,
-		ReqTrailer: m.trailer,
-		Client:     c.addr[ci],
-		Server:     c.addr[1-ci],
-		ReqStart:   m.start,
-		ReqEnd:     max(m.end, m.start),
-		Method:     m.h.method,
-		Target:     m.h.target,
-		Proto:      m.h.proto,
-		ReqHeader:  m.h.fields,
-		ReqBody:    m.body,
-		ReqBodyLen: m.bodyLen,
-		Flags:      m.flags,
-	}
+	*x = requestOf(c, m, seq)
 	r := m.resp
 	if r == nil {
 		x.Flags |= tape.NoResponse
@@ -542,4 +534,45 @@ func (e *engine) emit(c *conn, m *message) {
 	if x.Flags&tape.ReqBodyTruncated != 0 {
 		st.BodiesTruncated++
 	}
+}
+
+// requestOf is the exchange of request m on connection c, without its
+// response, numbered seq.
+func requestOf(c *conn, m *message, seq uint32) tape.Exchange {
+	ci := c.client()
+	return tape.Exchange{
+		ConnID:     c.id,
+		Seq:        seq,
+		Stream:     m.stream,
+		ReqTrailer: m.trailer,
+		Client:     c.addr[ci],
+		Server:     c.addr[1-ci],
+		ReqStart:   m.start,
+		ReqEnd:     max(m.end, m.start),
+		Method:     m.h.method,
+		Target:     m.h.target,
+		Proto:      m.h.proto,
+		ReqHeader:  m.h.fields,
+		ReqBody:    m.body,
+		ReqBodyLen: m.bodyLen,
+		Flags:      m.flags,
+	}
+}
+
+// requestDone hands a complete request to Options.OnRequest. Requests
+// complete in order on a connection and every one kept is written (unless
+// redaction makes its target too long for a record), so counting them
+// gives each the Seq its exchange will have.
+func (e *engine) requestDone(c *conn, m *message) {
+	if e.opts.OnRequest == nil || e.err != nil || m.drop != keep {
+		return
+	}
+	seq := m.seq // an HTTP/2 stream's, given when it opened
+	if m.stream == 0 {
+		seq = c.requests
+		c.requests++
+	}
+	x := requestOf(c, m, seq)
+	x.Flags |= tape.NoResponse
+	e.opts.OnRequest(&x)
 }

@@ -29,6 +29,7 @@ type conn struct {
 	h2       *h2conn    // the HTTP/2 decoder, once the connection speaks it
 
 	seq      uint32 // exchanges written
+	requests uint32 // requests handed to Options.OnRequest
 	bodies   int64  // request body bytes stored in q
 	mem      int64  // bytes buffered, as last accounted in the engine
 	lastSeen time.Time

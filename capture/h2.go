@@ -522,6 +522,9 @@ func (x *h2conn) endStream(idx int, id uint32, ts int64) {
 	}
 	if m := x.side(st, idx); m != nil && !m.done {
 		m.end, m.done = max(m.end, ts), true
+		if idx == x.client {
+			x.c.eng.requestDone(x.c, m)
+		}
 	}
 	x.settle(st)
 }
@@ -547,6 +550,7 @@ func (x *h2conn) headers(d *h2dir, ts int64) {
 			m := x.request(d, ts)
 			x.open(&h2stream{id: id, req: m})
 			if m.done {
+				x.c.eng.requestDone(x.c, m)
 				x.settle(x.stream(id))
 			}
 		case s != nil && s.req != nil && !s.req.done:
@@ -554,6 +558,7 @@ func (x *h2conn) headers(d *h2dir, ts int64) {
 			s.req.trailer = fitFields(d.fields)
 			if d.blockEnd {
 				s.req.end, s.req.done = max(s.req.end, ts), true
+				x.c.eng.requestDone(x.c, s.req)
 				x.settle(s)
 			}
 		}

@@ -545,6 +545,7 @@ func (h *half) completeAt(ts int64) {
 	h.msg = nil
 	h.st, h.lineStart, h.synced, h.buf = stIdle, true, true, h.buf[:0]
 	if m.request() {
+		h.c.eng.requestDone(h.c, m)
 		if m.holdAfter && m.drop == keep {
 			h.st = stHold
 			h.c.holdFor = m

@@ -42,6 +42,7 @@ type aggregator struct {
 	latency, service, ttfb, lag, dispatch *hdr.Histogram
 	connect                               *hdr.Histogram // connection setup (TCP, TLS, HTTP/2 settings)
 	routes                                []routeAgg
+	targets                               []targetAgg // by Req.Target, with several targets (targets.go)
 	seconds                               []*secondAgg
 
 	abort       *abortWindow
@@ -104,6 +105,7 @@ func newAggregator(r *run, planned, measured int64) *aggregator {
 		attemptLat:  results.NewHist(),
 		retries:     results.Counts{},
 		routes:      make([]routeAgg, len(r.p.Routes)),
+		targets:     newTargetAggs(r.p),
 		seconds:     make([]*secondAgg, int((r.s.Duration+time.Second-1)/time.Second)),
 		abort:       newAbortWindow(r.o.Abort),
 	}
@@ -229,6 +231,7 @@ func (a *aggregator) add(r result) {
 	a.second(due).due++
 	if r.notSent != "" {
 		a.notSent[r.notSent]++
+		countTarget(a.targets, &r, "", 0)
 		return
 	}
 	sec := a.second(due)
@@ -300,6 +303,7 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 			sec.mismatches++
 		}
 	}
+	countTarget(a.targets, &r, class, latency)
 	// Latencies are those of requests that got a response, errors (5xx)
 	// included; a request with no response is an error, not a latency.
 	// With retries, a request's latency runs from its first attempt's due
@@ -488,7 +492,7 @@ func (a *aggregator) cut(end int64) {
 		return
 	}
 	a.end = max(end, a.settle)
-	before := a.r.s.countDueIn(a.r.p, time.Duration(a.settle), time.Duration(a.end))
+	before := a.r.countDueIn(time.Duration(a.settle), time.Duration(a.end))
 	a.remaining = a.measured - before
 	a.measured = before
 }
@@ -543,11 +547,14 @@ func (a *aggregator) step(cores float64) *results.Step {
 		}
 		st.NotSent[reason] = stopped
 	}
-	for i, k := range a.r.p.Routes {
+	for i := range a.r.p.Routes {
 		r := &a.routes[i]
 		if r.sent == 0 {
 			continue
 		}
+		// Read only the routes that were sent: a live plan (live.go)
+		// names its routes while it runs.
+		k := a.r.p.Routes[i]
 		rr := results.Route{Method: k.Method, Route: k.Route, Sent: r.sent, Completed: r.completed, Errors: r.errors,
 			Mismatches: r.mismatches}
 		if r.hist != nil {
@@ -564,6 +571,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Due: s.due, Sent: s.sent, Completed: s.completed,
 			Errors: s.errors, Mismatches: s.mismatches, Attempts: s.attempts, Histogram: s.encoded})
 	}
+	st.Targets = targetResults(a.r.p, a.targets)
 	if a.r.o.emulating() {
 		st.Attempts, st.Retries = a.attempts, a.retries
 		st.Histograms.Attempt = results.Encode(a.attemptLat)
@@ -605,6 +613,9 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if procs := float64(GOMAXPROCS()); cores >= 0.95*procs {
 		g.Limited = true
 		g.Notes = append(g.Notes, fmt.Sprintf("CPU saturated: herd used %.2f of %d cores", cores, int(procs)))
+	}
+	if n := a.notSent["max_rate"]; n > 0 {
+		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: over the cap of %g req/s (--max-rate)", n, o.MaxRate))
 	}
 	if n := a.notSent["max_conns"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-conns %d connections were all in use", n, o.MaxConns))

@@ -43,6 +43,8 @@ type conn struct {
 	raw  net.Conn // the TCP connection under nc: nc itself for plain HTTP
 	br   *bufio.Reader
 	done int // complete exchanges it carried
+	// target is the plan's target it is connected to (Req.Target).
+	target int32
 }
 
 func (c *client) dial(ctx context.Context, deadline time.Time) (*conn, string, error) {

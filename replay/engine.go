@@ -71,6 +71,10 @@ type Options struct {
 	ClientTimeout time.Duration
 	Retry         RetryPolicy
 	RetryBudget   float64
+	// MaxRate caps the requests sent per second, every attempt counted,
+	// on top of the schedule (ratecap.go): a request over it is not sent
+	// and is counted as not_sent "max_rate". 0: no cap.
+	MaxRate       float64
 	Raw           io.Writer // one JSON line per request, when not nil
 	Progress      func(Progress)
 	ProgressEvery time.Duration
@@ -155,6 +159,7 @@ type result struct {
 	vconn                         int32 // index of the replayed connection, for the raw log
 	connect                       int64 // ns to open the connection it was the first request of
 	req                           int32
+	target                        int32    // Req.Target
 	class                         string   // error class; "" for a usable response
 	fail                          *failure // why it failed, when class is set
 	notSent                       string   // reason it was not sent
@@ -187,7 +192,8 @@ type result struct {
 type engine struct {
 	*run
 	disp   *dispatcher
-	cl     *client
+	cl     *client         // to Options.Target
+	cls    []*client       // by Req.Target: the plan's targets (targets.go)
 	dialer context.Context // dials outlive stop: in-flight work finishes
 
 	connSlots chan struct{}
@@ -218,6 +224,13 @@ const behindLimit = time.Second
 // the requests in flight, up to their timeout, and returns what was
 // measured either way.
 func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
+	return runStep(ctx, p, o, nil)
+}
+
+// runStep is Run, or with live set a step of a live replay: its time zero is
+// the step's, its connections and requests come from live as they are
+// captured, and what it planned is what live handed over.
+func runStep(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -225,16 +238,23 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := newRun(ctx, p, o)
-	defer r.halt(nil)
-	planned, measured, err := r.s.countDue(ctx, p, 0, o.Settle, r.s.Duration)
+	cls, err := targetClients(p, o, cl)
 	if err != nil {
-		return nil, fmt.Errorf("count the plan's requests: %w", err)
+		return nil, err
+	}
+	r := newRun(ctx, p, o, live)
+	defer r.halt(nil)
+	var planned, measured int64
+	if live == nil {
+		planned, measured, err = r.s.countDue(ctx, p, 0, o.Settle, r.s.Duration)
+		if err != nil {
+			return nil, fmt.Errorf("count the plan's requests: %w", err)
+		}
 	}
 	if r.h2, err = newH2Engine(ctx, o, cl); err != nil {
 		return nil, err
 	}
-	eng, err := r.engine(cl)
+	eng, err := r.engine(cl, cls)
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +263,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	wall0 := time.Now()
 	// Time zero leaves the engine a moment to start.
 	r.t0 = nanotime() + int64(20*time.Millisecond)
+	if live != nil {
+		r.t0 = live.t0
+	}
 	aggDone := make(chan struct{})
 	go func() {
 		defer close(aggDone)
@@ -258,6 +281,9 @@ func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
 	<-aggDone
 	if runErr != nil {
 		return nil, runErr
+	}
+	if live != nil {
+		agg.measured = live.handed()
 	}
 	cores := 0.0
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
@@ -287,10 +313,11 @@ type stepEngine interface {
 }
 
 // newEngine is the portable engine for the run.
-func newEngine(r *run, cl *client, dialer context.Context) *engine {
+func newEngine(r *run, cl *client, cls []*client, dialer context.Context) *engine {
 	e := &engine{
 		run:       r,
 		cl:        cl,
+		cls:       cls,
 		connSlots: make(chan struct{}, r.o.MaxConns),
 		inflight:  make(chan struct{}, r.o.MaxInflight),
 		spares:    make(chan *conn, r.o.MaxConns),
@@ -303,7 +330,12 @@ func newEngine(r *run, cl *client, dialer context.Context) *engine {
 func (e *engine) runStep() error {
 	e.disp = newDispatcher()
 	defer e.disp.close()
-	err := newDriver(e.run, e).run()
+	var err error
+	if e.live != nil {
+		e.spawnLive()
+	} else {
+		err = newDriver(e.run, e).run()
+	}
 	e.vconns.Wait()
 	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
 		e.retire(<-e.spares)
@@ -379,8 +411,35 @@ func (e *engine) spawn(vc VConn, cp *connPass, index int32) {
 	c := cp.attach()
 	cp.mu.Unlock()
 	e.vconns.Add(1)
-	go e.runVConn(vc, cp, c, index)
+	go func() {
+		defer e.vconns.Done()
+		if e.h2.usesFlags(e.p.index().flag(vc.Conn)) {
+			e.runH2VConn(vc, cp, c, index)
+			return
+		}
+		e.runVConn(vc, index, &passReqs{e: e, cp: cp, consumer: c})
+		cp.mu.Lock()
+		cp.detach(c)
+		cp.mu.Unlock()
+	}()
 }
+
+// reqSource yields a replayed connection's requests in recorded order,
+// with their index on it: a connection pass's as the driver reads them,
+// or a live replay's as they are captured (live.go). ok is false when
+// there are no more.
+type reqSource interface {
+	next() (r *Req, i int32, ok bool)
+}
+
+// passReqs is one copy's reqSource of a connection pass.
+type passReqs struct {
+	e        *engine
+	cp       *connPass
+	consumer int
+}
+
+func (s *passReqs) next() (*Req, int32, bool) { return s.e.next(s.cp, s.consumer) }
 
 // next returns consumer c's next request of cp, waiting for the driver to
 // read it if need be; false when there is none, or sending stopped.
@@ -405,12 +464,9 @@ func (e *engine) next(cp *connPass, c int) (*Req, int32, bool) {
 	}
 }
 
-func (e *engine) runVConn(vc VConn, cp *connPass, consumer int, index int32) {
-	defer e.vconns.Done()
-	if e.h2.usesFlags(e.p.index().flag(vc.Conn)) {
-		e.runH2VConn(vc, cp, consumer, index)
-		return
-	}
+// runVConn replays one connection over HTTP/1.x, its requests taken
+// from src; the caller counts it in vconns.
+func (e *engine) runVConn(vc VConn, index int32, src reqSource) {
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -420,13 +476,10 @@ func (e *engine) runVConn(vc VConn, cp *connPass, consumer int, index int32) {
 		if own != nil {
 			e.retire(own)
 		}
-		cp.mu.Lock()
-		cp.detach(consumer)
-		cp.mu.Unlock()
 	}()
 	var lastDone int64
 	for {
-		r, i, ok := e.next(cp, consumer)
+		r, i, ok := src.next()
 		if !ok {
 			return
 		}
@@ -440,7 +493,7 @@ func (e *engine) runVConn(vc VConn, cp *connPass, consumer int, index int32) {
 		}
 		id := reqID{vconn: index, req: i}
 		if ready := max(due, lastDone); nanotime()-ready > int64(behindLimit) {
-			e.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
+			e.report(result{due: due, ready: ready, route: r.Route, target: r.Target, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
 			continue
 		}
 		if e.o.Pacing == Session {
@@ -597,7 +650,11 @@ func (e *engine) budget(n int) bool {
 // without reporting it. What the attempt counts as is judge's decision,
 // not try's.
 func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
-	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
+	res := result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req, target: r.Target}
+	if e.cap != nil && !e.cap.allow(nanotime()) {
+		res.notSent = "max_rate"
+		return res
+	}
 	giveUp := due + int64(e.o.Timeout)
 	if !e.acquire(e.inflight, giveUp) {
 		res.notSent = "max_inflight"
@@ -611,7 +668,9 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	// connection with bytes on it or closed by the target is replaced by
 	// a fresh one in the same slot.
 	if c := *cn; c != nil {
-		if st := c.idle(); st != idleUsable {
+		// A connection to another target is closed like an unusable one:
+		// the request goes on a fresh connection to its own target.
+		if st := c.idle(); st != idleUsable || c.target != r.Target {
 			res.unsolicited = st == idleBytes
 			c.close()
 			*cn = nil
@@ -634,7 +693,7 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 	for {
 		if *cn == nil {
 			dialed := nanotime()
-			c, class, err := e.cl.dial(e.dialer, deadline)
+			c, class, err := e.client(r.Target).dial(e.dialer, deadline)
 			res.connect = nanotime() - dialed
 			if err != nil {
 				<-e.connSlots
@@ -644,6 +703,7 @@ func (e *engine) try(cn **conn, r *Req, id reqID, due, ready int64) result {
 				}
 				return res
 			}
+			c.target = r.Target
 			*cn = c
 		}
 		c := *cn

@@ -60,6 +60,8 @@ func loopApplies(target *url.URL, protocol Protocol, p *Plan) (bool, string) {
 		return false, "the event loops speak HTTP/1.x; HTTP/2 runs on the goroutine engine"
 	case protocol == ProtoAuto && p != nil && p.recordedH2():
 		return false, "the window has connections recorded as HTTP/2, which run on the goroutine engine"
+	case p != nil && len(p.Targets) > 1:
+		return false, "a plan of several targets (a target map) runs on the goroutine engine"
 	}
 	return true, ""
 }
@@ -88,12 +90,22 @@ func (k Engine) Resolve(target *url.URL, protocol Protocol, p *Plan) Engine {
 	return EngineGoroutine
 }
 
-// engine makes the run's engine.
-func (r *run) engine(cl *client) (stepEngine, error) {
+// engine makes the run's engine: the event loops where they apply and
+// were not declined, the goroutine engine otherwise. cls are the clients
+// of the plan's targets (targets.go).
+func (r *run) engine(cl *client, cls []*client) (stepEngine, error) {
 	// Dials outlive a stop: the requests in flight finish.
 	dialer := context.WithoutCancel(r.stop)
 	ok, why := loopApplies(r.o.Target, r.o.Protocol, r.p)
-	if ok && r.h2.any(r.p) {
+	switch {
+	case !ok:
+	case r.live != nil:
+		// A live step takes its connections as they are captured, a
+		// goroutine each (live.go).
+		ok, why = false, "a live replay runs on the goroutine engine"
+	case len(cls) > 1:
+		ok, why = false, "a plan of several targets (a target map) runs on the goroutine engine"
+	case r.h2.any(r.p):
 		ok, why = false, "connections of the window go over HTTP/2, which runs on the goroutine engine"
 	}
 	switch {
@@ -102,5 +114,5 @@ func (r *run) engine(cl *client) (stepEngine, error) {
 	case r.o.Engine != EngineGoroutine && ok:
 		return newLoopEngine(r, cl)
 	}
-	return newEngine(r, cl, dialer), nil
+	return newEngine(r, cl, cls, dialer), nil
 }

@@ -208,11 +208,11 @@ func TestBoundsHonoured(t *testing.T) {
 				mu.Unlock()
 				return true
 			})
-			srv.onClose = func() {
+			srv.hooks(func() {
 				mu.Lock()
 				open--
 				mu.Unlock()
-			}
+			}, nil)
 			path := testTape(t, 10, 3, 30*time.Millisecond, 100*time.Millisecond)
 			p := loadPlan(t, path, srv.url(), "all")
 			st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 5, 1, p.Length, 0),
@@ -269,11 +269,11 @@ func TestLargeBodies(t *testing.T) {
 			w.Write(make([]byte, size))
 			return true
 		})
-		srv.onRead = func(n int) {
+		srv.hooks(nil, func(n int) {
 			mu.Lock()
 			got += int64(n)
 			mu.Unlock()
-		}
+		})
 		p := loadPlan(t, path, srv.url(), "all")
 		st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Engine: eng})
 		if err != nil {

@@ -35,6 +35,9 @@ type Settings struct {
 	ClientTimeout time.Duration
 	Retry         RetryPolicy
 	RetryBudget   float64
+	// MaxRate caps the requests sent per second (Options.MaxRate); 0: no
+	// cap.
+	MaxRate float64
 	// SLOs every step is held to; nil holds it to none.
 	SLOs []results.SLO
 	// MaxRun refuses a run planned to last longer (DefaultMaxRun when 0).
@@ -70,6 +73,7 @@ type Outline struct {
 	Steps     int           // ramp: main steps planned
 	Scale     float64       // replay: the multiple; ramp: the highest
 	Planned   int64         // replay: requests scheduled
+	MaxRate   float64       // the rate cap (Settings.MaxRate); 0: none
 }
 
 // checkRoutes refuses an SLO on a route the plan does not measure: an
@@ -118,6 +122,8 @@ func (o *Settings) check() error {
 		return &OptionError{Option: "client_timeout", Err: errors.New("the client timeout must not be negative")}
 	case o.RetryBudget < 0 || o.RetryBudget > 10:
 		return &OptionError{Option: "retry_budget", Err: errors.New("the retry budget is a fraction of first attempts between 0 and 10")}
+	case o.MaxRate < 0 || math.IsInf(o.MaxRate, 0) || math.IsNaN(o.MaxRate):
+		return &OptionError{Option: "max_rate", Err: errors.New("the rate cap must be a positive number of requests per second")}
 	}
 	if o.Engine == EngineLoop {
 		if ok, why := loopApplies(o.Target, o.Protocol, nil); !ok {
@@ -146,7 +152,8 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Engine: o.Engine, Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget}
+		Engine: o.Engine, Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget,
+		MaxRate: o.MaxRate}
 }
 
 // checkConns refuses a plan that cannot run: more replayed connections
@@ -207,6 +214,9 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 	if err := o.checkRoutes(p); err != nil {
 		return nil, err
 	}
+	if err := o.checkProtocol(p); err != nil {
+		return nil, err
+	}
 	sched := PlanSchedule(p, o.Mode, o.Scale, o.Seed, o.Duration)
 	if err := o.checkDuration(sched.Duration); err != nil {
 		return nil, err
@@ -218,7 +228,7 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 	planned, _ := sched.CountDue(p, 0)
 	if o.Ready != nil {
 		err := o.Ready(Outline{Kind: "replay", Requests: p.Requests, Window: p.Length, Conns: p.Connections(),
-			PeakConns: peak, Duration: sched.Duration, Scale: o.Scale, Planned: planned})
+			PeakConns: peak, Duration: sched.Duration, Scale: o.Scale, Planned: planned, MaxRate: o.MaxRate})
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +268,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		slos = append(slos, x.Text)
 	}
 	f := &results.File{
-		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), HerdCommit: version.CommitID(), Target: o.Target.String(), Tape: o.TapeName,
+		Schema: results.Schema, Kind: kind, HerdVersion: version.String(), HerdCommit: version.CommitID(), Target: targetText(p, o.Target), Tape: o.TapeName,
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
@@ -280,5 +290,6 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 	if o.Retry.On() {
 		f.Params.RetryPolicy = o.Retry.Text
 	}
+	filterParams(&f.Params, po, o.MaxRate)
 	return f
 }

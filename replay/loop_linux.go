@@ -664,13 +664,13 @@ func (l *evloop) due(v *lvconn) {
 	id := reqID{vconn: v.index, req: v.i}
 	ready := max(due, v.lastDone)
 	if nanotime()-ready > int64(behindLimit) {
-		l.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
+		l.report(result{due: due, ready: ready, route: r.Route, target: r.Target, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
 		l.advance(v)
 		return
 	}
 	q := l.newReq()
 	q.v, q.r, q.giveUp = v, r, due+int64(l.r.o.Timeout)
-	q.res = result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req}
+	q.res = result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req, target: r.Target}
 	if l.r.o.emulating() {
 		q.seed = mix(l.r.o.Schedule.Seed, uint64(id.vconn), uint64(id.req))
 		if l.r.o.RetryBudget > 0 {
@@ -696,8 +696,15 @@ func (l *evloop) due(v *lvconn) {
 	l.advance(v)
 }
 
-// exec admits a request: an in-flight slot, then a connection.
+// exec admits a request: a place under the rate cap, an in-flight slot,
+// then a connection. Every attempt passes here, retries included, as
+// every attempt passes the goroutine engine's try.
 func (l *evloop) exec(q *lreq) {
+	if l.r.cap != nil && !l.r.cap.allow(nanotime()) {
+		q.res.notSent = "max_rate"
+		l.finish(q)
+		return
+	}
 	if l.inflight >= l.maxInflight {
 		if l.nWaiting >= l.maxInflight {
 			// No more requests wait than the bound lets go at once: a
@@ -1057,7 +1064,7 @@ func (l *evloop) retryNow(q *lreq) {
 	sched := q.retryAt // the attempt is due when the client retries
 	q.giveUp = sched + int64(l.r.o.Timeout)
 	q.res = result{due: sched, ready: sched, route: last.route, recorded: last.recorded, vconn: last.vconn, req: last.req,
-		attempt: q.attempt, logical: q.logical}
+		target: last.target, attempt: q.attempt, logical: q.logical}
 	l.exec(q)
 }
 
@@ -1099,7 +1106,7 @@ func (l *evloop) done(q *lreq, c *lconn) {
 		v.inflight--
 		l.maybeEnd(v)
 	case l.r.o.Pacing == Session:
-		v.own = c
+		v.own = keepOwn(v.own, c)
 		v.busy = false
 		v.lastDone = q.res.done
 		if q.res.notSent != "" {
@@ -1107,12 +1114,22 @@ func (l *evloop) done(q *lreq, c *lconn) {
 		}
 		l.advance(v)
 	default:
-		v.own = c
+		v.own = keepOwn(v.own, c)
 		v.busy = false
 		v.inflight--
 		l.maybeEnd(v)
 	}
 	l.admitWaiting()
+}
+
+// keepOwn is a replayed connection's own connection once a request is
+// done: c, the one the request ended on, or, when the request never took
+// one (not sent before its admission), the one it had.
+func keepOwn(own, c *lconn) *lconn {
+	if c == nil {
+		return own
+	}
+	return c
 }
 
 // giveUp ends a request's wait for a slot at its deadline: not sent.

@@ -45,13 +45,25 @@ type PlanOptions struct {
 	// each time a pass replays it (DefaultMaxHeld when zero; negative
 	// always streams).
 	MaxHeld int64
+	// Filters (filter.go): Servers keeps only the requests to the servers
+	// one of these globs names (ServerMatches); TargetMap sends each
+	// server's requests to the target of the first mapping that names it,
+	// instead of to Target, and skips those of servers it does not map;
+	// Include and Exclude keep requests by method and path ('GET /api/*',
+	// '/health*'); RewritePath rewrites the recorded paths.
+	Servers     []string
+	TargetMap   []TargetMapping
+	Include     []string
+	Exclude     []string
+	RewritePath []PathRewrite
 	// HTTP2 builds every request's HTTP/2 form (Req.H2), not only those of
 	// connections recorded as HTTP/2: the run may send them over HTTP/2.
 	HTTP2 bool
 }
 
 // DefaultMaxHeld is the memory a plan may spend holding a window's
-// requests (PlanOptions.MaxHeld).
+// requests (PlanOptions.MaxHeld), and a live replay holding the requests
+// it took and has not sent (LiveOptions.MaxHeld).
 const DefaultMaxHeld = 64 << 20
 
 // Shard is one of Count disjoint shares of the recorded connections.
@@ -130,6 +142,21 @@ type Plan struct {
 	// 10%), 1 otherwise. Rate and every schedule count with it, so 1x is
 	// the rate of the whole traffic, not of the sample.
 	SampleWeight float64
+	// Targets are where the requests go, by Req.Target: Options.Target
+	// alone, or one per TargetMap entry.
+	Targets []Target
+	// Servers are the servers the window's requests went to, before any
+	// filter, busiest first: a caller warns when several would all go to
+	// one target.
+	Servers []tape.ServerCount
+}
+
+// Target is one target of a plan and the requests of one pass at 1x that
+// go to it.
+type Target struct {
+	Name     string // the TargetMap name that chose it; "" for Options.Target
+	URL      *url.URL
+	Requests int64
 }
 
 // Streamed reports whether the plan's requests are read from its tape on
@@ -162,6 +189,11 @@ type Req struct {
 	Route  int32         // index in Plan.Routes
 	Status int           // recorded status; 0 when no response was recorded
 	H2     *H2Req        // the request as HTTP/2 sends it; nil when the plan has no use for it
+	// Target is the index in Plan.Targets of where it goes. A replayed
+	// connection is to one target at a time: an engine that meets a
+	// request for another target on it closes it and opens one there, as
+	// a client would.
+	Target int32
 }
 
 // Shortened counts the idle stretches the idle bound shortened.
@@ -195,8 +227,12 @@ func (p *Plan) weight() float64 {
 // r each pass, so that memory does not grow with the tape: r must then
 // stay open while the plan is used.
 func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
-	if o.Target == nil {
+	if o.Target == nil && len(o.TargetMap) == 0 {
 		return nil, errors.New("no target")
+	}
+	filt, err := newFilter(o)
+	if err != nil {
+		return nil, err
 	}
 	if o.MaxRoutes <= 0 {
 		o.MaxRoutes = 50
@@ -214,15 +250,17 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	from, to := win.from, win.to
 	p := &Plan{Options: o, Spec: o.Window.Text, Start: from, Clamped: win.clamped, MaxIdle: o.MaxIdle,
-		Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1}
+		Skipped: map[string]int64{}, Redacted: map[string]int64{}, SampleWeight: 1, Targets: planTargets(o)}
 	if pct := r.Meta().Source.SamplePct; pct > 0 && pct < 100 {
 		p.SampleWeight = 100 / pct
 	}
+	servers := tape.NewServerCounter()
 	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
 	ord, err := r.Ordered(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read tape window: %w", err)
 	}
+	sel := &selector{o: o, noBodies: noBodies, filt: filt, h2: len(p.Targets) == 1}
 	tb := newTimelineBuilder(from, o.MaxIdle)
 	routes := newRouteCounter()
 	rw := newRewriter(o)
@@ -252,6 +290,7 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			return nil, fmt.Errorf("read tape window: %w", err)
 		}
 		tb.add(e.ReqStart)
+		servers.Add(e)
 		if e.ReqStart >= sweepAt {
 			for id, oc := range open {
 				if e.ReqStart-oc.last > int64(connSplit) {
@@ -264,13 +303,14 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			// known to be open: count them.
 			peak.settle(e.ReqStart - int64(connSplit*5/4))
 		}
-		why, ok := keep(e, o, noBodies)
+		e, target, why, ok := sel.keep(e)
 		if !ok {
 			if why != "" {
 				p.Skipped[why]++
 			}
 			continue
 		}
+		p.Targets[target].Requests++
 		routes.add(RouteKey{e.Method, route.Template(e.Target)})
 		oc := open[e.ConnID]
 		if oc != nil && e.ReqStart-oc.last > int64(connSplit) {
@@ -282,9 +322,12 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 			peak.started(e.ReqStart)
 			open[e.ConnID] = oc
 		}
-		if e.IsHTTP2() {
+		switch {
+		case !sel.h2:
+			oc.flags = 0 // HTTP/2 goes to one target: a plan of several replays over HTTP/1.x (filter.go)
+		case e.IsHTTP2():
 			oc.flags |= connRecordedH2
-		} else if !o.HTTP2 {
+		case !o.HTTP2:
 			oc.flags &^= connAllH2 // this request has no HTTP/2 form
 		}
 		x.addN(oc.ord, 1)
@@ -312,11 +355,12 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		// tiny tape stays sane.
 		p.Length = max(p.Length, time.Second)
 	}
+	p.Servers = servers.List()
 	if p.Requests == 0 {
-		return nil, noRequests(o.Window.Text, p.Skipped, r.Damage())
+		return nil, filt.explain(noRequests(o.Window.Text, p.Skipped, r.Damage()), p)
 	}
 	p.Routes = routes.top(o.MaxRoutes)
-	s := &tapeStream{r: r, from: from, to: to, tl: tl, o: o, noBodies: noBodies, routes: make(map[RouteKey]int32, len(p.Routes)), other: -1}
+	s := &tapeStream{r: r, from: from, to: to, tl: tl, o: o, sel: sel, targets: p.TargetURLs(), routes: make(map[RouteKey]int32, len(p.Routes)), other: -1}
 	for i, k := range p.Routes {
 		s.routes[k] = int32(i)
 		if k.Route == OtherRoute {

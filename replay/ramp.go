@@ -114,6 +114,12 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	if err := o.checkRoutes(p); err != nil {
 		return nil, err
 	}
+	if err := o.checkProtocol(p); err != nil {
+		return nil, err
+	}
+	if err := o.fitRate(p); err != nil {
+		return nil, err
+	}
 	scales := o.Scales()
 	total := time.Duration(len(scales))*o.StepDuration + time.Duration(o.Refine)*(o.StepDuration+o.Cooldown) + o.Recovery
 	if err := o.checkDuration(total); err != nil {
@@ -125,7 +131,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	}
 	if o.Ready != nil {
 		err := o.Ready(Outline{Kind: "ramp", Requests: p.Requests, Window: p.Length, Conns: p.Connections(),
-			PeakConns: schedule(o.To).PeakConns(p), Duration: total, Steps: len(scales), Scale: o.To})
+			PeakConns: schedule(o.To).PeakConns(p), Duration: total, Steps: len(scales), Scale: o.To, MaxRate: o.MaxRate})
 		if err != nil {
 			return nil, err
 		}

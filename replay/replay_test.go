@@ -22,6 +22,7 @@ import (
 type arrival struct {
 	conn   int // the server's index of the TCP connection
 	target string
+	host   string // the Host header
 	at     time.Time
 }
 
@@ -36,9 +37,17 @@ type server struct {
 	// reset makes a close send a TCP RST instead of a FIN.
 	reset atomic.Bool
 	// onClose, when set, is called as each connection closes; onRead
-	// with the body bytes of each request.
+	// with the body bytes of each request. Set them with hooks: a
+	// connection takes them under mu as it is accepted.
 	onClose func()
 	onRead  func(n int)
+}
+
+// hooks sets onClose and onRead for the connections accepted from now on.
+func (s *server) hooks(onClose func(), onRead func(n int)) {
+	s.mu.Lock()
+	s.onClose, s.onRead = onClose, onRead
+	s.mu.Unlock()
 }
 
 func newServer(t *testing.T, handle func(w *bufio.Writer, target string, n int) bool) *server {
@@ -70,15 +79,16 @@ func (s *server) serve() {
 		s.mu.Lock()
 		id := s.conns
 		s.conns++
+		onClose, onRead := s.onClose, s.onRead
 		s.mu.Unlock()
-		go s.serveConn(c, id)
+		go s.serveConn(c, id, onClose, onRead)
 	}
 }
 
-func (s *server) serveConn(c net.Conn, id int) {
+func (s *server) serveConn(c net.Conn, id int, onClose func(), onRead func(n int)) {
 	defer c.Close()
-	if s.onClose != nil {
-		defer s.onClose()
+	if onClose != nil {
+		defer onClose()
 	}
 	if s.reset.Load() {
 		c.(*net.TCPConn).SetLinger(0)
@@ -92,6 +102,7 @@ func (s *server) serveConn(c net.Conn, id int) {
 		}
 		at := time.Now()
 		var length int
+		host := ""
 		for {
 			h, err := br.ReadString('\n')
 			if err != nil {
@@ -102,12 +113,14 @@ func (s *server) serveConn(c net.Conn, id int) {
 			}
 			if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "content-length") {
 				fmt.Sscan(strings.TrimSpace(v), &length)
+			} else if ok && strings.EqualFold(k, "host") {
+				host = strings.TrimSpace(v)
 			}
 		}
 		if length > 0 {
 			n, err := br.Discard(length)
-			if s.onRead != nil {
-				s.onRead(n)
+			if onRead != nil {
+				onRead(n)
 			}
 			if err != nil {
 				return
@@ -119,7 +132,7 @@ func (s *server) serveConn(c net.Conn, id int) {
 			target = f[1]
 		}
 		s.mu.Lock()
-		s.got = append(s.got, arrival{conn: id, target: target, at: at})
+		s.got = append(s.got, arrival{conn: id, target: target, host: host, at: at})
 		s.mu.Unlock()
 		keep := s.handle(bw, target, n)
 		if bw.Flush() != nil || !keep {

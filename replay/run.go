@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 )
 
 // run is one step as its engine and its aggregator share it: the plan and
@@ -24,6 +25,11 @@ type run struct {
 	stoppedAt atomic.Int64
 	stopNoted chan struct{} // closed once stoppedAt is set, or found not to be
 	h2        *h2Engine     // what goes over HTTP/2; nil when nothing does
+	cap       *rateCap      // Options.MaxRate, shared by every sender; nil: no cap
+	// live, for a step of a live replay (live.go), hands over the step's
+	// connections and requests as they are captured, instead of the
+	// plan's; such a step runs on the goroutine engine.
+	live *liveStep
 
 	// results takes one result at a time, batches many; the engine closes
 	// both when it is done.
@@ -35,9 +41,9 @@ type run struct {
 	sends, inFlight func() int64
 }
 
-func newRun(ctx context.Context, p *Plan, o Options) *run {
+func newRun(ctx context.Context, p *Plan, o Options, live *liveStep) *run {
 	r := &run{p: p, o: o, s: o.Schedule, results: make(chan result, 1<<14), batches: make(chan []result, 1<<10),
-		free: make(chan []result, 1<<10), stopNoted: make(chan struct{})}
+		free: make(chan []result, 1<<10), stopNoted: make(chan struct{}), cap: newRateCap(o.MaxRate), live: live}
 	r.stop, r.halt = context.WithCancelCause(ctx)
 	context.AfterFunc(r.stop, func() {
 		defer close(r.stopNoted)
@@ -51,3 +57,11 @@ func newRun(ctx context.Context, p *Plan, o Options) *run {
 
 // stopped reports whether sending has stopped.
 func (r *run) stopped() bool { return r.halted.Load() }
+
+// countDueIn counts the requests of the run due in [from, to).
+func (r *run) countDueIn(from, to time.Duration) int64 {
+	if r.live != nil {
+		return r.live.handedIn(r.s, from, to)
+	}
+	return r.s.countDueIn(r.p, from, to)
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -159,21 +160,41 @@ type tapeStream struct {
 	from, to int64
 	tl       *timeline
 	o        PlanOptions
-	noBodies bool // the tape's source recorded no request bodies (skipReason)
+	sel      *selector
+	targets  []*url.URL // by Req.Target
 	routes   map[RouteKey]int32
 	other    int32 // index of the (other) route; -1 when every route is listed
 }
 
-// keep says whether a recorded exchange of the window is replayed, and if
-// not why: the one filter that the plan's counts and every pass share.
-func keep(e *tape.Exchange, o PlanOptions, noBodies bool) (skip string, ok bool) {
-	if !o.Shard.has(e.ConnID) {
-		return "", false
+// selector decides which recorded exchanges of the window are replayed,
+// to which target, and with what path: the one decision that the plan's
+// counts and every pass share.
+type selector struct {
+	o        PlanOptions
+	noBodies bool // the tape's source recorded no request bodies (skipReason)
+	filt     *filter
+	h2       bool // requests may have their HTTP/2 form: the plan has one target
+}
+
+// keep says whether e is replayed, to which target (Req.Target), and if
+// not why ("" for a connection of another shard, which is not counted).
+// With path rewrites, the exchange it returns is a rewritten copy of e.
+func (sel *selector) keep(e *tape.Exchange) (*tape.Exchange, int32, string, bool) {
+	if !sel.o.Shard.has(e.ConnID) {
+		return e, 0, "", false
 	}
-	if why := skipReason(e, o, noBodies); why != "" {
-		return why, false
+	target, why := sel.filt.server(e)
+	if why == "" {
+		why = skipReason(e, sel.o, sel.noBodies)
 	}
-	return "", true
+	if why == "" {
+		if len(sel.filt.rewrites) > 0 {
+			c := *e
+			e = &c
+		}
+		why = sel.filt.request(e)
+	}
+	return e, target, why, why == ""
 }
 
 func (s *tapeStream) cursor(ctx context.Context, p *Plan, render bool) (reqCursor, error) {
@@ -182,7 +203,7 @@ func (s *tapeStream) cursor(ctx context.Context, p *Plan, render bool) (reqCurso
 		return nil, fmt.Errorf("read tape window: %w", err)
 	}
 	return &tapeCursor{s: s, x: &p.conns, ord: ord, open: map[uint64]*openConn{}, render: render,
-		rw: newRewriter(s.o), host: s.o.Target.Host}, nil
+		rw: newRewriter(s.o)}, nil
 }
 
 // tapeCursor reads one pass of a streamed plan. It knows a recorded
@@ -197,7 +218,6 @@ type tapeCursor struct {
 	next_  int32 // ordinal of the next connection to open
 	render bool
 	rw     *rewriter
-	host   string
 	end    int64 // when the exchange of the last request returned ended (Unix ns)
 }
 
@@ -213,7 +233,8 @@ func (c *tapeCursor) next() (int32, *Req, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		if _, ok := keep(e, c.s.o, c.s.noBodies); !ok {
+		e, target, _, ok := c.s.sel.keep(e)
+		if !ok {
 			continue
 		}
 		// A connection's requests run from its ordinal's first on, as
@@ -236,15 +257,16 @@ func (c *tapeCursor) next() (int32, *Req, error) {
 		if e.HasResponse() {
 			c.end = max(c.end, e.RespEnd)
 		}
-		r := &Req{Offset: c.s.tl.offset(e.ReqStart)}
+		r := &Req{Offset: c.s.tl.offset(e.ReqStart), Target: target}
 		if c.render {
-			c.s.fill(r, e, c.rw, c.host)
-			if e.IsHTTP2() || c.s.o.HTTP2 {
+			t := c.s.targets[target]
+			c.s.fill(r, e, c.rw, t.Host)
+			if c.s.sel.h2 && (e.IsHTTP2() || c.s.o.HTTP2) {
 				var prev *tape.Exchange
 				if oc.left+1 < c.x.n(oc.ord) {
 					prev = &oc.prev
 				}
-				r.H2 = h2Request(e, prev, c.s.o.Target.Scheme, c.host, c.s.o)
+				r.H2 = h2Request(e, prev, t.Scheme, t.Host, c.s.o)
 			}
 			oc.prev = tape.Exchange{Flags: e.Flags & tape.NoResponse, RespEnd: e.RespEnd}
 		}

@@ -99,6 +99,7 @@ func writeStep(b *strings.Builder, st *results.Step) {
 	}
 	fmt.Fprintf(b, "lag      schedule p50 %s, p99 %s, max %s; dispatch p99 %s\n",
 		st.ScheduleLagMS.Text("p50"), st.ScheduleLagMS.Text("p99"), st.ScheduleLagMS.Text("max"), st.DispatchLagMS.Text("p99"))
+	writeTargets(b, st)
 	if len(st.Routes) > 0 {
 		b.WriteString("\n")
 		t := &textfmt.Table{Right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true}}
@@ -123,7 +124,11 @@ func writeSteps(b *strings.Builder, f *results.File) {
 		clients = clients || f.Steps[i].Attempts > 0
 	}
 	t := &textfmt.Table{Right: map[int]bool{0: true, 1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true}}
-	head := []string{"scale", "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99"}
+	first := "scale"
+	if f.Kind == results.KindShadow {
+		first = "interval" // all at one multiple: told apart by their time
+	}
+	head := []string{first, "offered/s", "achieved/s", "p50", "p90", "p99", "errors", "mismatch", "lag p99"}
 	if clients {
 		head = append(head, "attempts/req")
 		t.Right[9] = true
@@ -132,7 +137,11 @@ func writeSteps(b *strings.Builder, f *results.File) {
 	for i := range f.Steps {
 		st := &f.Steps[i]
 		kind, detail := stepOutcome(st)
-		row := []string{st.Label(), fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
+		label := st.Label()
+		if f.Kind == results.KindShadow {
+			label = st.StartedAt.UTC().Format("15:04:05")
+		}
+		row := []string{label, fmt.Sprintf("%.1f", st.OfferedRPS), fmt.Sprintf("%.1f", st.AchievedRPS),
 			st.LatencyMS.Text("p50"), st.LatencyMS.Text("p90"), st.LatencyMS.Text("p99"), pct(st.ErrorRate), pct(st.MismatchRate),
 			st.ScheduleLagMS.Text("p99")}
 		if clients {
@@ -274,4 +283,20 @@ func counts(m results.Counts) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// writeTargets lists where the requests went, for a run to several
+// targets (--target-map).
+func writeTargets(b *strings.Builder, st *results.Step) {
+	if len(st.Targets) == 0 {
+		return
+	}
+	b.WriteString("\n")
+	t := &textfmt.Table{Right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true}}
+	t.Add("server", "target", "sent", "errors", "not sent", "p50", "p99", "max")
+	for _, x := range st.Targets {
+		t.Add(x.Name, x.Target, fmt.Sprint(x.Sent), fmt.Sprint(x.Errors), fmt.Sprint(x.NotSent),
+			x.LatencyMS.Text("p50"), x.LatencyMS.Text("p99"), x.LatencyMS.Text("max"))
+	}
+	b.WriteString(t.String())
 }

@@ -21,6 +21,9 @@ type Summary struct {
 	Methods   map[string]int64
 	Statuses  map[string]int64 // by class: "2xx" ... "5xx", "1xx", "none"
 	Endpoints []Endpoint       // by count, descending
+	// Servers are the servers the requests went to (ServerKey), busiest
+	// first.
+	Servers []ServerCount
 
 	Peak       Window // busiest second
 	PeakWindow Window // busiest window of the requested length
@@ -76,6 +79,7 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 	type key struct{ method, route string }
 	endpoints := make(map[key]int64)
 	seconds := make(map[int64]int64)
+	servers := NewServerCounter()
 	err := r.All(ctx, func(e *Exchange) error {
 		if s.Requests == 0 || e.ReqStart < s.First {
 			s.First = e.ReqStart
@@ -87,6 +91,7 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 		s.Requests++
 		seconds[UnixSecond(e.ReqStart)]++
 		conns[e.ConnID] = struct{}{}
+		servers.Add(e)
 		s.Methods[e.Method]++
 		endpoints[key{e.Method, route.Template(e.Target)}]++
 		s.ReqBytes += int64(len(e.Method)+len(e.Target)+len(e.Proto)+4) + headerBytes(e.ReqHeader) + e.ReqBodyLen
@@ -121,6 +126,7 @@ func Summarize(ctx context.Context, r *Reader, window int64) (*Summary, error) {
 		return nil, err
 	}
 	s.Connections = int64(len(conns))
+	s.Servers = servers.List()
 	rates := ratesFromMap(seconds)
 	s.Rates = rates
 	s.Peak, s.PeakWindow = rates.Busiest(1), rates.BusiestActive(window, DefaultMaxIdle)

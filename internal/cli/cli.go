@@ -141,6 +141,7 @@ Exit codes: 0 success, 1 failure of the tool or its input, 2 usage error,
 		newRecordCmd(io),
 		newReplayCmd(io),
 		newRampCmd(io),
+		newShadowCmd(io),
 		newDemoCmd(io),
 		newReportCmd(io),
 	)

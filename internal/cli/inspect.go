@@ -149,6 +149,17 @@ type inspectJSON struct {
 	// SamplePct is the percentage of connections a sampled capture kept
 	// (absent: all); the rates above are the sample's.
 	SamplePct float64 `json:"sample_pct,omitempty"`
+	// Servers break the requests down by the server they went to: the
+	// recorded address and the Host (or :authority) asked for.
+	Servers []inspectServerJSON `json:"servers"`
+}
+
+type inspectServerJSON struct {
+	Address     string  `json:"address"` // host:port connected to; "" when not recorded
+	Host        string  `json:"host"`    // Host header or :authority; "" when none
+	Requests    int64   `json:"requests"`
+	Connections int64   `json:"connections"`
+	RPS         float64 `json:"rps"` // over the active time (active_s), at least a second
 }
 
 type inspectGapJSON struct {
@@ -212,6 +223,7 @@ func writeInspectJSON(w io.Writer, path string, size int64, s *tape.Summary, max
 	if maxIdle <= 0 {
 		out.ActiveS = out.DurationS
 	}
+	out.Servers = serversJSON(s, out.ActiveS)
 	for _, g := range gaps(s, maxIdle) {
 		out.Gaps = append(out.Gaps, inspectGapJSON{Start: time.Unix(g.Start, 0).UTC().Format(time.RFC3339),
 			StartS: g.Start - tape.UnixSecond(s.First), LengthS: g.Seconds})
@@ -363,6 +375,7 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 		kv.Add("capture", "no counters on this tape")
 	}
 	b.WriteString(kv.String())
+	writeServers(&b, s, maxIdle)
 	if len(s.Endpoints) > 0 {
 		b.WriteString("\ntop endpoints\n")
 		t := &textfmt.Table{Right: map[int]bool{0: true, 1: true}}
@@ -374,4 +387,52 @@ func writeInspectText(w io.Writer, path string, size int64, s *tape.Summary, max
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// serversJSON lists every server of the tape with its rate over the
+// active time.
+func serversJSON(s *tape.Summary, activeS float64) []inspectServerJSON {
+	out := make([]inspectServerJSON, 0, len(s.Servers))
+	for _, sv := range s.Servers {
+		j := inspectServerJSON{Address: sv.Addr, Host: sv.Host, Requests: sv.Requests, Connections: sv.Connections}
+		// Over at least a second, as replay's 1x rate is.
+		j.RPS = results.Round3(float64(sv.Requests) / max(activeS, 1))
+		out = append(out, j)
+	}
+	return out
+}
+
+// maxServersShown is how many servers the text lists.
+const maxServersShown = 20
+
+// writeServers lists the servers of a tape that holds more than one, and
+// how to replay them.
+func writeServers(b *strings.Builder, s *tape.Summary, maxIdle int64) {
+	if len(s.Servers) < 2 {
+		return
+	}
+	active := float64(s.Duration()) / 1e9
+	if maxIdle > 0 {
+		active = float64(s.Active(maxIdle+1)) / 1e9
+	}
+	fmt.Fprintf(b, "\n%d servers (replay one with --server NAME, or each to its own target with --target-map NAME=URL)\n", len(s.Servers))
+	t := &textfmt.Table{Right: map[int]bool{0: true, 1: true, 2: true, 3: true}}
+	t.Add("requests", "share", "conns", "req/s", "host", "address")
+	for i, sv := range s.Servers {
+		if i == maxServersShown {
+			t.Add("", "", "", "", fmt.Sprintf("... and %d more (--json lists them all)", len(s.Servers)-maxServersShown), "")
+			break
+		}
+		rate := fmt.Sprintf("%.1f", float64(sv.Requests)/max(active, 1))
+		t.Add(fmt.Sprint(sv.Requests), fmt.Sprintf("%.1f%%", 100*float64(sv.Requests)/float64(s.Requests)),
+			fmt.Sprint(sv.Connections), rate, orDash(sv.Host), orDash(sv.Addr))
+	}
+	b.WriteString(t.String())
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

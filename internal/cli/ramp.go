@@ -44,8 +44,12 @@ func newRampCmd(io IO) *cobra.Command {
 --step, --to), one step of --step-duration each, and stop at the first step
 that fails: an SLO violated (--slo; default p99<1s and errors<1%), or
 achieved throughput below --saturation of offered. No step is ever run above
-a failed one. --refine N then bisects between the last passing and the first
-failing multiple, after a --cooldown before each step.
+a failed one, unless --find-capacity asks for up to two more to measure the
+throughput plateau. --refine N then bisects between the last passing and
+the first failing multiple, after a --cooldown before each step.
+--recovery D replays at 1x for D right after the break and says whether the
+target comes back (with --client-timeout and --retry-policy emulating the
+clients' retries, this is how a metastable failure shows).
 
 The result names the breaking point (first failing multiple, last good one,
 refined estimate, the reason and the route that failed first) and the raw
@@ -170,10 +174,15 @@ func executeRamp(ctx context.Context, io IO, plan *replay.Plan, ro replay.RampOp
 	defer view.Close()
 	ro.Progress = view.Update
 	ro.Ready = func(o replay.Outline) error {
+		if o.Scale < ro.To {
+			// The rate cap lowered the top of the ramp (replay.RampOptions.MaxRate).
+			fmt.Fprintf(io.Err, "herd: --max-rate %g ends the ramp at %gx: a step above it would offer more on average than the cap lets through\n", ro.MaxRate, o.Scale)
+			total = min(total, o.Steps)
+		}
 		if err := ready(ctx, io, startAt)(o); err != nil {
 			return err
 		}
-		view.Ramp(total, fmt.Sprintf("%gx to %gx by %gx", ro.From, ro.To, ro.Step))
+		view.Ramp(total, fmt.Sprintf("%gx to %gx by %gx", ro.From, o.Scale, ro.Step))
 		return nil
 	}
 	ro.OnStep = func(i int, k float64, refinement bool) {

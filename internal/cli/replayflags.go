@@ -52,6 +52,13 @@ type replayFlags struct {
 	RetryPolicy   string
 	RetryBudget   float64
 	Force         bool
+	// Filters (filters.go).
+	Servers     []string
+	TargetMap   []string
+	Include     []string
+	Exclude     []string
+	RewritePath []string
+	MaxRate     float64
 	tlsFlags
 
 	out *outfile.Guard // checks and writes --json, --html, --raw; set by load
@@ -90,6 +97,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.DurationVar(&f.ClientTimeout, "client-timeout", 0, "emulate clients that give up after this long, closing the connection (on HTTP/2 resetting the stream; separate from --timeout, herd's own bound; 0: off)")
 	fs.StringVar(&f.RetryPolicy, "retry-policy", "none", "emulate client retries after a client timeout, a connection error, a 5xx or a 429: none, fixed:N/DELAY or exp:N/BASE/MAX[/jitter], +retry-after to honour Retry-After (e.g. exp:3/100ms/2s/jitter)")
 	fs.Float64Var(&f.RetryBudget, "retry-budget", 0, "cap emulated retries at this fraction of first attempts (plus 10), as a client retry budget does (0.1 = 10%); 0: no cap")
+	f.addFilterFlags(fs)
 }
 
 // setup is what both commands build from the flags: the library's
@@ -119,12 +127,17 @@ func (s *setup) close() {
 func (f *replayFlags) validate() (*setup, error) {
 	s := &setup{}
 	var err error
-	if f.Target == "" {
-		return nil, usageErrorf("--target is required: the base URL of the service, e.g. --target http://127.0.0.1:8080")
+	if f.Target == "" && len(f.TargetMap) == 0 {
+		return nil, usageErrorf("--target is required: the base URL of the service, e.g. --target http://127.0.0.1:8080 (or --target-map NAME=URL for each server of the tape)")
 	}
 	st := &s.settings
-	if st.Target, err = parseTarget(f.Target); err != nil {
-		return nil, &UsageError{Err: err}
+	if err := f.validateFilters(s); err != nil {
+		return nil, err
+	}
+	if f.Target != "" {
+		if st.Target, err = parseTarget(f.Target); err != nil {
+			return nil, &UsageError{Err: err}
+		}
 	}
 	if st.Mode, err = replay.ParseMode(f.ScaleMode); err != nil {
 		return nil, &UsageError{Err: err}
@@ -274,6 +287,7 @@ func (f *replayFlags) load(ctx context.Context, io IO, path string, s *setup, wi
 			plan.Shortened(), textfmt.Duration(plan.MaxIdle), textfmt.Duration(plan.IdleRemoved))
 	}
 	warnRedacted(io.Err, plan.Redacted)
+	warnServers(io.Err, plan, len(f.Servers)+len(f.TargetMap) > 0)
 	if limit, err := replay.RaiseFileLimit(); err == nil && limit > 0 && uint64(f.MaxConns)+64 > limit {
 		fmt.Fprintf(io.Err, "herd: warning: the open-file limit is %d, below --max-conns %d; raise it with ulimit -n\n", limit, f.MaxConns)
 	}
@@ -293,12 +307,20 @@ func ready(ctx context.Context, io IO, startAt time.Time) func(replay.Outline) e
 	return func(o replay.Outline) error {
 		what := fmt.Sprintf("%d requests over %s at 1x (%.1f req/s), %d connections", o.Requests, textfmt.Duration(o.Window),
 			float64(o.Requests)/o.Window.Seconds(), o.Conns)
+		capped := ""
+		if o.MaxRate > 0 {
+			capped = fmt.Sprintf("; capped at %g req/s (--max-rate)", o.MaxRate)
+		}
 		if o.Kind == "ramp" {
-			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %s without cooldowns, up to about %d connections at once\n",
-				what, o.Steps, o.Scale, textfmt.Duration(o.Duration), o.PeakConns)
+			fmt.Fprintf(io.Err, "herd: plan: %s; %d steps up to %gx, %s without cooldowns, up to about %d connections at once%s\n",
+				what, o.Steps, o.Scale, textfmt.Duration(o.Duration), o.PeakConns, capped)
 		} else {
-			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %s, about %d connections at once\n",
-				what, o.Scale, o.Planned, textfmt.Duration(o.Duration), o.PeakConns)
+			fmt.Fprintf(io.Err, "herd: plan: %s; at %gx: %d requests over %s, about %d connections at once%s\n",
+				what, o.Scale, o.Planned, textfmt.Duration(o.Duration), o.PeakConns, capped)
+			if rate := float64(o.Planned) / o.Duration.Seconds(); o.MaxRate > 0 && rate > o.MaxRate {
+				fmt.Fprintf(io.Err, "herd: warning: at %gx the plan offers %.1f req/s on average, above --max-rate %g: requests over the cap are not sent (max_rate)\n",
+					o.Scale, rate, o.MaxRate)
+			}
 		}
 		return waitUntil(ctx, io, startAt)
 	}

@@ -56,6 +56,20 @@ func TestDependencyDirection(t *testing.T) {
 			}
 		}
 	}
+	// Live shadowing joins capture and replay; no library imports it,
+	// and it imports no report.
+	for pkg, ds := range all {
+		for _, d := range ds {
+			if d == module+"/shadow" && pkg != module+"/internal/cli" && !strings.HasPrefix(pkg, module+"/cmd/") {
+				t.Errorf("%s depends on shadow: only the command line does", pkg)
+			}
+		}
+	}
+	for _, d := range all[module+"/shadow"] {
+		if d == module+"/report" || strings.HasPrefix(d, module+"/report/") {
+			t.Errorf("shadow depends on %s: it measures as replay does, and leaves rendering to report", d)
+		}
+	}
 	for pkg, ds := range all {
 		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, module), "/")
 		if rel == "internal/cli" || strings.HasPrefix(rel, "cmd/") {

@@ -16,6 +16,9 @@ func Analyze(f *File) {
 	f.Capacity = Capacity{}
 	var lastGood, firstBad *Step
 	for i := range f.Steps {
+		if f.Kind == KindShadow {
+			break // intervals at one multiple: no search for a breaking point
+		}
 		st := &f.Steps[i]
 		if st.Refinement || st.Generator.Limited || st.Interrupted || st.Recovery {
 			// An interrupted step is neither passed nor failed: it claims
@@ -84,6 +87,10 @@ func Analyze(f *File) {
 		}
 	}
 	judgeRecovery(f)
+	if f.Kind == KindShadow {
+		f.Verdict = shadowVerdict(f)
+		return
+	}
 	f.Verdict = verdict(f, lastGood, firstBad) + recoveryVerdict(f.Recovery)
 }
 

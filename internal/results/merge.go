@@ -43,6 +43,9 @@ func Summarize(st *Step) error {
 	if err := summarizeAttempts(st); err != nil {
 		return err
 	}
+	if err := summarizeTargets(st); err != nil {
+		return err
+	}
 	if err := summarizeConnect(st); err != nil {
 		return err
 	}
@@ -260,6 +263,12 @@ func compatible(a, b *File) error {
 		{"--read-only", pa.ReadOnly, pb.ReadOnly},
 		{"--keep-host", pa.KeepHost, pb.KeepHost},
 		{"--send-truncated", pa.SendTrunc, pb.SendTrunc},
+		{"--server", strings.Join(pa.Servers, " "), strings.Join(pb.Servers, " ")},
+		{"--target-map", strings.Join(pa.TargetMap, " "), strings.Join(pb.TargetMap, " ")},
+		{"--include", strings.Join(pa.Include, " "), strings.Join(pb.Include, " ")},
+		{"--exclude", strings.Join(pa.Exclude, " "), strings.Join(pb.Exclude, " ")},
+		{"--rewrite-path", strings.Join(pa.RewritePath, " "), strings.Join(pb.RewritePath, " ")},
+		{"--max-rate", pa.MaxRate, pb.MaxRate},
 	} {
 		if c.x != c.y {
 			return differ(c.name, c.x, c.y)
@@ -341,6 +350,7 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 	routes := map[[2]string]*routeSum{}
 	seconds := map[int64]*secondSum{}
 	var attempt *hdr.Histogram
+	var targets targetSums
 	cores := 0.0
 	for i, p := range parts {
 		if p.StartedAt.Before(st.StartedAt) {
@@ -373,6 +383,9 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		}
 		addCounts(st.ErrorClasses, p.ErrorClasses)
 		addCounts(st.NotSent, p.NotSent)
+		if err := targets.add(p.Targets); err != nil {
+			return nil, err
+		}
 		for class, msg := range p.FirstErrors {
 			// The first part's message; shards have no common clock to
 			// say which came first.
@@ -452,6 +465,10 @@ func mergeSteps(parts []*Step, files []*File) (*Step, error) {
 		routeHists = append(routeHists, rs.hist)
 	}
 	summarize(st, hists, routeHists)
+	st.Targets = targets.results()
+	if err := summarizeTargets(st); err != nil {
+		return nil, err
+	}
 	if attempt != nil {
 		st.Histograms.Attempt = Encode(attempt)
 		if err := summarizeAttempts(st); err != nil {

@@ -21,7 +21,7 @@ const Schema = 1
 // File is one results file: a replay (one step) or a ramp (several).
 type File struct {
 	Schema      int       `json:"schema"`
-	Kind        string    `json:"kind"` // "replay" or "ramp"
+	Kind        string    `json:"kind"` // "replay", "ramp" or "shadow" (KindShadow)
 	HerdVersion string    `json:"herd_version"`
 	HerdCommit  string    `json:"herd_commit,omitempty"` // VCS commit of the herd that ran it, when known
 	Target      string    `json:"target"`
@@ -98,7 +98,16 @@ type Params struct {
 	RetryPolicy    string  `json:"retry_policy,omitempty"`
 	RetryBudget    float64 `json:"retry_budget,omitempty"`
 	DispatchLagS   float64 `json:"generator_lag_bound_s"`
-	Protocol       string  `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
+	// Filters of the plan and the rate cap, when given: --server,
+	// --target-map (NAME=URL), --include, --exclude, --rewrite-path
+	// (FROM=TO) and --max-rate (requests per second).
+	Servers     []string `json:"servers,omitempty"`
+	TargetMap   []string `json:"target_map,omitempty"`
+	Include     []string `json:"include,omitempty"`
+	Exclude     []string `json:"exclude,omitempty"`
+	RewritePath []string `json:"rewrite_path,omitempty"`
+	MaxRate     float64  `json:"max_rate,omitempty"`
+	Protocol    string   `json:"protocol,omitempty"` // --protocol: auto, h1, h2, h2c
 }
 
 // Counts maps a reason or class to a number.
@@ -179,9 +188,12 @@ type Step struct {
 	// HTTP2 counts what HTTP/2 adds; absent when nothing went over HTTP/2.
 	HTTP2 *HTTP2 `json:"http2,omitempty"`
 
-	Routes     []Route    `json:"routes"`
-	Timeline   []Second   `json:"timeline"`
-	Histograms Histograms `json:"histograms"`
+	Routes []Route `json:"routes"`
+	// Targets say where the requests went, when a run sent to several
+	// (targets.go); absent with one target.
+	Targets    []TargetResult `json:"targets,omitempty"`
+	Timeline   []Second       `json:"timeline"`
+	Histograms Histograms     `json:"histograms"`
 
 	Passed     bool     `json:"passed"`
 	Violations []string `json:"violations"`
