@@ -125,11 +125,6 @@ func (e *engine) runH2VConn(vc VConn, cp *connPass, consumer int, index int32) {
 	if e.o.emulating() {
 		s.env.emu = &h2Emulation{
 			retry: e.o.Retry, clientTimeout: e.o.ClientTimeout, seed: e.o.Schedule.Seed, budget: e.budget,
-			firstAttempt: func() {
-				if e.o.RetryBudget > 0 {
-					e.firstAttempts.Add(1)
-				}
-			},
 			// Each request waiting to retry waits on a channel of its own.
 			sleepUntil: func(due int64) error { return e.disp.sleepUntil(e.stop, due, make(chan struct{}, 1)) },
 		}

@@ -84,8 +84,7 @@ type h2Emulation struct {
 	retry         RetryPolicy
 	clientTimeout time.Duration
 	seed          uint64
-	firstAttempt  func()            // counts a first attempt for the retry budget
-	budget        func(n int) bool  // whether retry n+1 may be sent
+	budget        *retryBudget
 	sleepUntil    func(int64) error // waits for a retry; an error when stopped
 }
 
@@ -182,7 +181,7 @@ func (s *h2Session) start(j *h2Job, resend bool) {
 	giveUp := j.due + int64(s.env.timeout)
 	if !resend {
 		if s.env.emu != nil && j.attempt == 0 {
-			s.env.emu.firstAttempt()
+			s.env.emu.budget.firstAttempt()
 		}
 		if !s.env.acquireInflight(giveUp) {
 			s.env.report(h2Outcome{res: j.result("", "max_inflight")})
