@@ -14,9 +14,10 @@ import (
 )
 
 // aggregator owns every histogram and counter of a run. Results arrive on
-// one channel, so it is the single owner hdrhistogram needs, with no locks.
+// its run's channels (one at a time, or in batches from an event loop), so
+// it is the single owner hdrhistogram needs, with no locks.
 type aggregator struct {
-	e        *engine
+	r        *run
 	settle   int64 // ns from time zero
 	end      int64
 	planned  int64
@@ -85,11 +86,11 @@ type recentSecond struct {
 // being offered to a target that has stopped answering.
 type sendSample struct{ at, sends int64 }
 
-func newAggregator(e *engine, planned, measured int64) *aggregator {
+func newAggregator(r *run, planned, measured int64) *aggregator {
 	a := &aggregator{
-		e:           e,
-		settle:      int64(e.o.Settle),
-		end:         int64(e.s.Duration),
+		r:           r,
+		settle:      int64(r.o.Settle),
+		end:         int64(r.s.Duration),
 		planned:     planned,
 		measured:    measured,
 		classes:     results.Counts{},
@@ -103,16 +104,16 @@ func newAggregator(e *engine, planned, measured int64) *aggregator {
 		connect:     results.NewHist(),
 		attemptLat:  results.NewHist(),
 		retries:     results.Counts{},
-		routes:      make([]routeAgg, len(e.p.Routes)),
-		targets:     newTargetAggs(e.p),
-		seconds:     make([]*secondAgg, int((e.s.Duration+time.Second-1)/time.Second)),
-		abort:       newAbortWindow(e.o.Abort),
+		routes:      make([]routeAgg, len(r.p.Routes)),
+		targets:     newTargetAggs(r.p),
+		seconds:     make([]*secondAgg, int((r.s.Duration+time.Second-1)/time.Second)),
+		abort:       newAbortWindow(r.o.Abort),
 	}
 	for i := range a.recent {
 		a.recent[i] = recentSecond{sec: -1, hist: results.NewTimelineHist()}
 	}
-	if e.o.Raw != nil {
-		a.raw, a.rawErr = zstd.NewWriter(e.o.Raw, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if r.o.Raw != nil {
+		a.raw, a.rawErr = zstd.NewWriter(r.o.Raw, zstd.WithEncoderLevel(zstd.SpeedFastest))
 	}
 	return a
 }
@@ -121,25 +122,40 @@ func (a *aggregator) run() {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	lastProgress := time.Now()
-	for {
+	in, batches := a.r.results, a.r.batches
+	for in != nil || batches != nil {
 		select {
-		case r, ok := <-a.e.results:
+		case r, ok := <-in:
 			if !ok {
-				a.finish()
-				return
+				in = nil
+				continue
 			}
 			a.add(r)
+		case b, ok := <-batches:
+			if !ok {
+				batches = nil
+				continue
+			}
+			for i := range b {
+				a.add(b[i])
+			}
+			clear(b)
+			select {
+			case a.r.free <- b[:0]:
+			default:
+			}
 		case <-tick.C:
-			now := nanotime() - a.e.t0
+			now := nanotime() - a.r.t0
 			a.sampleSends(now)
 			a.checkAbort(now)
 			a.finalizeSeconds(now)
-			if a.e.o.Progress != nil && time.Since(lastProgress) >= a.e.o.ProgressEvery {
-				a.e.o.Progress(a.progress(now, false))
+			if a.r.o.Progress != nil && time.Since(lastProgress) >= a.r.o.ProgressEvery {
+				a.r.o.Progress(a.progress(now, false))
 				lastProgress = time.Now()
 			}
 		}
 	}
+	a.finish()
 }
 
 func (a *aggregator) checkAbort(now int64) {
@@ -148,18 +164,18 @@ func (a *aggregator) checkAbort(now int64) {
 	}
 	if why := a.abort.check(now); why != "" {
 		if a.lastClass != "" {
-			why += "; the last: " + a.lastClass + ": " + describe(a.lastClass, a.lastFail, a.e.o.Timeout)
+			why += "; the last: " + a.lastClass + ": " + describe(a.lastClass, a.lastFail, a.r.o.Timeout)
 		}
 		a.abortReason = why
-		a.e.halt(errAborted)
-		if a.e.o.OnAbort != nil {
-			a.e.o.OnAbort(why)
+		a.r.halt(errAborted)
+		if a.r.o.OnAbort != nil {
+			a.r.o.OnAbort(why)
 		}
 	}
 }
 
 func (a *aggregator) add(r result) {
-	t0 := a.e.t0
+	t0 := a.r.t0
 	if r.event {
 		// Found on a connection herd was closing: counted when found, from
 		// the end of the settle period on, whenever the step ended.
@@ -200,7 +216,7 @@ func (a *aggregator) add(r result) {
 			// period was due before it, and must count. What completes
 			// after a stop, while herd drains, is outside the period the
 			// step ran.
-			if stop := a.e.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
+			if stop := a.r.stoppedAt.Load(); !failed && done >= a.settle && done < a.end && (stop == 0 || r.done < stop) {
 				a.good++
 				a.second(done).finished++
 			}
@@ -233,7 +249,7 @@ func (a *aggregator) add(r result) {
 	if r.unsolicited {
 		a.unsolicited++
 	}
-	if a.e.o.emulating() {
+	if a.r.o.emulating() {
 		a.attempts++
 		sec.attempts++
 		results.Record(a.attemptLat, r.done-r.due)
@@ -265,9 +281,9 @@ func (a *aggregator) outcome(r result, logical int64, sec *secondAgg) {
 			if r.fail != nil {
 				f = *r.fail
 			}
-			bound := a.e.o.Timeout
+			bound := a.r.o.Timeout
 			if r.class == ClassClientTimeout {
-				bound = a.e.o.ClientTimeout
+				bound = a.r.o.ClientTimeout
 			}
 			msg := describe(r.class, f, bound)
 			if r.gaveUp {
@@ -323,7 +339,7 @@ func (a *aggregator) second(due int64) *secondAgg {
 // can still reach: their requests were due so long ago that all have
 // finished or timed out. Memory stays bounded on long runs.
 func (a *aggregator) finalizeSeconds(now int64) {
-	horizon := now - int64(a.e.o.Timeout) - int64(2*time.Second)
+	horizon := now - int64(a.r.o.Timeout) - int64(2*time.Second)
 	for i, s := range a.seconds {
 		if int64(i+1)*int64(time.Second) > horizon {
 			break
@@ -343,7 +359,7 @@ func (s *secondAgg) close() {
 // last held an older second. Eight slots cover the five seconds the
 // progress line reads and the ones results are still arriving for.
 func (a *aggregator) recentAt(t int64) *recentSecond {
-	sec := max(t-a.e.t0, 0) / int64(time.Second)
+	sec := max(t-a.r.t0, 0) / int64(time.Second)
 	b := &a.recent[sec%int64(len(a.recent))]
 	if b.sec != sec {
 		b.sec, b.good = sec, 0
@@ -366,7 +382,7 @@ func (a *aggregator) noteRecent(r result) {
 
 // sampleSends records the requests sent by now, keeping the last 5 s.
 func (a *aggregator) sampleSends(now int64) {
-	a.sendSamples = append(a.sendSamples, sendSample{at: now, sends: a.e.sends.Load()})
+	a.sendSamples = append(a.sendSamples, sendSample{at: now, sends: a.r.sends()})
 	for len(a.sendSamples) > 2 && a.sendSamples[1].at <= now-int64(5*time.Second) {
 		a.sendSamples = a.sendSamples[1:]
 	}
@@ -374,14 +390,14 @@ func (a *aggregator) sampleSends(now int64) {
 
 func (a *aggregator) progress(now int64, done bool) Progress {
 	p := Progress{
-		Scale:     a.e.s.Scale,
+		Scale:     a.r.s.Scale,
 		Elapsed:   time.Duration(max(now, 0)),
-		Duration:  a.e.s.Duration,
+		Duration:  a.r.s.Duration,
 		Planned:   a.planned,
 		Sent:      a.allSent,
 		Completed: a.allSent - a.allErr,
 		Errors:    a.allErr,
-		InFlight:  a.e.inFlight.Load(),
+		InFlight:  a.r.inFlight(),
 		Done:      done,
 	}
 	h := results.NewTimelineHist()
@@ -403,7 +419,7 @@ func (a *aggregator) progress(now int64, done bool) Progress {
 	}
 	p.P99 = time.Duration(h.ValueAtQuantile(99)) * time.Microsecond
 	p.Measured = a.measuredSoFar(now, done)
-	if until, rec, ok := a.e.s.IdleAt(a.e.p, p.Elapsed); ok && !done {
+	if until, rec, ok := a.r.s.IdleAt(a.r.p, p.Elapsed); ok && !done {
 		p.IdleUntil, p.IdleRecorded = until, rec
 	}
 	return p
@@ -436,8 +452,8 @@ func (a *aggregator) writeRaw(r result) {
 		return
 	}
 	ms := func(ns int64) float64 { return float64(ns) / 1e6 }
-	rk := a.e.p.Routes[r.route]
-	l := rawLine{DueMS: ms(r.due - a.e.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
+	rk := a.r.p.Routes[r.route]
+	l := rawLine{DueMS: ms(r.due - a.r.t0), VConn: r.vconn, Req: r.req, Method: rk.Method, Route: rk.Route,
 		Recorded: r.recorded, Error: r.class, NotSent: r.notSent, Retried: r.retried, Unsolicited: r.unsolicited}
 	if r.notSent == "" {
 		l.LagMS = ms(r.sent - r.due)
@@ -463,8 +479,8 @@ func (a *aggregator) finish() {
 			a.rawErr = err
 		}
 	}
-	if a.e.o.Progress != nil {
-		a.e.o.Progress(a.progress(nanotime()-a.e.t0, true))
+	if a.r.o.Progress != nil {
+		a.r.o.Progress(a.progress(nanotime()-a.r.t0, true))
 	}
 }
 
@@ -476,21 +492,21 @@ func (a *aggregator) cut(end int64) {
 		return
 	}
 	a.end = max(end, a.settle)
-	before := a.e.countDueIn(time.Duration(a.settle), time.Duration(a.end))
+	before := a.r.countDueIn(time.Duration(a.settle), time.Duration(a.end))
 	a.remaining = a.measured - before
 	a.measured = before
 }
 
 // step builds the step's results once the run is over.
 func (a *aggregator) step(cores float64) *results.Step {
-	o := a.e.o
+	o := a.r.o
 	dur := float64(a.end-a.settle) / 1e9
 	// The counters and histograms are recorded here; every statistic
 	// derived from them (rates, percentiles) is computed by
 	// results.Summarize, the same code that recomputes merged results.
 	st := &results.Step{
-		Scale:        a.e.s.Scale,
-		StartedAt:    clockTime(a.e.t0).UTC(),
+		Scale:        a.r.s.Scale,
+		StartedAt:    clockTime(a.r.t0).UTC(),
 		DurationS:    dur,
 		SettleS:      o.Settle.Seconds(),
 		Planned:      a.measured,
@@ -526,19 +542,19 @@ func (a *aggregator) step(cores float64) *results.Step {
 	}
 	if stopped := a.measured - a.sent - unsent; stopped > 0 {
 		reason := "stopped"
-		if errors.Is(context.Cause(a.e.stop), errOverrun) {
+		if errors.Is(context.Cause(a.r.stop), errOverrun) {
 			reason = "overrun"
 		}
 		st.NotSent[reason] = stopped
 	}
-	for i := range a.e.p.Routes {
+	for i := range a.r.p.Routes {
 		r := &a.routes[i]
 		if r.sent == 0 {
 			continue
 		}
 		// Read only the routes that were sent: a live plan (live.go)
 		// names its routes while it runs.
-		k := a.e.p.Routes[i]
+		k := a.r.p.Routes[i]
 		rr := results.Route{Method: k.Method, Route: k.Route, Sent: r.sent, Completed: r.completed, Errors: r.errors,
 			Mismatches: r.mismatches}
 		if r.hist != nil {
@@ -555,8 +571,8 @@ func (a *aggregator) step(cores float64) *results.Step {
 		st.Timeline = append(st.Timeline, results.Second{T: int64(i), Finished: s.finished, Due: s.due, Sent: s.sent, Completed: s.completed,
 			Errors: s.errors, Mismatches: s.mismatches, Attempts: s.attempts, Histogram: s.encoded})
 	}
-	st.Targets = targetResults(a.e.p, a.targets)
-	if a.e.o.emulating() {
+	st.Targets = targetResults(a.r.p, a.targets)
+	if a.r.o.emulating() {
 		st.Attempts, st.Retries = a.attempts, a.retries
 		st.Histograms.Attempt = results.Encode(a.attemptLat)
 	}
@@ -574,7 +590,7 @@ func (a *aggregator) step(cores float64) *results.Step {
 // generatorNotes decides whether herd, not the target, was the limit.
 func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	g := &st.Generator
-	o := a.e.o
+	o := a.r.o
 	if p99 := time.Duration(a.dispatch.ValueAtQuantile(99)) * time.Microsecond; a.dispatch.TotalCount() > 0 && p99 > o.LagBound {
 		g.Limited = true
 		g.Notes = append(g.Notes, fmt.Sprintf("herd fell behind its schedule: dispatch lag p99 %s > %s", textfmt.Duration(p99), textfmt.Duration(o.LagBound)))
@@ -607,5 +623,5 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
 	}
-	a.e.h2.notes(st, a.e.o.emulating())
+	a.r.h2.notes(st, a.r.o.emulating())
 }

@@ -132,42 +132,49 @@ func (cn *conn) roundTrip(wire []byte, head bool, deadline time.Time) (a attempt
 	if a.written, a.err = cn.nc.Write(wire); a.err != nil {
 		return a, resp
 	}
-	if _, a.err = cn.br.Peek(1); a.err != nil {
-		return a, resp
+	receive(cn.br, head, &a, &resp)
+	return a, resp
+}
+
+// receive reads the response to a request into a and resp,
+// discarding the body as it arrives.
+func receive(br *bufio.Reader, head bool, a *attempt, resp *response) {
+	if _, a.err = br.Peek(1); a.err != nil {
+		return
 	}
 	a.got = true
 	resp.firstByte = nanotime()
 	for interim := 0; ; interim++ {
 		if interim > maxInterim {
 			a.err = malformed("more than %d interim responses", maxInterim)
-			return a, resp
+			return
 		}
-		h, err := readHead(cn.br)
+		h, err := readHead(br)
 		a.bytes += h.size
 		if err != nil {
 			a.err = err
-			return a, resp
+			return
 		}
 		a.status, resp.keepAlive, resp.retryAfter = h.status, h.keepAlive, h.retryAfter
 		switch {
 		case h.status == 101:
 			resp.keepAlive, resp.upgraded = false, true
-			return a, resp
+			return
 		case h.status >= 100 && h.status < 200:
 			continue // 100 Continue and friends are not the response
 		case idleTimeoutAnswer(a.reused, h.status):
 			// Not an answer but the target closing the connection
 			// (judge): nothing more is read from it.
 			resp.keepAlive = false
-			return a, resp
+			return
 		}
-		n, err := readBody(cn.br, h, head)
+		n, err := readBody(br, h, head)
 		a.bytes += n
 		if !head && !h.chunked && h.length < 0 && h.status != 204 && h.status != 304 {
 			resp.keepAlive = false // the body ended with the connection
 		}
 		a.err = err
-		return a, resp
+		return
 	}
 }
 
@@ -190,17 +197,9 @@ func readHead(br *bufio.Reader) (head, error) {
 	if err != nil {
 		return h, err
 	}
-	// HTTP/1.1 200 OK
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
-		return h, malformed("status line %.40q", line)
+	if err := h.statusLine(line); err != nil {
+		return h, err
 	}
-	minor := line[7]
-	code, err := strconv.Atoi(string(line[9:12]))
-	if err != nil || code < 100 || code > 999 || (len(line) > 12 && line[12] != ' ' && line[12] != '\r' && line[12] != '\n') {
-		return h, malformed("status line %.40q", line)
-	}
-	h.status = code
-	h.keepAlive = minor != '0'
 	for n := 0; ; n++ {
 		line, err := readLine(br, maxHeaderSize)
 		h.size += int64(len(line))
@@ -210,35 +209,60 @@ func readHead(br *bufio.Reader) (head, error) {
 		if h.size > maxHeaderSize || n > maxHeaders {
 			return h, malformed("response header larger than %d bytes", maxHeaderSize)
 		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			break
-		}
-		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
-			return h, malformed("header line %.40q", line)
-		}
-		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Content-Length")):
-			v, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || v < 0 || (h.length >= 0 && h.length != v) {
-				return h, malformed("Content-Length %.40q", value)
-			}
-			h.length = v
-		case bytes.EqualFold(name, []byte("Retry-After")):
-			h.retryAfter = parseRetryAfter(string(value))
-		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
-			h.chunked = hasToken(value, "chunked")
-		case bytes.EqualFold(name, []byte("Connection")):
-			if hasToken(value, "close") {
-				h.keepAlive = false
-			} else if hasToken(value, "keep-alive") {
-				h.keepAlive = true
-			}
+		end, err := h.headerLine(line)
+		if err != nil || end {
+			return h, err
 		}
 	}
-	return h, nil
+}
+
+// statusLine parses a status line (HTTP/1.1 200 OK) into h. The response
+// parsers of both engines share it, and headerLine, so that they agree.
+func (h *head) statusLine(line []byte) error {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+		return malformed("status line %.40q", line)
+	}
+	minor := line[7]
+	code, err := strconv.Atoi(string(line[9:12]))
+	if err != nil || code < 100 || code > 999 || (len(line) > 12 && line[12] != ' ' && line[12] != '\r' && line[12] != '\n') {
+		return malformed("status line %.40q", line)
+	}
+	h.status = code
+	h.keepAlive = minor != '0'
+	return nil
+}
+
+// headerLine parses one header line into h; end is true for the blank
+// line that ends the head.
+func (h *head) headerLine(line []byte) (end bool, err error) {
+	line = bytes.TrimRight(line, "\r\n")
+	if len(line) == 0 {
+		return true, nil
+	}
+	name, value, ok := bytes.Cut(line, []byte(":"))
+	if !ok {
+		return false, malformed("header line %.40q", line)
+	}
+	value = bytes.TrimSpace(value)
+	switch {
+	case bytes.EqualFold(name, []byte("Content-Length")):
+		v, err := strconv.ParseInt(string(value), 10, 64)
+		if err != nil || v < 0 || (h.length >= 0 && h.length != v) {
+			return false, malformed("Content-Length %.40q", value)
+		}
+		h.length = v
+	case bytes.EqualFold(name, []byte("Retry-After")):
+		h.retryAfter = parseRetryAfter(string(value))
+	case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+		h.chunked = hasToken(value, "chunked")
+	case bytes.EqualFold(name, []byte("Connection")):
+		if hasToken(value, "close") {
+			h.keepAlive = false
+		} else if hasToken(value, "keep-alive") {
+			h.keepAlive = true
+		}
+	}
+	return false, nil
 }
 
 func hasToken(v []byte, token string) bool {
@@ -298,13 +322,9 @@ func readChunked(br *bufio.Reader) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-		size := bytes.TrimRight(line, "\r\n")
-		if i := bytes.IndexByte(size, ';'); i >= 0 {
-			size = size[:i] // chunk extensions
-		}
-		n, err := strconv.ParseInt(string(bytes.TrimSpace(size)), 16, 64)
-		if err != nil || n < 0 {
-			return total, malformed("chunk size %.40q", line)
+		n, err := chunkSize(line)
+		if err != nil {
+			return total, err
 		}
 		if n == 0 {
 			// Trailers, up to the blank line.
@@ -336,4 +356,17 @@ func readChunked(br *bufio.Reader) (int64, error) {
 			return total, malformed("chunk not followed by CRLF")
 		}
 	}
+}
+
+// chunkSize parses a chunk-size line.
+func chunkSize(line []byte) (int64, error) {
+	size := bytes.TrimRight(line, "\r\n")
+	if i := bytes.IndexByte(size, ';'); i >= 0 {
+		size = size[:i] // chunk extensions
+	}
+	n, err := strconv.ParseInt(string(bytes.TrimSpace(size)), 16, 64)
+	if err != nil || n < 0 {
+		return 0, malformed("chunk size %.40q", line)
+	}
+	return n, nil
 }

@@ -61,6 +61,7 @@ type Options struct {
 	// target, limited the run.
 	LagBound time.Duration
 	TLS      *tls.Config // for https targets; nil uses defaults
+	Engine   Engine      // how requests are sent (EngineAuto: the event loops where they apply)
 	Protocol Protocol    // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation: ClientTimeout is how long the recorded clients
 	// waited for a response before giving up and closing the connection
@@ -184,37 +185,26 @@ type result struct {
 	retryAfter  time.Duration // what a 429 or 503 asked for
 }
 
+// engine is the portable engine: a goroutine per replayed connection,
+// woken at due times by the dispatcher, on Go's own network poller. It
+// runs every target (TLS, and on every platform); the event loops of
+// loop_linux.go run plain HTTP/1.x on Linux faster, and count alike.
 type engine struct {
-	p      *Plan
-	o      Options
-	s      Schedule
+	*run
 	disp   *dispatcher
-	cl     *client   // to Options.Target
-	cls    []*client // by Req.Target: the plan's targets (targets.go)
-	cap    *rateCap  // Options.MaxRate; nil: no cap
-	h2     *h2Engine // nil when nothing goes over HTTP/2
-	t0     int64
-	stop   context.Context // cancelled to stop sending
-	halt   context.CancelCauseFunc
+	cl     *client         // to Options.Target
+	cls    []*client       // by Req.Target: the plan's targets (targets.go)
 	dialer context.Context // dials outlive stop: in-flight work finishes
 
 	connSlots chan struct{}
 	inflight  chan struct{}
 	spares    chan *conn
-	results   chan result
 	inFlight  atomic.Int64
+	waiting   atomic.Int64 // requests waiting for a slot (acquire)
 	sends     atomic.Int64 // requests written so far, for the progress line
-	// stoppedAt is when an emergency stop or an interrupt stopped sending,
-	// on the replay clock; 0 while running. The step's rates are over the
-	// time it ran.
-	stoppedAt atomic.Int64
 	// The retry budget's counts: first attempts sent, retries allowed.
 	firstAttempts, retriesSent atomic.Int64
 	vconns                     sync.WaitGroup
-	// live, for a step of a live replay (live.go), hands over the
-	// step's connections and requests as they are captured, instead of
-	// the plan's.
-	live *liveStep
 }
 
 var (
@@ -234,13 +224,13 @@ const behindLimit = time.Second
 // the requests in flight, up to their timeout, and returns what was
 // measured either way.
 func Run(ctx context.Context, p *Plan, o Options) (*results.Step, error) {
-	return run(ctx, p, o, nil)
+	return runStep(ctx, p, o, nil)
 }
 
-// run is Run, or with live set a step of a live replay: its time zero is
+// runStep is Run, or with live set a step of a live replay: its time zero is
 // the step's, its connections and requests come from live as they are
 // captured, and what it planned is what live handed over.
-func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step, error) {
+func runStep(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -252,46 +242,29 @@ func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{
-		p:         p,
-		o:         o,
-		s:         o.Schedule,
-		cl:        cl,
-		cls:       cls,
-		cap:       newRateCap(o.MaxRate),
-		live:      live,
-		connSlots: make(chan struct{}, o.MaxConns),
-		inflight:  make(chan struct{}, o.MaxInflight),
-		spares:    make(chan *conn, o.MaxConns),
-		results:   make(chan result, 1<<14),
-		dialer:    context.WithoutCancel(ctx),
-	}
-	e.stop, e.halt = context.WithCancelCause(ctx)
-	defer e.halt(nil)
-	if e.h2, err = newH2Engine(ctx, o, cl); err != nil {
-		return nil, err
-	}
-	stopNoted := make(chan struct{})
-	context.AfterFunc(e.stop, func() {
-		defer close(stopNoted)
-		if c := context.Cause(e.stop); errors.Is(c, errAborted) || ctx.Err() != nil {
-			e.stoppedAt.Store(nanotime())
-		}
-	})
-	e.disp = newDispatcher()
-	defer e.disp.close()
-
+	r := newRun(ctx, p, o, live)
+	defer r.halt(nil)
 	var planned, measured int64
 	if live == nil {
-		planned, measured = e.s.CountDue(p, o.Settle)
+		planned, measured, err = r.s.countDue(ctx, p, 0, o.Settle, r.s.Duration)
+		if err != nil {
+			return nil, fmt.Errorf("count the plan's requests: %w", err)
+		}
 	}
-	agg := newAggregator(e, planned, measured)
+	if r.h2, err = newH2Engine(ctx, o, cl); err != nil {
+		return nil, err
+	}
+	eng, err := r.engine(cl, cls)
+	if err != nil {
+		return nil, err
+	}
+	agg := newAggregator(r, planned, measured)
 	cpu0 := cpuTime()
 	wall0 := time.Now()
-	// Time zero leaves the first goroutines a moment to start.
-	e.t0 = nanotime() + int64(20*time.Millisecond)
+	// Time zero leaves the engine a moment to start.
+	r.t0 = nanotime() + int64(20*time.Millisecond)
 	if live != nil {
-		e.t0 = live.t0
+		r.t0 = live.t0
 	}
 	aggDone := make(chan struct{})
 	go func() {
@@ -301,20 +274,14 @@ func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step
 
 	// Nothing is sent after the end of the run plus one timeout, so a step
 	// ends on time even when herd or the target falls far behind.
-	stopAt := e.t0 + int64(e.s.Duration) + int64(o.Timeout)
-	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { e.halt(errOverrun) })
+	stopAt := r.t0 + int64(r.s.Duration) + int64(o.Timeout)
+	overrun := time.AfterFunc(time.Duration(stopAt-nanotime()), func() { r.halt(errOverrun) })
 	defer overrun.Stop()
-	if live != nil {
-		e.spawnLive()
-	} else {
-		e.spawn()
-	}
-	e.vconns.Wait()
-	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
-		e.retire(<-e.spares)
-	}
-	close(e.results)
+	runErr := eng.runStep()
 	<-aggDone
+	if runErr != nil {
+		return nil, runErr
+	}
 	if live != nil {
 		agg.measured = live.handed()
 	}
@@ -322,20 +289,60 @@ func run(ctx context.Context, p *Plan, o Options, live *liveStep) (*results.Step
 	if wall := time.Since(wall0).Seconds(); wall > 0 {
 		cores = (cpuTime() - cpu0).Seconds() / wall
 	}
-	if e.stop.Err() != nil {
-		<-stopNoted // the stop's time is noted by its own goroutine: wait for it
+	if r.stop.Err() != nil {
+		<-r.stopNoted // the stop's time is noted by its own goroutine: wait for it
 	}
-	if at := e.stoppedAt.Load(); at > 0 {
-		agg.cut(at - e.t0)
+	if at := r.stoppedAt.Load(); at > 0 {
+		agg.cut(at - r.t0)
 	}
 	st := agg.step(cores)
-	switch cause := context.Cause(e.stop); {
+	switch cause := context.Cause(r.stop); {
 	case errors.Is(cause, errAborted):
 		st.Aborted, st.AbortReason = true, agg.abortReason
 	case ctx.Err() != nil:
 		st.Interrupted = true
 	}
 	return st, nil
+}
+
+// stepEngine runs one step: it sends the run's requests, hands every
+// result to the run's aggregator, and returns once every replayed
+// connection is done, having closed the run's result channels.
+type stepEngine interface {
+	runStep() error
+}
+
+// newEngine is the portable engine for the run.
+func newEngine(r *run, cl *client, cls []*client, dialer context.Context) *engine {
+	e := &engine{
+		run:       r,
+		cl:        cl,
+		cls:       cls,
+		connSlots: make(chan struct{}, r.o.MaxConns),
+		inflight:  make(chan struct{}, r.o.MaxInflight),
+		spares:    make(chan *conn, r.o.MaxConns),
+		dialer:    dialer,
+	}
+	r.sends, r.inFlight = e.sends.Load, e.inFlight.Load
+	return e
+}
+
+func (e *engine) runStep() error {
+	e.disp = newDispatcher()
+	defer e.disp.close()
+	var err error
+	if e.live != nil {
+		e.spawnLive()
+	} else {
+		err = newDriver(e.run, e).run()
+	}
+	e.vconns.Wait()
+	for len(e.spares) > 0 { // every replayed connection is done: nothing else takes spares
+		e.retire(<-e.spares)
+	}
+	close(e.results)
+	close(e.batches)
+	return err
 }
 
 func newClient(o Options) (*client, error) {
@@ -368,63 +375,98 @@ func newClient(o Options) (*client, error) {
 	return c, nil
 }
 
-// spawn starts each replayed connection's goroutine shortly before its
-// first request is due. New connections keep arriving on schedule however
-// slow the target is: nothing here waits on a response.
-func (e *engine) spawn() {
-	const lead = int64(5 * time.Millisecond)
-	ch := make(chan struct{}, 1)
-	it := e.s.iter(e.p)
-	for i := int32(0); ; i++ {
-		vc, ok := it.Next()
-		if !ok {
-			return
-		}
-		if err := e.disp.sleepUntil(e.stop, e.t0+int64(vc.First)-lead, ch); err != nil {
-			return
-		}
-		e.vconns.Add(1)
-		go e.runVConn(vc, i, &planReqs{reqs: e.p.Conns[vc.Conn].Reqs})
+// The portable engine as the driver's sink: a goroutine per replayed
+// connection, started shortly before its first request is due, reading its
+// requests from its connection pass as the driver adds them. New
+// connections keep arriving on schedule however slow the target is:
+// nothing here waits on a response.
+
+func (e *engine) pass(cp *connPass) {}
+
+func (e *engine) add(cp *connPass, r *Req) {
+	cp.mu.Lock()
+	cp.add(r)
+	e.wakePass(cp)
+	cp.mu.Unlock()
+}
+
+func (e *engine) close(cp *connPass) {
+	cp.mu.Lock()
+	cp.closed = true
+	e.wakePass(cp)
+	cp.mu.Unlock()
+}
+
+func (e *engine) wakePass(cp *connPass) {
+	if cp.wake != nil {
+		close(cp.wake)
+		cp.wake = nil
 	}
 }
 
+func (e *engine) flush() {}
+
+func (e *engine) spawn(vc VConn, cp *connPass, index int32) {
+	cp.mu.Lock()
+	c := cp.attach()
+	cp.mu.Unlock()
+	e.vconns.Add(1)
+	go func() {
+		defer e.vconns.Done()
+		if e.h2.usesFlags(e.p.index().flag(vc.Conn)) {
+			e.runH2VConn(vc, cp, c, index)
+			return
+		}
+		e.runVConn(vc, index, &passReqs{e: e, cp: cp, consumer: c})
+		cp.mu.Lock()
+		cp.detach(c)
+		cp.mu.Unlock()
+	}()
+}
+
 // reqSource yields a replayed connection's requests in recorded order,
-// with their index on it: a plan's, or a live replay's as they are
-// captured (live.go). ok is false when there are no more.
+// with their index on it: a connection pass's as the driver reads them,
+// or a live replay's as they are captured (live.go). ok is false when
+// there are no more.
 type reqSource interface {
 	next() (r *Req, i int32, ok bool)
 }
 
-// planReqs yields the requests a plan holds.
-type planReqs struct {
-	reqs []Req
-	i    int
+// passReqs is one copy's reqSource of a connection pass.
+type passReqs struct {
+	e        *engine
+	cp       *connPass
+	consumer int
 }
 
-func (s *planReqs) next() (*Req, int32, bool) {
-	if s.i >= len(s.reqs) {
-		return nil, 0, false
+func (s *passReqs) next() (*Req, int32, bool) { return s.e.next(s.cp, s.consumer) }
+
+// next returns consumer c's next request of cp, waiting for the driver to
+// read it if need be; false when there is none, or sending stopped.
+func (e *engine) next(cp *connPass, c int) (*Req, int32, bool) {
+	for {
+		cp.mu.Lock()
+		r, i, ok, done := cp.take(c)
+		if ok || done {
+			cp.mu.Unlock()
+			return r, i, ok
+		}
+		if cp.wake == nil {
+			cp.wake = make(chan struct{})
+		}
+		w := cp.wake
+		cp.mu.Unlock()
+		select {
+		case <-w:
+		case <-e.stop.Done():
+			return nil, 0, false
+		}
 	}
-	s.i++
-	return &s.reqs[s.i-1], int32(s.i - 1), true
 }
 
-// countDueIn counts the requests of the run due in [from, to).
-func (e *engine) countDueIn(from, to time.Duration) int64 {
-	if e.live != nil {
-		return e.live.handedIn(e.s, from, to)
-	}
-	return e.s.countDueIn(e.p, from, to)
-}
-
+// runVConn replays one connection over HTTP/1.x, its requests taken
+// from src; the caller counts it in vconns.
 func (e *engine) runVConn(vc VConn, index int32, src reqSource) {
-	defer e.vconns.Done()
-	// A live step's connections are HTTP/1.x (live.go): the HTTP/2
-	// engine replays a plan's held connections.
-	if e.live == nil && e.h2.uses(&e.p.Conns[vc.Conn]) {
-		e.runH2VConn(vc, index)
-		return
-	}
 	ch := make(chan struct{}, 1)
 	var own *conn
 	var ownMu sync.Mutex // strict pacing: held while own is in use
@@ -451,7 +493,7 @@ func (e *engine) runVConn(vc VConn, index int32, src reqSource) {
 		}
 		id := reqID{vconn: index, req: i}
 		if ready := max(due, lastDone); nanotime()-ready > int64(behindLimit) {
-			e.report(result{due: due, ready: ready, route: r.Route, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
+			e.report(result{due: due, ready: ready, route: r.Route, target: r.Target, vconn: id.vconn, req: id.req, notSent: "generator_behind"})
 			continue
 		}
 		if e.o.Pacing == Session {
@@ -500,6 +542,13 @@ func (e *engine) acquire(sem chan struct{}, deadline int64) bool {
 	if wait <= 0 {
 		return false
 	}
+	// No more requests wait than the bound lets go at once: past that,
+	// a generator far behind its target would hold them all in memory.
+	if e.waiting.Add(1) > int64(cap(sem)) {
+		e.waiting.Add(-1)
+		return false
+	}
+	defer e.waiting.Add(-1)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

@@ -366,6 +366,7 @@ type herdRun struct {
 	stdout, stderr string
 	raw            []byte // the results file
 	step           stepJSON
+	engine         string // the engine the results say ran
 	heapPeak       uint64 // the Go heap's peak during the run, above its size before
 }
 
@@ -407,11 +408,14 @@ func replayCLI(t *testing.T, tapePath, target string, args ...string) herdRun {
 	var f struct {
 		Schema int        `json:"schema"`
 		Steps  []stepJSON `json:"steps"`
+		Params struct {
+			Engine string `json:"engine"`
+		} `json:"params"`
 	}
 	if err := json.Unmarshal(r.raw, &f); err != nil || f.Schema != 1 || len(f.Steps) != 1 {
 		t.Fatalf("results file: schema %d, %d steps, %v", f.Schema, len(f.Steps), err)
 	}
-	r.step = f.Steps[0]
+	r.step, r.engine = f.Steps[0], f.Params.Engine
 	return r
 }
 
@@ -432,34 +436,37 @@ func noGoFormatting(t *testing.T, what, s string) {
 	}
 }
 
+// faultCaseSpec is one fault of the matrix and what the step must show.
+type faultCaseSpec struct {
+	name    string
+	answer  func(w *bufio.Writer, rq request) action
+	idle    time.Duration
+	idleDo  idleAct
+	args    []string
+	tls     bool
+	refused bool
+	// what the step must show
+	exit    int
+	class   string // every error is of this class ("" for none)
+	message string // in the first error of that class
+	// timeout: the fault is a response that never completes, checked
+	// with a 1 s --timeout. The others run with 10 s, so that a
+	// starved test machine cannot turn slowness into errors.
+	timeout bool
+	// unread bounds the requests herd wrote that the target never
+	// read, because it closed or reset the connection as they
+	// arrived; nil: none.
+	unread func(st stepJSON) (lo, hi int64)
+	check  func(t *testing.T, s *faultTarget, r herdRun)
+}
+
 // TestFaultMatrix replays the oracle tape against one misbehaving target
 // per fault and checks, for each: the exit code, the results file, the
 // step's own identities, what the target read against herd's counts, the
 // error class and its first message, and the Go heap.
 func TestFaultMatrix(t *testing.T) {
 	tp := oracleTape(t)
-	cases := []struct {
-		name    string
-		answer  func(w *bufio.Writer, rq request) action
-		idle    time.Duration
-		idleDo  idleAct
-		args    []string
-		tls     bool
-		refused bool
-		// what the step must show
-		exit    int
-		class   string // every error is of this class ("" for none)
-		message string // in the first error of that class
-		// timeout: the fault is a response that never completes, checked
-		// with a 1 s --timeout. The others run with 10 s, so that a
-		// starved test machine cannot turn slowness into errors.
-		timeout bool
-		// unread bounds the requests herd wrote that the target never
-		// read, because it closed or reset the connection as they
-		// arrived; nil: none.
-		unread func(st stepJSON) (lo, hi int64)
-		check  func(t *testing.T, s *faultTarget, r herdRun)
-	}{
+	cases := []faultCaseSpec{
 		{
 			name: "stall", timeout: true,
 			answer: always(stall),
@@ -653,124 +660,156 @@ func TestFaultMatrix(t *testing.T) {
 		},
 	}
 	serverTLS := testTLSConfig(t)
-	for _, c := range cases {
-		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
-			var conf *tls.Config
-			if c.tls {
-				conf = serverTLS
-			}
-			s := newFaultTarget(t, c.answer, conf)
-			s.idleAfter, s.idleDo = c.idle, c.idleDo
-			target := s.url()
-			if c.refused {
-				s.settle(t)
-			}
-			args := []string{"--timeout", "10s", "--slo", "errors<50%"}
-			if c.timeout {
-				args[1] = "1s"
-			}
-			if c.exit == cli.ExitOK {
-				// The faults here fail a few requests in a row at most,
-				// but a starved machine can bunch them into one second.
-				args = append(args, "--abort-on", "off")
-			}
-			args = append(args, c.args...)
-			r := replayCLI(t, tp, target, args...)
-			s.settle(t)
-			st := r.step
-			t.Logf("herd: exit %d, planned %d sent %d written %d completed %d errors %d %v retried %d unsolicited %d mismatches %d not_sent %v; heap peak %d KiB",
-				r.code, st.Planned, st.Sent, st.Written, st.Completed, st.Errors, st.Classes, st.Retried, st.Unsolicited, st.Mismatches, st.NotSent, r.heapPeak>>10)
-			t.Logf("target: %d connections, %d requests %v, %d bytes (%d stray), %d answered, %d resets, %d 408s (%d requests after them)",
-				s.conns, s.requests, s.methods, s.bytes, s.stray, s.answered, s.resets, s.sent408, s.after408)
-
-			if r.code != c.exit {
-				t.Errorf("exit %d, want %d\n%s", r.code, c.exit, r.stderr)
-			}
-			if st.Sent != st.Completed+st.Errors {
-				t.Errorf("sent %d != completed %d + errors %d", st.Sent, st.Completed, st.Errors)
-			}
-			notSent := int64(0)
-			for _, n := range st.NotSent {
-				notSent += n
-			}
-			if st.Planned != st.Sent+notSent {
-				t.Errorf("planned %d != sent %d + not sent %d", st.Planned, st.Sent, notSent)
-			}
-			if st.Aborted != (c.exit == cli.ExitRequirement) {
-				t.Errorf("aborted %v, exit %d", st.Aborted, r.code)
-			}
-			// What the target read, against herd's counts.
-			lo, hi := int64(0), int64(0)
-			if c.unread != nil {
-				lo, hi = c.unread(st)
-			}
-			if unread := st.Written - s.requests; st.Written < 0 || unread < lo || unread > hi {
-				t.Errorf("the target read %d requests; herd wrote %d; want %d to %d of them unread", s.requests, st.Written, lo, hi)
-			}
-			if c.refused {
-				if st.Written != 0 || st.Sent == 0 {
-					t.Errorf("refused: sent %d, written %d", st.Sent, st.Written)
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) {
+			for _, c := range cases {
+				if c.tls && engine == "loop" {
+					continue // TLS runs on the goroutine engine: that subtest covers it
 				}
-			} else if st.Written == st.Sent && s.requests == st.Written {
-				// Every request arrived whole, once: by method too.
-				byMethod := map[string]int64{}
-				for _, rt := range st.Routes {
-					byMethod[rt.Method] += rt.Sent
-				}
-				if fmt.Sprint(byMethod) != fmt.Sprint(s.methods) {
-					t.Errorf("herd sent %v by method; the target read %v", byMethod, s.methods)
-				}
-			}
-			if s.stray != 0 {
-				t.Errorf("the target read %d bytes of requests cut short", s.stray)
-			}
-			if s.answered != st.Completed+st.Classes["http_5xx"] {
-				t.Errorf("the target answered %d requests; herd completed %d (%d of them 5xx)", s.answered, st.Completed, st.Classes["http_5xx"])
-			}
-			// The errors, their class and why.
-			for class, n := range st.Classes {
-				// Where the fault is a timeout, a dial that a starved
-				// machine made slower than the timeout is one too.
-				if class != c.class && (!c.timeout || class != "connect_timeout") {
-					t.Errorf("%d errors of class %s, want only %q", n, class, c.class)
-				}
-				msg := st.FirstErrors[class]
-				if msg == "" {
-					t.Errorf("no first error for class %s", class)
-				}
-				if class == c.class && c.message != "" && !strings.Contains(msg, c.message) {
-					t.Errorf("first %s error %q, want it to say %q", class, msg, c.message)
-				}
-				if line := "first " + class + ": " + msg; !strings.Contains(r.stdout, line) {
-					t.Errorf("the text summary lacks %q:\n%s", line, r.stdout)
-				}
-			}
-			if c.exit == cli.ExitRequirement && st.Errors == 0 {
-				t.Errorf("no errors: the fault did not happen")
-			}
-			noGoFormatting(t, "stdout", r.stdout)
-			noGoFormatting(t, "stderr", r.stderr)
-			noGoFormatting(t, "results", string(r.raw))
-			if r.heapPeak > 64<<20 {
-				t.Errorf("the Go heap grew by %d MiB during the run", r.heapPeak>>20)
-			}
-			if c.check != nil {
-				c.check(t, s, r)
+				faultCase(t, tp, engine, serverTLS, c)
 			}
 		})
 	}
 }
 
+// engines names the engines of this platform, for --engine: each must
+// pass the oracle unchanged.
+func engines() []string {
+	if runtime.GOOS == "linux" {
+		return []string{"goroutine", "loop"}
+	}
+	return []string{"goroutine"}
+}
+
+// faultCase replays the oracle tape against one misbehaving target with
+// one engine and checks what the target read against herd's counts.
+func faultCase(t *testing.T, tp, engine string, serverTLS *tls.Config, c faultCaseSpec) {
+	t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+		var conf *tls.Config
+		if c.tls {
+			conf = serverTLS
+		}
+		s := newFaultTarget(t, c.answer, conf)
+		s.idleAfter, s.idleDo = c.idle, c.idleDo
+		target := s.url()
+		if c.refused {
+			s.settle(t)
+		}
+		args := []string{"--timeout", "10s", "--slo", "errors<50%"}
+		if c.timeout {
+			args[1] = "1s"
+		}
+		if c.exit == cli.ExitOK {
+			// The faults here fail a few requests in a row at most,
+			// but a starved machine can bunch them into one second.
+			args = append(args, "--abort-on", "off")
+		}
+		args = append(args, c.args...)
+		args = append(args, "--engine", engine)
+		r := replayCLI(t, tp, target, args...)
+		s.settle(t)
+		st := r.step
+		t.Logf("herd: exit %d, planned %d sent %d written %d completed %d errors %d %v retried %d unsolicited %d mismatches %d not_sent %v; heap peak %d KiB",
+			r.code, st.Planned, st.Sent, st.Written, st.Completed, st.Errors, st.Classes, st.Retried, st.Unsolicited, st.Mismatches, st.NotSent, r.heapPeak>>10)
+		t.Logf("target: %d connections, %d requests %v, %d bytes (%d stray), %d answered, %d resets, %d 408s (%d requests after them)",
+			s.conns, s.requests, s.methods, s.bytes, s.stray, s.answered, s.resets, s.sent408, s.after408)
+
+		if r.code != c.exit {
+			t.Errorf("exit %d, want %d\n%s", r.code, c.exit, r.stderr)
+		}
+		if want := map[bool]string{true: "goroutine", false: engine}[c.tls]; r.engine != want {
+			t.Errorf("the results say engine %q; --engine %s against this target runs %q", r.engine, engine, want)
+		}
+		if st.Sent != st.Completed+st.Errors {
+			t.Errorf("sent %d != completed %d + errors %d", st.Sent, st.Completed, st.Errors)
+		}
+		notSent := int64(0)
+		for _, n := range st.NotSent {
+			notSent += n
+		}
+		if st.Planned != st.Sent+notSent {
+			t.Errorf("planned %d != sent %d + not sent %d", st.Planned, st.Sent, notSent)
+		}
+		if st.Aborted != (c.exit == cli.ExitRequirement) {
+			t.Errorf("aborted %v, exit %d", st.Aborted, r.code)
+		}
+		// What the target read, against herd's counts.
+		lo, hi := int64(0), int64(0)
+		if c.unread != nil {
+			lo, hi = c.unread(st)
+		}
+		if unread := st.Written - s.requests; st.Written < 0 || unread < lo || unread > hi {
+			t.Errorf("the target read %d requests; herd wrote %d; want %d to %d of them unread", s.requests, st.Written, lo, hi)
+		}
+		if c.refused {
+			if st.Written != 0 || st.Sent == 0 {
+				t.Errorf("refused: sent %d, written %d", st.Sent, st.Written)
+			}
+		} else if st.Written == st.Sent && s.requests == st.Written {
+			// Every request arrived whole, once: by method too.
+			byMethod := map[string]int64{}
+			for _, rt := range st.Routes {
+				byMethod[rt.Method] += rt.Sent
+			}
+			if fmt.Sprint(byMethod) != fmt.Sprint(s.methods) {
+				t.Errorf("herd sent %v by method; the target read %v", byMethod, s.methods)
+			}
+		}
+		if s.stray != 0 {
+			t.Errorf("the target read %d bytes of requests cut short", s.stray)
+		}
+		if s.answered != st.Completed+st.Classes["http_5xx"] {
+			t.Errorf("the target answered %d requests; herd completed %d (%d of them 5xx)", s.answered, st.Completed, st.Classes["http_5xx"])
+		}
+		// The errors, their class and why.
+		for class, n := range st.Classes {
+			// Where the fault is a timeout, a dial that a starved
+			// machine made slower than the timeout is one too.
+			if class != c.class && (!c.timeout || class != "connect_timeout") {
+				t.Errorf("%d errors of class %s, want only %q", n, class, c.class)
+			}
+			msg := st.FirstErrors[class]
+			if msg == "" {
+				t.Errorf("no first error for class %s", class)
+			}
+			if class == c.class && c.message != "" && !strings.Contains(msg, c.message) {
+				t.Errorf("first %s error %q, want it to say %q", class, msg, c.message)
+			}
+			if line := "first " + class + ": " + msg; !strings.Contains(r.stdout, line) {
+				t.Errorf("the text summary lacks %q:\n%s", line, r.stdout)
+			}
+		}
+		if c.exit == cli.ExitRequirement && st.Errors == 0 {
+			t.Errorf("no errors: the fault did not happen")
+		}
+		noGoFormatting(t, "stdout", r.stdout)
+		noGoFormatting(t, "stderr", r.stderr)
+		noGoFormatting(t, "results", string(r.raw))
+		if r.heapPeak > 64<<20 {
+			t.Errorf("the Go heap grew by %d MiB during the run", r.heapPeak>>20)
+		}
+		if c.check != nil {
+			c.check(t, s, r)
+		}
+	})
+}
+
 // TestRedirectNotFollowed: a 302 to another host on 127.0.0.1 is a
 // response like any other (a mismatch); the other host gets nothing.
 func TestRedirectNotFollowed(t *testing.T) {
+	for _, engine := range engines() {
+		t.Run(engine, func(t *testing.T) { testRedirectNotFollowed(t, engine) })
+	}
+}
+
+func testRedirectNotFollowed(t *testing.T, engine string) {
 	tp := oracleTape(t)
 	other := newFaultTarget(t, nil, nil)
 	s := newFaultTarget(t, func(w *bufio.Writer, _ request) action {
 		fmt.Fprintf(w, "HTTP/1.1 302 Found\r\nLocation: %s/stolen\r\nContent-Length: 0\r\n\r\n", other.url())
 		return keepOpen
 	}, nil)
-	r := replayCLI(t, tp, s.url(), "--slo", "errors<1%")
+	r := replayCLI(t, tp, s.url(), "--slo", "errors<1%", "--engine", engine)
 	s.settle(t)
 	other.settle(t)
 	st := r.step
@@ -802,30 +841,36 @@ func TestErrorCauses(t *testing.T) {
 	defer tlsSrv.Close()
 	cases := []struct {
 		name, target, class, message string
+		tls                          bool
 	}{
 		// A name no resolver can answer (a label longer than 63 bytes is
 		// refused before any query leaves the machine).
-		{"unresolvable", "http://" + strings.Repeat("a", 64) + ".invalid:8080", "connect_error", "no such host"},
-		{"port 0", "http://127.0.0.1:0", "connect_refused", "127.0.0.1:0: connect: connection refused"},
-		{"self-signed", tlsSrv.URL, "tls_error", "x509: certificate signed by unknown authority"},
+		{"unresolvable", "http://" + strings.Repeat("a", 64) + ".invalid:8080", "connect_error", "no such host", false},
+		{"port 0", "http://127.0.0.1:0", "connect_refused", "127.0.0.1:0: connect: connection refused", false},
+		{"self-signed", tlsSrv.URL, "tls_error", "x509: certificate signed by unknown authority", true},
 	}
-	for _, c := range cases {
-		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
-			r := replayCLI(t, tp, c.target, "--abort-on", "off", "--window", "0s-300ms")
-			st := r.step
-			if st.Sent == 0 || st.Classes[c.class] != st.Sent || st.Written != 0 {
-				t.Fatalf("sent %d, written %d, classes %v; want every request a %s", st.Sent, st.Written, st.Classes, c.class)
+	for _, engine := range engines() {
+		for _, c := range cases {
+			if c.tls && engine == "loop" {
+				continue // TLS runs on the goroutine engine
 			}
-			msg := st.FirstErrors[c.class]
-			if !strings.Contains(msg, c.message) {
-				t.Errorf("first %s error %q, want it to say %q", c.class, msg, c.message)
-			}
-			if line := "first " + c.class + ": " + msg; !strings.Contains(r.stdout, line) {
-				t.Errorf("the text summary lacks %q:\n%s", line, r.stdout)
-			}
-			noGoFormatting(t, "stdout", r.stdout)
-			noGoFormatting(t, "stderr", r.stderr)
-			noGoFormatting(t, "results", string(r.raw))
-		})
+			t.Run(engine+"/"+strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+				r := replayCLI(t, tp, c.target, "--abort-on", "off", "--window", "0s-300ms", "--engine", engine)
+				st := r.step
+				if st.Sent == 0 || st.Classes[c.class] != st.Sent || st.Written != 0 {
+					t.Fatalf("sent %d, written %d, classes %v; want every request a %s", st.Sent, st.Written, st.Classes, c.class)
+				}
+				msg := st.FirstErrors[c.class]
+				if !strings.Contains(msg, c.message) {
+					t.Errorf("first %s error %q, want it to say %q", c.class, msg, c.message)
+				}
+				if line := "first " + c.class + ": " + msg; !strings.Contains(r.stdout, line) {
+					t.Errorf("the text summary lacks %q:\n%s", line, r.stdout)
+				}
+				noGoFormatting(t, "stdout", r.stdout)
+				noGoFormatting(t, "stderr", r.stderr)
+				noGoFormatting(t, "results", string(r.raw))
+			})
+		}
 	}
 }

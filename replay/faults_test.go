@@ -108,8 +108,8 @@ func TestResendOnlyWhatWasNotWritten(t *testing.T) {
 		method        string
 		retried, sent bool
 	}{{"GET", true, true}, {"POST", false, false}} {
-		e := &engine{o: Options{Timeout: 5 * time.Second}, cl: cl, connSlots: make(chan struct{}, 2), inflight: make(chan struct{}, 1),
-			results: make(chan result, 4), dialer: context.Background()}
+		e := &engine{run: &run{o: Options{Timeout: 5 * time.Second}, results: make(chan result, 4)}, cl: cl,
+			connSlots: make(chan struct{}, 2), inflight: make(chan struct{}, 1), dialer: context.Background()}
 		// A connection that carried one exchange, then can no longer be
 		// written: the next write fails with nothing accepted.
 		e.connSlots <- struct{}{}
@@ -145,7 +145,9 @@ func TestResendOnlyWhatWasNotWritten(t *testing.T) {
 // (measured from when it was due): at least the rest of the stall. Service
 // time (from the actual send) shows it only for the request that hit the
 // stall; the ones queued behind it were sent after it and are fast.
-func TestCoordinatedOmission(t *testing.T) {
+func TestCoordinatedOmission(t *testing.T) { forEngines(t, testCoordinatedOmission) }
+
+func testCoordinatedOmission(t *testing.T, eng Engine) {
 	var stallMu sync.Mutex
 	var stalls []time.Time // when each stall started
 	begin := time.Now()
@@ -172,7 +174,7 @@ func TestCoordinatedOmission(t *testing.T) {
 	// The lag bound is generous for a loaded CI machine; misattributing the
 	// target's 1 s stalls to herd would still exceed it twentyfold.
 	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Raw: &raw,
-		LagBound: 50 * time.Millisecond})
+		LagBound: 50 * time.Millisecond, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +239,9 @@ func readRaw(t *testing.T, r io.Reader) []rawLine {
 
 // TestEmergencyStop: a target that starts failing everything is stopped
 // within 2 s, in-flight requests finish, and the step is marked aborted.
-func TestEmergencyStop(t *testing.T) {
+func TestEmergencyStop(t *testing.T) { forEngines(t, testEmergencyStop) }
+
+func testEmergencyStop(t *testing.T, eng Engine) {
 	failFrom := time.Now().Add(time.Hour)
 	handle := func(w *bufio.Writer, _ string, _ int) bool {
 		if time.Now().After(failFrom) {
@@ -253,7 +257,7 @@ func TestEmergencyStop(t *testing.T) {
 	rule, _ := ParseAbort(DefaultAbort)
 	begin := time.Now()
 	failFrom = begin.Add(2 * time.Second)
-	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Abort: rule})
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Abort: rule, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,14 +280,16 @@ func TestEmergencyStop(t *testing.T) {
 
 // TestInterrupt: cancelling the context stops sending at once and returns
 // what was measured, marked interrupted.
-func TestInterrupt(t *testing.T) {
+func TestInterrupt(t *testing.T) { forEngines(t, testInterrupt) }
+
+func testInterrupt(t *testing.T, eng Engine) {
 	srv := newServer(t, nil)
 	path := testTape(t, 10, 100, 10*time.Millisecond, 50*time.Millisecond)
 	p := loadPlan(t, path, srv.url(), "all")
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()
 	begin := time.Now()
-	st, err := Run(ctx, p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0)})
+	st, err := Run(ctx, p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +303,9 @@ func TestInterrupt(t *testing.T) {
 
 // TestStrictPacing: with a slow target, strict pacing sends every request
 // on time on spare connections; session pacing waits.
-func TestStrictPacing(t *testing.T) {
+func TestStrictPacing(t *testing.T) { forEngines(t, testStrictPacing) }
+
+func testStrictPacing(t *testing.T, eng Engine) {
 	slow := func(w *bufio.Writer, _ string, _ int) bool {
 		time.Sleep(150 * time.Millisecond)
 		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
@@ -307,7 +315,7 @@ func TestStrictPacing(t *testing.T) {
 		srv := newServer(t, slow)
 		path := testTape(t, 1, 20, 0, 30*time.Millisecond)
 		p := loadPlan(t, path, srv.url(), "all")
-		st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Pacing: pacing})
+		st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Pacing: pacing, Engine: eng})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +359,11 @@ func TestHTTPS(t *testing.T) {
 	target, _ := url.Parse(srv.URL)
 	path := testTape(t, 3, 4, 10*time.Millisecond, 20*time.Millisecond)
 	p := loadPlan(t, path, target, "all")
-	o := Options{Target: target, Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Abort: AbortRule{Off: true}}
+	o := Options{Target: target, Schedule: NewSchedule(Clone, 1, 1, p.Length, 0), Abort: AbortRule{Off: true}, Engine: EngineLoop}
+	if _, err := Run(context.Background(), p, o); err == nil {
+		t.Fatal("the event loops ran a TLS target")
+	}
+	o.Engine = EngineAuto // the goroutine engine, for TLS
 	st, err := Run(context.Background(), p, o)
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +385,9 @@ func TestHTTPS(t *testing.T) {
 // TestProgressRates: against a target that holds every request for 3 s,
 // the progress line shows the load herd is offering (requests sent per
 // second) and nothing achieved, not an offered rate of zero.
-func TestProgressRates(t *testing.T) {
+func TestProgressRates(t *testing.T) { forEngines(t, testProgressRates) }
+
+func testProgressRates(t *testing.T, eng Engine) {
 	srv := newServer(t, func(w *bufio.Writer, _ string, _ int) bool {
 		time.Sleep(3 * time.Second)
 		return false
@@ -383,7 +397,7 @@ func TestProgressRates(t *testing.T) {
 	var mu sync.Mutex
 	var seen []Progress
 	_, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 1, 1, p.Length, 2500*time.Millisecond),
-		Pacing: Strict, Abort: AbortRule{Off: true}, ProgressEvery: 100 * time.Millisecond,
+		Pacing: Strict, Abort: AbortRule{Off: true}, ProgressEvery: 100 * time.Millisecond, Engine: eng,
 		Progress: func(pr Progress) {
 			mu.Lock()
 			seen = append(seen, pr)

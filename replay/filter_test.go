@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -210,7 +211,7 @@ func loadWith(t *testing.T, path string, o PlanOptions) (*Plan, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() }) // a streamed plan reads it as it runs
 	if o.Window.Kind == "" {
 		o.Window, _ = ParseWindow("all")
 	}
@@ -332,6 +333,16 @@ func TestTargetMap(t *testing.T) {
 	if len(f.Params.TargetMap) != 2 || !strings.HasPrefix(f.Params.TargetMap[1], "shop.*=") {
 		t.Fatalf("params target map %v", f.Params.TargetMap)
 	}
+	// Several targets run on the goroutine engine, and the results say
+	// so; the event loops asked for by name refuse the plan.
+	if f.Params.Engine != "goroutine" {
+		t.Fatalf("a plan of two targets ran on the %q engine", f.Params.Engine)
+	}
+	_, err = Replay(context.Background(), p, ReplayOptions{Settings: Settings{Target: api.url(), Engine: EngineLoop}, Scale: 1})
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Option != "engine" || loopSupported && !strings.Contains(err.Error(), "several targets") {
+		t.Fatalf("engine loop with two targets: %v", err)
+	}
 }
 
 // TestServerPick replays one service of the tape by address and by host.
@@ -379,23 +390,37 @@ func TestServerPick(t *testing.T) {
 
 // TestIncludeExcludeRewrite filters by method and path and rewrites the
 // paths sent, counting at the server.
+// On both engines, with the plan held in memory and streamed from the
+// tape.
 func TestIncludeExcludeRewrite(t *testing.T) {
+	forEngines(t, func(t *testing.T, eng Engine) {
+		for _, held := range []int64{0, -1} {
+			t.Run(fmt.Sprintf("held=%d", held), func(t *testing.T) { testIncludeExcludeRewrite(t, eng, held) })
+		}
+	})
+}
+
+func testIncludeExcludeRewrite(t *testing.T, eng Engine, held int64) {
 	path := threeServers(t)
 	srv := newServer(t, nil)
 	p, err := loadWith(t, path, PlanOptions{Target: srv.url(),
 		Include:     []string{"GET /api/*", "/cart/*"},
 		Exclude:     []string{"/cart/mixed/*", "GET /api/v1/users/:id"},
 		RewritePath: []PathRewrite{{"/api/v1/", "/api/v2/"}, {"/cart/*", "/basket/*"}},
+		MaxHeld:     held,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p.Streamed() != (held < 0) {
+		t.Fatalf("streamed %v with MaxHeld %d", p.Streamed(), held)
 	}
 	// Kept: api orders (2), shop carts (10). Excluded: users (10), mixed
 	// carts (2). Not included: admin POSTs (10).
 	if p.Skipped[SkipExcluded] != 12 || p.Skipped[SkipNotIncluded] != 10 {
 		t.Fatalf("skipped %v", p.Skipped)
 	}
-	replayOnce(t, p, Settings{Target: srv.url()})
+	replayOnce(t, p, Settings{Target: srv.url(), Engine: eng})
 	got := map[string]int{}
 	for _, a := range srv.arrivals() {
 		switch {
@@ -424,14 +449,16 @@ func TestIncludeExcludeRewrite(t *testing.T) {
 // TestMaxRate replays a burst far above the cap: the server receives no
 // more than the cap allows over the run, the rest is counted as not sent
 // for max_rate, and sent plus not sent is every request.
-func TestMaxRate(t *testing.T) {
+func TestMaxRate(t *testing.T) { forEngines(t, testMaxRate) }
+
+func testMaxRate(t *testing.T, eng Engine) {
 	// 400 requests over 2 s on 40 connections: 200 req/s.
 	path := testTape(t, 40, 10, 5*time.Millisecond, 200*time.Millisecond)
 	srv := newServer(t, nil)
 	p := loadPlan(t, path, srv.url(), "all")
 	const rate = 50.0
 	start := time.Now()
-	f, err := Replay(context.Background(), p, ReplayOptions{Settings: Settings{Target: srv.url(), MaxRate: rate}, Scale: 1})
+	f, err := Replay(context.Background(), p, ReplayOptions{Settings: Settings{Target: srv.url(), MaxRate: rate, Engine: eng}, Scale: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,6 +474,25 @@ func TestMaxRate(t *testing.T) {
 	}
 	if f.Params.MaxRate != rate || !strings.Contains(strings.Join(st.Generator.Notes, ";"), "--max-rate") {
 		t.Fatalf("params max_rate %g, notes %v", f.Params.MaxRate, st.Generator.Notes)
+	}
+	// A request the cap refuses leaves its replayed connection's own
+	// connection to the next one: each recorded connection's requests
+	// arrive on one TCP connection.
+	on := map[string]map[int]bool{}
+	for _, a := range srv.arrivals() {
+		rc := strings.Join(strings.Split(a.target, "/")[:3], "/")
+		if on[rc] == nil {
+			on[rc] = map[int]bool{}
+		}
+		on[rc][a.conn] = true
+	}
+	for rc, conns := range on {
+		if len(conns) != 1 {
+			t.Fatalf("the requests of %s arrived on %d connections", rc, len(conns))
+		}
+	}
+	if f.Params.Engine != eng.String() {
+		t.Fatalf("ran on the %s engine, asked for %s", f.Params.Engine, eng)
 	}
 }
 

@@ -75,30 +75,34 @@ func probeALPN(ctx context.Context, cl *client, timeout time.Duration) string {
 	return tc.ConnectionState().NegotiatedProtocol
 }
 
-// uses reports whether the recorded connection c is replayed over HTTP/2.
-func (h *h2Engine) uses(c *Conn) bool {
-	if h == nil || !(h.all || h.recorded && c.HTTP2) {
-		return false
-	}
-	for i := range c.Reqs {
-		if c.Reqs[i].H2 == nil {
-			return false // planned for HTTP/1.x only
-		}
-	}
-	return true
+// usesFlags reports whether a recorded connection with flags f (its
+// plan's connRecordedH2, connAllH2) is replayed over HTTP/2.
+func (h *h2Engine) usesFlags(f uint8) bool {
+	return h != nil && (h.all || h.recorded && f&connRecordedH2 != 0) && f&connAllH2 != 0
 }
 
-// runH2VConn replays one connection over HTTP/2.
-func (e *engine) runH2VConn(vc VConn, index int32) {
-	reqs := e.p.Conns[vc.Conn].Reqs
-	jobs := make([]*h2Job, 0, len(reqs))
-	for i := range reqs {
-		rel := e.s.Due(reqs[i].Offset, vc.Shift)
-		if rel >= e.s.Duration {
-			break
-		}
-		jobs = append(jobs, &h2Job{r: &reqs[i], due: e.t0 + int64(rel), id: reqID{vconn: index, req: int32(i)}, finished: make(chan struct{})})
+// any reports whether any connection of plan p goes over HTTP/2.
+func (h *h2Engine) any(p *Plan) bool {
+	if h == nil {
+		return false
 	}
+	x := p.index()
+	for i := int32(0); int(i) < x.len(); i++ {
+		if h.usesFlags(x.flag(i)) {
+			return true
+		}
+	}
+	return false
+}
+
+// runH2VConn replays one connection over HTTP/2, its requests taken from
+// its connection pass as the driver reads them.
+func (e *engine) runH2VConn(vc VConn, cp *connPass, consumer int, index int32) {
+	defer func() {
+		cp.mu.Lock()
+		cp.detach(consumer)
+		cp.mu.Unlock()
+	}()
 	ch := make(chan struct{}, 1)
 	s := &h2Session{cl: e.h2.cl, env: h2Env{
 		timeout: e.o.Timeout, pacing: e.o.Pacing, stop: e.stop, dial: e.dialer,
@@ -118,7 +122,17 @@ func (e *engine) runH2VConn(vc VConn, index int32) {
 		releaseConn: func() { <-e.connSlots },
 		report:      e.reportH2,
 	}}
-	s.run(jobs)
+	s.runFrom(func() *h2Job {
+		r, i, ok := e.next(cp, consumer)
+		if !ok {
+			return nil
+		}
+		rel := e.s.Due(r.Offset, vc.Shift)
+		if rel >= e.s.Duration {
+			return nil
+		}
+		return &h2Job{r: r, due: e.t0 + int64(rel), id: reqID{vconn: index, req: i}, finished: make(chan struct{})}
+	})
 }
 
 // reportH2 hands a stream's result to the aggregator.

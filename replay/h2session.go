@@ -70,20 +70,34 @@ type h2Session struct {
 
 // run sends the jobs and returns when every one sent has finished.
 func (s *h2Session) run(jobs []*h2Job) {
+	i := 0
+	s.runFrom(func() *h2Job {
+		if i == len(jobs) {
+			return nil
+		}
+		i++
+		return jobs[i-1]
+	})
+}
+
+// runFrom sends the jobs next hands out, in order, until it hands out
+// nil, and returns when every one sent has finished. A job a stop leaves
+// unsent is never taken, and counted as stopped.
+func (s *h2Session) runFrom(next func() *h2Job) {
 	defer s.close()
-	for i, j := range jobs {
+	var prev *h2Job
+	for j := next(); j != nil; prev, j = j, next() {
 		if s.env.sleepUntil(j.due) != nil {
-			s.unsent(jobs[i:])
+			s.unsent([]*h2Job{j})
 			break
 		}
 		j.ready = j.due
-		if s.env.pacing == Session && i > 0 && j.r.H2 != nil && j.r.H2.After {
+		if s.env.pacing == Session && prev != nil && j.r.H2 != nil && j.r.H2.After {
 			// The recorded client waited for the previous response.
-			prev := jobs[i-1]
 			select {
 			case <-prev.finished:
 			case <-s.env.stop.Done():
-				s.unsent(jobs[i:])
+				s.unsent([]*h2Job{j})
 				return
 			}
 			j.ready = max(j.ready, prev.doneAt)

@@ -28,6 +28,7 @@ type Settings struct {
 	Abort       AbortRule
 	LagBound    time.Duration
 	TLS         *tls.Config
+	Engine      Engine   // how requests are sent (EngineAuto: the event loops where they apply)
 	Protocol    Protocol // HTTP/1.1 or HTTP/2 (see Protocol)
 	// Client emulation (see Options): what the recorded clients did when
 	// the target failed them.
@@ -124,6 +125,11 @@ func (o *Settings) check() error {
 	case o.MaxRate < 0 || math.IsInf(o.MaxRate, 0) || math.IsNaN(o.MaxRate):
 		return &OptionError{Option: "max_rate", Err: errors.New("the rate cap must be a positive number of requests per second")}
 	}
+	if o.Engine == EngineLoop {
+		if ok, why := loopApplies(o.Target, o.Protocol, nil); !ok {
+			return &OptionError{Option: "engine", Err: errors.New(why), Hint: "use the goroutine engine (or auto)"}
+		}
+	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
@@ -146,7 +152,7 @@ func (o *Settings) check() error {
 func (o *Settings) step(s Schedule, settle time.Duration) Options {
 	return Options{Target: o.Target, Schedule: s, Pacing: o.Pacing, Settle: settle, Timeout: o.Timeout,
 		MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Abort: o.Abort, LagBound: o.LagBound, TLS: o.TLS,
-		Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget,
+		Engine: o.Engine, Protocol: o.Protocol, Raw: o.Raw, Progress: o.Progress, ClientTimeout: o.ClientTimeout, Retry: o.Retry, RetryBudget: o.RetryBudget,
 		MaxRate: o.MaxRate}
 }
 
@@ -221,7 +227,7 @@ func Replay(ctx context.Context, p *Plan, o ReplayOptions) (*results.File, error
 	}
 	planned, _ := sched.CountDue(p, 0)
 	if o.Ready != nil {
-		err := o.Ready(Outline{Kind: "replay", Requests: p.Requests, Window: p.Length, Conns: len(p.Conns),
+		err := o.Ready(Outline{Kind: "replay", Requests: p.Requests, Window: p.Length, Conns: p.Connections(),
 			PeakConns: peak, Duration: sched.Duration, Scale: o.Scale, Planned: planned, MaxRate: o.MaxRate})
 		if err != nil {
 			return nil, err
@@ -266,7 +272,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 		StartedAt: time.Now().UTC(),
 		Window: results.Window{
 			Spec: p.Spec, Start: time.Unix(0, p.Start).UTC(), DurationS: p.Length.Seconds(),
-			Requests: int64(math.Round(float64(p.Requests) * p.weight())), RPS: results.Round3(p.Rate()), Conns: int64(len(p.Conns)), Skipped: p.Skipped,
+			Requests: int64(math.Round(float64(p.Requests) * p.weight())), RPS: results.Round3(p.Rate()), Conns: int64(p.Connections()), Skipped: p.Skipped,
 			RecordedS: results.Round3(p.Recorded.Seconds()), IdleRemovedS: results.Round3(p.IdleRemoved.Seconds()),
 			MaxIdleS: p.MaxIdle.Seconds(), Clamped: p.Clamped, SampleWeight: p.SampleWeight,
 		},
@@ -276,6 +282,7 @@ func newFile(kind string, p *Plan, o *Settings) *results.File {
 			MaxConns: o.MaxConns, MaxInflight: o.MaxInflight, Seed: o.Seed, AbortOn: o.Abort.Text,
 			ReadOnly: po.ReadOnly, SetHeaders: names, KeepHost: po.KeepHost, SendTrunc: po.SendTruncated,
 			GOMAXPROCS: GOMAXPROCS(), DispatchLagS: o.LagBound.Seconds(), Shard: po.Shard.String(),
+			Engine:         o.Engine.Resolve(o.Target, o.Protocol, p).String(),
 			ClientTimeoutS: o.ClientTimeout.Seconds(), RetryBudget: o.RetryBudget,
 		},
 		Steps: []results.Step{},

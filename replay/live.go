@@ -43,7 +43,6 @@ import (
 const (
 	DefaultInterval = 10 * time.Second
 	DefaultMaxLate  = time.Second
-	DefaultMaxHeld  = 64 << 20
 )
 
 // Reasons a live replay does not take a request (counted in
@@ -71,7 +70,7 @@ type LiveOptions struct {
 	// (DefaultMaxLate).
 	MaxLate time.Duration
 	// MaxHeld bounds the bytes of requests held between their capture and
-	// their send (DefaultMaxHeld).
+	// their send (DefaultMaxHeld, as a plan's).
 	MaxHeld int64
 	// Saturation fails a step whose achieved rate is below this fraction
 	// of the rate it was offered (a target that cannot keep up with the
@@ -364,7 +363,7 @@ func (l *Live) Run(ctx context.Context) (*results.File, error) {
 			defer wg.Done()
 			defer closer.Stop()
 			defer unhook()
-			st, err := run(stop, l.p, o, ls)
+			st, err := runStep(stop, l.p, o, ls)
 			l.closeStep(ls)
 			mu.Lock()
 			defer mu.Unlock()
@@ -752,6 +751,7 @@ func (e *engine) spawnLive() {
 			src := &liveReqs{e: e, lc: lc, cp: cp, shift: vc.Shift, vconn: index}
 			e.vconns.Add(1)
 			go func(index int32) {
+				defer e.vconns.Done()
 				e.runVConn(vc, index, src)
 				lc.done(cp) // a copy that stopped early frees what it left
 			}(index)

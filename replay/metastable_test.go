@@ -142,7 +142,9 @@ func TestMetastableFailure(t *testing.T) {
 // three per request, retries are counted by trigger, and each request's
 // latency runs from its first attempt to its last. A target that always
 // fails makes every request give up after the policy's attempts.
-func TestRetryAccounting(t *testing.T) {
+func TestRetryAccounting(t *testing.T) { forEngines(t, testRetryAccounting) }
+
+func testRetryAccounting(t *testing.T, eng Engine) {
 	path := testTape(t, 10, 5, 30*time.Millisecond, 100*time.Millisecond) // 50 requests
 	var mu sync.Mutex
 	tries := map[string]int{}
@@ -162,7 +164,7 @@ func TestRetryAccounting(t *testing.T) {
 	hs := newServer(t, thirdTime)
 	p := loadPlan(t, path, hs.url(), "all")
 	f, err := Replay(context.Background(), p, ReplayOptions{Scale: 1,
-		Settings: Settings{Target: hs.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry}})
+		Settings: Settings{Target: hs.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry, Engine: eng}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestRetryAccounting(t *testing.T) {
 	})
 	p = loadPlan(t, path, always.url(), "all")
 	f, err = Replay(context.Background(), p, ReplayOptions{Scale: 1,
-		Settings: Settings{Target: always.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry}})
+		Settings: Settings{Target: always.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry, Engine: eng}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +207,9 @@ func TestRetryAccounting(t *testing.T) {
 // TestRetryCutByStop: a stop while clients wait to retry sends nothing
 // more, and every request that was sent still has an outcome: its last
 // attempt's.
-func TestRetryCutByStop(t *testing.T) {
+func TestRetryCutByStop(t *testing.T) { forEngines(t, testRetryCutByStop) }
+
+func testRetryCutByStop(t *testing.T, eng Engine) {
 	path := testTape(t, 20, 3, 10*time.Millisecond, 50*time.Millisecond)
 	always := newServer(t, func(w *bufio.Writer, _ string, _ int) bool {
 		w.WriteString("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
@@ -216,7 +220,7 @@ func TestRetryCutByStop(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
 	f, err := Replay(ctx, p, ReplayOptions{Scale: 1,
-		Settings: Settings{Target: always.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry}})
+		Settings: Settings{Target: always.url(), Mode: Clone, Seed: 1, Abort: AbortRule{Off: true}, Retry: retry, Engine: eng}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"sort"
 	"strconv"
@@ -38,6 +39,12 @@ type PlanOptions struct {
 	// Index of Count, so that Count herd processes replay the window
 	// together, each its share. Count 0 keeps them all.
 	Shard Shard
+	// MaxHeld bounds the memory a plan spends on holding its requests
+	// rendered for the target: a window whose requests fit is read once
+	// and held; a larger one is streamed from the tape, in time order,
+	// each time a pass replays it (DefaultMaxHeld when zero; negative
+	// always streams).
+	MaxHeld int64
 	// Filters (filter.go): Servers keeps only the requests to the servers
 	// one of these globs names (ServerMatches); TargetMap sends each
 	// server's requests to the target of the first mapping that names it,
@@ -53,6 +60,11 @@ type PlanOptions struct {
 	// connections recorded as HTTP/2: the run may send them over HTTP/2.
 	HTTP2 bool
 }
+
+// DefaultMaxHeld is the memory a plan may spend holding a window's
+// requests (PlanOptions.MaxHeld), and a live replay holding the requests
+// it took and has not sent (LiveOptions.MaxHeld).
+const DefaultMaxHeld = 64 << 20
 
 // Shard is one of Count disjoint shares of the recorded connections.
 type Shard struct{ Index, Count int }
@@ -114,6 +126,17 @@ type Plan struct {
 	// header name, query:NAME and body:NAME, so the caller can warn that
 	// the target will see it.
 	Redacted map[string]int64
+	// RouteRequests counts the requests of one pass at 1x by route, in
+	// the order of Routes.
+	RouteRequests []int64
+
+	// Conns above holds the requests of a window small enough to hold
+	// (PlanOptions.MaxHeld); a larger one leaves it nil and streams them.
+	stream *tapeStream
+	conns  connIndex
+	peak1x int64 // replayed connections open at once at 1x; 0: compute from Conns
+	order  []reqRef
+	planOnce
 	// SampleWeight is how many real connections each recorded connection
 	// stands for: 100/sample_pct for a tape captured with --sample (10 for
 	// 10%), 1 otherwise. Rate and every schedule count with it, so 1x is
@@ -135,6 +158,11 @@ type Target struct {
 	URL      *url.URL
 	Requests int64
 }
+
+// Streamed reports whether the plan's requests are read from its tape on
+// each pass rather than held in memory (PlanOptions.MaxHeld). A streamed
+// plan must not outlive its tape.Reader.
+func (p *Plan) Streamed() bool { return p.stream != nil }
 
 // RouteKey names a route: a method and a route template.
 type RouteKey struct{ Method, Route string }
@@ -191,7 +219,13 @@ func (p *Plan) weight() float64 {
 	return 1
 }
 
-// Load reads the window of r and builds the plan.
+// Load reads the window of r and builds the plan. It reads the window
+// once, in time order, to learn what a plan must know before it runs (the
+// idle stretches, routes, skipped and redacted requests, the recorded
+// connections and their counts); it keeps the requests themselves only
+// when they fit in PlanOptions.MaxHeld, and otherwise streams them from
+// r each pass, so that memory does not grow with the tape: r must then
+// stay open while the plan is used.
 func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	if o.Target == nil && len(o.TargetMap) == 0 {
 		return nil, errors.New("no target")
@@ -207,6 +241,9 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		o.MaxIdle = DefaultMaxIdle
 	}
 	o.MaxIdle = max(o.MaxIdle, 0)
+	if o.MaxHeld == 0 {
+		o.MaxHeld = DefaultMaxHeld
+	}
 	win, err := resolveWindow(ctx, r, o.Window, o.MaxIdle)
 	if err != nil {
 		return nil, err
@@ -219,19 +256,96 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 	}
 	servers := tape.NewServerCounter()
 	noBodies := r.MetaErr() == nil && r.Meta().Source.NoRequestBodies && !o.SendWithoutBody
-	byConn := make(map[uint64][]*tape.Exchange)
-	var starts []int64
-	err = r.Window(ctx, from, to, func(e *tape.Exchange) error {
-		c := *e
-		servers.Add(e)
-		byConn[e.ConnID] = append(byConn[e.ConnID], &c)
-		starts = append(starts, e.ReqStart)
-		return nil
-	})
+	ord, err := r.Ordered(ctx, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read tape window: %w", err)
 	}
-	tl := newTimeline(from, to, starts, o.MaxIdle)
+	sel := &selector{o: o, noBodies: noBodies, filt: filt, h2: len(p.Targets) == 1}
+	tb := newTimelineBuilder(from, o.MaxIdle)
+	routes := newRouteCounter()
+	rw := newRewriter(o)
+	x := &p.conns
+	var peak peakSweep
+	// The recorded connections seen within connSplit, by id: a plan
+	// remembers the connections open in the recording, not every
+	// connection of the tape.
+	type openConn struct {
+		ord       int32
+		last, end int64 // Unix ns: its last request's start, and the end of its exchanges
+		flags     uint8
+	}
+	open := make(map[uint64]*openConn)
+	closeConn := func(oc *openConn) {
+		peak.closed(oc.end)
+		x.setFlag(oc.ord, oc.flags)
+	}
+	var sweepAt int64
+	var held int64
+	for {
+		e, err := ord.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tape window: %w", err)
+		}
+		tb.add(e.ReqStart)
+		servers.Add(e)
+		if e.ReqStart >= sweepAt {
+			for id, oc := range open {
+				if e.ReqStart-oc.last > int64(connSplit) {
+					closeConn(oc)
+					delete(open, id)
+				}
+			}
+			sweepAt = e.ReqStart + int64(connSplit/4)
+			// Every connection that started before then is closed or
+			// known to be open: count them.
+			peak.settle(e.ReqStart - int64(connSplit*5/4))
+		}
+		e, target, why, ok := sel.keep(e)
+		if !ok {
+			if why != "" {
+				p.Skipped[why]++
+			}
+			continue
+		}
+		p.Targets[target].Requests++
+		routes.add(RouteKey{e.Method, route.Template(e.Target)})
+		oc := open[e.ConnID]
+		if oc != nil && e.ReqStart-oc.last > int64(connSplit) {
+			closeConn(oc) // idle so long a server would have closed it: replayed as another connection
+			oc = nil
+		}
+		if oc == nil {
+			oc = &openConn{ord: x.add(e.ConnID, tb.offset(e.ReqStart), 0), flags: connAllH2}
+			peak.started(e.ReqStart)
+			open[e.ConnID] = oc
+		}
+		switch {
+		case !sel.h2:
+			oc.flags = 0 // HTTP/2 goes to one target: a plan of several replays over HTTP/1.x (filter.go)
+		case e.IsHTTP2():
+			oc.flags |= connRecordedH2
+		case !o.HTTP2:
+			oc.flags &^= connAllH2 // this request has no HTTP/2 form
+		}
+		x.addN(oc.ord, 1)
+		oc.last = e.ReqStart
+		oc.end = max(oc.end, e.ReqEnd, e.ReqStart)
+		if e.HasResponse() {
+			oc.end = max(oc.end, e.RespEnd)
+		}
+		rw.countRedacted(e, p.Redacted)
+		held += reqBytes(e)
+		p.Requests++
+	}
+	for _, oc := range open {
+		closeConn(oc)
+	}
+	open = nil
+	peak.settle(1<<63 - 1)
+	tl := tb.finish(to)
 	p.Idles, p.IdleRemoved = tl.idles, tl.removedTotal()
 	p.Recorded = time.Duration(to - from)
 	p.Length = p.Recorded - p.IdleRemoved
@@ -241,100 +355,188 @@ func Load(ctx context.Context, r *tape.Reader, o PlanOptions) (*Plan, error) {
 		// tiny tape stays sane.
 		p.Length = max(p.Length, time.Second)
 	}
-	counts := make(map[RouteKey]int64)
 	p.Servers = servers.List()
-	type pending struct {
-		e      *tape.Exchange
-		key    RouteKey
-		target int32
-	}
-	conns := make(map[uint64][]pending)
-	for id, exs := range byConn {
-		if !o.Shard.has(id) {
-			continue
-		}
-		sort.Slice(exs, func(i, j int) bool {
-			if exs[i].Seq != exs[j].Seq {
-				return exs[i].Seq < exs[j].Seq
-			}
-			return exs[i].ReqStart < exs[j].ReqStart
-		})
-		for _, e := range exs {
-			target, why := filt.server(e)
-			if why == "" {
-				why = skipReason(e, o, noBodies)
-			}
-			if why == "" {
-				why = filt.request(e)
-			}
-			if why != "" {
-				p.Skipped[why]++
-				continue
-			}
-			k := RouteKey{e.Method, route.Template(e.Target)}
-			counts[k]++
-			conns[id] = append(conns[id], pending{e, k, target})
-		}
-	}
-	p.Routes = topRoutes(counts, o.MaxRoutes)
-	index := make(map[RouteKey]int32, len(p.Routes))
-	for i, k := range p.Routes {
-		index[k] = int32(i)
-	}
-	other, hasOther := index[RouteKey{Route: OtherRoute}]
-	rw := newRewriter(o)
-	for id, ps := range conns {
-		c := Conn{ID: id, Reqs: make([]Req, len(ps))}
-		for i, pe := range ps {
-			e := pe.e
-			ri, ok := index[pe.key]
-			if !ok && hasOther {
-				ri = other
-			}
-			c.Reqs[i] = Req{
-				Offset: tl.offset(e.ReqStart),
-				Wire:   requestBytes(rw.request(e), p.Targets[pe.target].URL.Host, o),
-				Head:   e.Method == "HEAD",
-				Route:  ri,
-				Target: pe.target,
-			}
-			p.Targets[pe.target].Requests++
-			if e.HasResponse() {
-				c.Reqs[i].Status = e.Status
-			}
-			// HTTP/2 goes to one target (the HTTP/2 engine's client): a
-			// plan of several replays over HTTP/1.x (filter.go).
-			if (e.IsHTTP2() || o.HTTP2) && len(p.Targets) == 1 {
-				var prev *tape.Exchange
-				if i > 0 {
-					prev = ps[i-1].e
-				}
-				t := p.Targets[pe.target].URL
-				c.Reqs[i].H2 = h2Request(e, prev, t.Scheme, t.Host, o)
-				c.HTTP2 = c.HTTP2 || e.IsHTTP2()
-			}
-			end := max(e.ReqEnd, e.ReqStart)
-			if e.HasResponse() {
-				end = max(end, e.RespEnd)
-			}
-			c.End = max(c.End, tl.offset(end))
-			rw.countRedacted(e, p.Redacted)
-		}
-		p.Requests += int64(len(c.Reqs))
-		p.Conns = append(p.Conns, c)
-	}
-	sort.Slice(p.Conns, func(i, j int) bool {
-		a, b := p.Conns[i], p.Conns[j]
-		if a.Reqs[0].Offset != b.Reqs[0].Offset {
-			return a.Reqs[0].Offset < b.Reqs[0].Offset
-		}
-		return a.ID < b.ID
-	})
 	if p.Requests == 0 {
 		return nil, filt.explain(noRequests(o.Window.Text, p.Skipped, r.Damage()), p)
 	}
+	p.Routes = routes.top(o.MaxRoutes)
+	s := &tapeStream{r: r, from: from, to: to, tl: tl, o: o, sel: sel, targets: p.TargetURLs(), routes: make(map[RouteKey]int32, len(p.Routes)), other: -1}
+	for i, k := range p.Routes {
+		s.routes[k] = int32(i)
+		if k.Route == OtherRoute {
+			s.other = int32(i)
+		}
+	}
+	p.RouteRequests = make([]int64, len(p.Routes))
+	for k, n := range routes.counts {
+		p.RouteRequests[s.routeOf(k)] += *n
+	}
+	p.peak1x = peak.peak
+	p.once.Do(func() {}) // the index is built
+	if held > o.MaxHeld && o.MaxHeld > 0 || o.MaxHeld < 0 {
+		p.stream = s
+		return p, nil
+	}
+	// Small enough to hold: one more pass renders every request once.
+	cur, err := s.cursor(ctx, p, true)
+	if err != nil {
+		return nil, err
+	}
+	p.Conns = make([]Conn, x.len())
+	for i := range p.Conns {
+		o := int32(i)
+		p.Conns[i] = Conn{ID: x.id(o), Reqs: make([]Req, 0, x.n(o)), HTTP2: x.flag(o)&connRecordedH2 != 0}
+	}
+	tc := cur.(*tapeCursor)
+	for {
+		c, rq, err := cur.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tape window: %w", err)
+		}
+		p.Conns[c].Reqs = append(p.Conns[c].Reqs, *rq)
+		p.Conns[c].End = max(p.Conns[c].End, tl.offset(tc.end))
+	}
+	for i := range p.Conns {
+		if len(p.Conns[i].Reqs) != int(x.n(int32(i))) {
+			return nil, fmt.Errorf("the tape changed while it was read: recorded connection %d", x.id(int32(i)))
+		}
+	}
 	return p, nil
 }
+
+// connSplit is how long a recorded connection may sit idle and still be
+// replayed as one connection: past it (a server would have closed it long
+// before), what follows is replayed on another. It bounds what a plan
+// keeps of the tape's connections while it is read: those active within
+// it.
+const connSplit = 5 * time.Minute
+
+// peakSweep finds the most recorded connections open at once (from each
+// one's first request to the end of its last exchange) as the window is
+// read in time order, holding only the connections of the last few
+// minutes: a connection's start is counted once every connection that
+// started before it is known to be closed or open then.
+type peakSweep struct {
+	starts  []int64 // starts not counted yet, in order (Unix ns), from startAt
+	startAt int
+	ends    endsHeap // ends of closed connections not yet before a counted start
+	n       int64    // starts counted
+	gone    int64    // of them, closed before the last start counted
+	peak    int64
+}
+
+func (s *peakSweep) started(at int64) { s.starts = append(s.starts, at) }
+func (s *peakSweep) closed(end int64) { s.ends.push(end) }
+
+// settle counts the starts up to before, when the state of every
+// connection that started earlier is known.
+func (s *peakSweep) settle(before int64) {
+	i := s.startAt
+	for ; i < len(s.starts) && s.starts[i] <= before; i++ {
+		at := s.starts[i]
+		// One that ends where another starts overlaps it.
+		for len(s.ends) > 0 && s.ends[0] < at {
+			s.ends.pop()
+			s.gone++
+		}
+		s.n++
+		s.peak = max(s.peak, s.n-s.gone)
+	}
+	s.startAt = i
+	if s.startAt > 4096 && s.startAt > len(s.starts)/2 {
+		s.starts = append(s.starts[:0], s.starts[s.startAt:]...)
+		s.startAt = 0
+	}
+}
+
+// endsHeap is a min-heap of times.
+type endsHeap []int64
+
+func (h *endsHeap) push(t int64) {
+	*h = append(*h, t)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if s[p] <= s[i] {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (h *endsHeap) pop() int64 {
+	s := *h
+	t := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && s[l] < s[m] {
+			m = l
+		}
+		if r < n && s[r] < s[m] {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return t
+}
+
+// routeCounter counts requests by route. Past maxRouteKeys distinct
+// routes (a tape whose paths carry free text the templates cannot
+// collapse) it keeps the heavy hitters only (Misra-Gries), so that a long
+// tape's plan stays bounded; the top routes keep their counts but for
+// a bounded error.
+//
+// The keys are copies, and counts are incremented through pointers: a map
+// assignment replaces the stored key with the one given, and a key
+// pointing into a decoded chunk would keep the whole chunk alive.
+type routeCounter struct {
+	counts map[RouteKey]*int64
+}
+
+const maxRouteKeys = 1 << 16
+
+func newRouteCounter() *routeCounter { return &routeCounter{counts: map[RouteKey]*int64{}} }
+
+func (rc *routeCounter) add(k RouteKey) {
+	if n, ok := rc.counts[k]; ok {
+		*n++
+		return
+	}
+	if len(rc.counts) >= maxRouteKeys {
+		for key, n := range rc.counts {
+			if *n <= 1 {
+				delete(rc.counts, key)
+			} else {
+				*n--
+			}
+		}
+		return
+	}
+	n := int64(1)
+	rc.counts[RouteKey{strings.Clone(k.Method), strings.Clone(k.Route)}] = &n
+}
+
+func (rc *routeCounter) all() map[RouteKey]int64 {
+	m := make(map[RouteKey]int64, len(rc.counts))
+	for k, n := range rc.counts {
+		m[k] = *n
+	}
+	return m
+}
+
+func (rc *routeCounter) top(limit int) []RouteKey { return topRoutes(rc.all(), limit) }
 
 // noRequests explains an empty plan: what was skipped and why, and whether
 // the tape was damaged (a damaged chunk's requests are lost, not skipped).

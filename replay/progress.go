@@ -32,7 +32,7 @@ func (a *aggregator) measuredSoFar(now int64, fresh bool) *results.Step {
 	}
 	elapsed := float64(min(now, a.end)-a.settle) / 1e9
 	st := &results.Step{
-		Scale:        a.e.s.Scale,
+		Scale:        a.r.s.Scale,
 		DurationS:    elapsed,
 		SettleS:      float64(a.settle) / 1e9,
 		Sent:         a.sent,
@@ -45,7 +45,7 @@ func (a *aggregator) measuredSoFar(now int64, fresh bool) *results.Step {
 		AchievedRPS:  results.Rate(a.good, elapsed),
 		LatencyMS:    results.Summary(a.latency),
 	}
-	for i, k := range a.e.p.Routes {
+	for i, k := range a.r.p.Routes {
 		r := &a.routes[i]
 		if r.sent == 0 {
 			continue

@@ -106,9 +106,9 @@ func TestProgressMeasured(t *testing.T) {
 // each, spread from 1 ms to 2 s.
 func BenchmarkMeasuredSoFar(b *testing.B) {
 	const routes = 50
-	a := &aggregator{e: &engine{p: &Plan{}, s: Schedule{Scale: 1}}, end: int64(time.Minute), latency: results.NewHist(), routes: make([]routeAgg, routes)}
+	a := &aggregator{r: &run{p: &Plan{}, s: Schedule{Scale: 1}}, end: int64(time.Minute), latency: results.NewHist(), routes: make([]routeAgg, routes)}
 	for i := range a.routes {
-		a.e.p.Routes = append(a.e.p.Routes, RouteKey{Method: "GET", Route: fmt.Sprintf("/r/%d", i)})
+		a.r.p.Routes = append(a.r.p.Routes, RouteKey{Method: "GET", Route: fmt.Sprintf("/r/%d", i)})
 		r := &a.routes[i]
 		r.hist = results.NewHist()
 		for j := int64(0); j < 20000; j++ {

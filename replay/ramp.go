@@ -134,7 +134,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 		return nil, err
 	}
 	if o.Ready != nil {
-		err := o.Ready(Outline{Kind: "ramp", Requests: p.Requests, Window: p.Length, Conns: len(p.Conns),
+		err := o.Ready(Outline{Kind: "ramp", Requests: p.Requests, Window: p.Length, Conns: p.Connections(),
 			PeakConns: schedule(o.To).PeakConns(p), Duration: total, Steps: len(scales), Scale: o.To, MaxRate: o.MaxRate})
 		if err != nil {
 			return nil, err

@@ -154,6 +154,9 @@ func TestRampFindCapacity(t *testing.T) {
 		}
 	}
 	if f.BreakingPoint == nil || f.BreakingPoint.Scale != 3 {
+		for _, st := range f.Steps {
+			t.Logf("%gx: sent %d, errors %v (%v), not sent %v, herd: %v", st.Scale, st.Sent, st.ErrorClasses, st.FirstErrors, st.NotSent, st.Generator.Notes)
+		}
 		t.Fatalf("breaking point %+v, steps %v", f.BreakingPoint, scales)
 	}
 	// 2x passes, 3x fails, then only 4x: 5x is above To.

@@ -36,6 +36,18 @@ type server struct {
 	handle func(w *bufio.Writer, target string, n int) bool // false: close the connection
 	// reset makes a close send a TCP RST instead of a FIN.
 	reset atomic.Bool
+	// onClose, when set, is called as each connection closes; onRead
+	// with the body bytes of each request. Set them with hooks: a
+	// connection takes them under mu as it is accepted.
+	onClose func()
+	onRead  func(n int)
+}
+
+// hooks sets onClose and onRead for the connections accepted from now on.
+func (s *server) hooks(onClose func(), onRead func(n int)) {
+	s.mu.Lock()
+	s.onClose, s.onRead = onClose, onRead
+	s.mu.Unlock()
 }
 
 func newServer(t *testing.T, handle func(w *bufio.Writer, target string, n int) bool) *server {
@@ -67,13 +79,17 @@ func (s *server) serve() {
 		s.mu.Lock()
 		id := s.conns
 		s.conns++
+		onClose, onRead := s.onClose, s.onRead
 		s.mu.Unlock()
-		go s.serveConn(c, id)
+		go s.serveConn(c, id, onClose, onRead)
 	}
 }
 
-func (s *server) serveConn(c net.Conn, id int) {
+func (s *server) serveConn(c net.Conn, id int, onClose func(), onRead func(n int)) {
 	defer c.Close()
+	if onClose != nil {
+		defer onClose()
+	}
 	if s.reset.Load() {
 		c.(*net.TCPConn).SetLinger(0)
 	}
@@ -102,7 +118,11 @@ func (s *server) serveConn(c net.Conn, id int) {
 			}
 		}
 		if length > 0 {
-			if _, err := br.Discard(length); err != nil {
+			n, err := br.Discard(length)
+			if onRead != nil {
+				onRead(n)
+			}
+			if err != nil {
 				return
 			}
 		}
@@ -155,6 +175,19 @@ func testTape(t *testing.T, conns, perConn int, stagger, gap time.Duration) stri
 	return path
 }
 
+// forEngines runs a test on every engine of this platform: they must
+// send and count alike, each the other's oracle.
+func forEngines(t *testing.T, test func(t *testing.T, eng Engine)) {
+	t.Helper()
+	engines := []Engine{EngineGoroutine}
+	if loopSupported {
+		engines = append(engines, EngineLoop)
+	}
+	for _, eng := range engines {
+		t.Run(eng.String(), func(t *testing.T) { test(t, eng) })
+	}
+}
+
 func loadPlan(t *testing.T, path string, target *url.URL, window string) *Plan {
 	t.Helper()
 	r, err := tape.Open(path)
@@ -176,7 +209,9 @@ func loadPlan(t *testing.T, path string, target *url.URL, window string) *Plan {
 // TestCountIdentity replays at several scales in both modes and checks the
 // server got exactly the requests expected, each replayed connection's
 // requests in recorded order on one TCP connection of its own.
-func TestCountIdentity(t *testing.T) {
+func TestCountIdentity(t *testing.T) { forEngines(t, testCountIdentity) }
+
+func testCountIdentity(t *testing.T, eng Engine) {
 	const conns, perConn = 40, 5
 	path := testTape(t, conns, perConn, 20*time.Millisecond, 50*time.Millisecond)
 	for _, mode := range []Mode{Clone, Compress} {
@@ -185,7 +220,7 @@ func TestCountIdentity(t *testing.T) {
 				srv := newServer(t, nil)
 				p := loadPlan(t, path, srv.url(), "all")
 				sched := NewSchedule(mode, k, 7, p.Length, 0)
-				st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched})
+				st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched, Engine: eng})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -243,13 +278,15 @@ func TestCountIdentity(t *testing.T) {
 
 // TestTiming checks that requests reach a fast server at their recorded
 // offsets: a loose bound here, the exact figures are in the benchmarks.
-func TestTiming(t *testing.T) {
+func TestTiming(t *testing.T) { forEngines(t, testTiming) }
+
+func testTiming(t *testing.T, eng Engine) {
 	path := testTape(t, 20, 10, 37*time.Millisecond, 100*time.Millisecond)
 	srv := newServer(t, nil)
 	p := loadPlan(t, path, srv.url(), "all")
 	sched := NewSchedule(Clone, 1, 1, p.Length, 0)
 	start := time.Now()
-	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched})
+	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: sched, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,12 +322,14 @@ func TestTiming(t *testing.T) {
 // TestTimelineTotals: with a settle that ends mid-second, the timeline's
 // seconds still add up to the step: sent by due time, successes by
 // completion time.
-func TestTimelineTotals(t *testing.T) {
+func TestTimelineTotals(t *testing.T) { forEngines(t, testTimelineTotals) }
+
+func testTimelineTotals(t *testing.T, eng Engine) {
 	srv := newServer(t, nil)
 	path := testTape(t, 30, 40, 7*time.Millisecond, 60*time.Millisecond)
 	p := loadPlan(t, path, srv.url(), "all")
 	st, err := Run(context.Background(), p, Options{Target: srv.url(), Schedule: NewSchedule(Clone, 2, 1, p.Length, 3*time.Second),
-		Settle: 1250 * time.Millisecond})
+		Settle: 1250 * time.Millisecond, Engine: eng})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,9 @@ package replay
 
 import (
 	"cmp"
+	"context"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"time"
@@ -176,10 +178,10 @@ func (s Schedule) iter(p *Plan) *vconnIter { return &vconnIter{s: s, p: p} }
 // nominal is the first due time of copy 0 of the next connection to push,
 // and false when every connection has been pushed.
 func (it *vconnIter) nominal() (time.Duration, bool) {
+	x := it.p.index()
 	for it.loop < it.s.Passes {
-		if it.conn < len(it.p.Conns) {
-			c := &it.p.Conns[it.conn]
-			return it.s.Due(c.Reqs[0].Offset, it.s.Shift(c.ID, it.loop, 0)), true
+		if it.conn < x.len() {
+			return it.s.Due(x.first(int32(it.conn)), it.s.Shift(x.id(int32(it.conn)), it.loop, 0)), true
 		}
 		it.loop, it.conn = it.loop+1, 0
 	}
@@ -187,6 +189,7 @@ func (it *vconnIter) nominal() (time.Duration, bool) {
 }
 
 func (it *vconnIter) Next() (VConn, bool) {
+	x := it.p.index()
 	for {
 		next, more := it.nominal()
 		if it.heap.Len() > 0 && (!more || it.heap.min().First < next) {
@@ -200,15 +203,28 @@ func (it *vconnIter) Next() (VConn, bool) {
 			// later is due within the run.
 			return VConn{}, false
 		}
-		c := &it.p.Conns[it.conn]
-		for cp := 0; cp < it.s.Copies(c.ID, it.loop); cp++ {
-			shift := it.s.Shift(c.ID, it.loop, cp)
-			if first := it.s.Due(c.Reqs[0].Offset, shift); first < it.s.Duration {
-				it.heap.push(VConn{Conn: int32(it.conn), Loop: int32(it.loop), Copy: int32(cp), Shift: shift, First: first})
+		id, first := x.id(int32(it.conn)), x.first(int32(it.conn))
+		for cp := 0; cp < it.s.Copies(id, it.loop); cp++ {
+			shift := it.s.Shift(id, it.loop, cp)
+			if f := it.s.Due(first, shift); f < it.s.Duration {
+				it.heap.push(VConn{Conn: int32(it.conn), Loop: int32(it.loop), Copy: int32(cp), Shift: shift, First: f})
 			}
 		}
 		it.conn++
 	}
+}
+
+// consumers is how many copies of recorded connection conn (its id and
+// first offset) the run replays in pass loop: those whose first request is
+// due within the run, as Next yields them.
+func (s Schedule) consumers(id uint64, first time.Duration, loop int) int {
+	n := 0
+	for cp := 0; cp < s.Copies(id, loop); cp++ {
+		if s.Due(first, s.Shift(id, loop, cp)) < s.Duration {
+			n++
+		}
+	}
+	return n
 }
 
 // vconnHeap orders replayed connections by first due time, then by pass,
@@ -270,33 +286,89 @@ func (h *vconnHeap) pop() VConn {
 
 // countDueIn counts the requests of the run due in [from, to).
 func (s Schedule) countDueIn(p *Plan, from, to time.Duration) int64 {
-	var n int64
-	it := s.iter(p)
-	for vc, ok := it.Next(); ok && vc.First < to; vc, ok = it.Next() {
-		for _, r := range p.Conns[vc.Conn].Reqs {
-			if d := s.Due(r.Offset, vc.Shift); d >= from && d < to && d < s.Duration {
-				n++
-			}
-		}
-	}
+	n, _, _ := s.countDue(context.Background(), p, from, to, to)
 	return n
 }
 
 // CountDue counts the requests of the run: all of them, and those due at
 // or after settle (the measured period).
 func (s Schedule) CountDue(p *Plan, settle time.Duration) (all, measured int64) {
-	it := s.iter(p)
-	for vc, ok := it.Next(); ok; vc, ok = it.Next() {
-		for _, r := range p.Conns[vc.Conn].Reqs {
-			if d := s.Due(r.Offset, vc.Shift); d < s.Duration {
-				all++
-				if d >= settle {
-					measured++
+	all, measured, _ = s.countDue(context.Background(), p, 0, settle, s.Duration)
+	return all, measured
+}
+
+// countDue counts the requests of the run due in [from, to), and those of
+// them due at or after mid, in one pass over the plan's requests: a
+// request's copies in every pass are a pure function of its recorded
+// connection's id and its offset.
+func (s Schedule) countDue(ctx context.Context, p *Plan, from, mid, to time.Duration) (n, late int64, err error) {
+	to = min(to, s.Duration)
+	if to <= from {
+		return 0, 0, nil
+	}
+	cur, err := p.requests(ctx, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	x := p.index()
+	for {
+		c, r, err := cur.next()
+		if err == io.EOF {
+			return n, late, nil
+		}
+		if err != nil {
+			return n, late, err
+		}
+		if s.Due(r.Offset, 0) >= to {
+			// Offsets rise, and every copy in every pass is due no
+			// earlier than this: the rest of a long window is not read.
+			return n, late, nil
+		}
+		a, b := s.countReq(x.id(c), r.Offset, from, mid, to)
+		n, late = n+a, late+b
+	}
+}
+
+// countReq counts the copies of a request (of recorded connection id, at
+// offset) due in [from, to), and those due at or after mid.
+func (s Schedule) countReq(id uint64, offset, from, mid, to time.Duration) (n, late int64) {
+	jitter := time.Duration(0)
+	if s.Mode == Clone {
+		jitter = s.maxJitter()
+	}
+	// The first pass that can reach from: passes start a window apart.
+	loop := 0
+	if pass := s.pass(); pass > 0 {
+		if nominal := s.Due(offset, 0); from-jitter > nominal {
+			loop = int((from - jitter - nominal) / pass)
+		}
+	}
+	for ; loop < s.Passes; loop++ {
+		base := s.Due(offset, s.Shift(id, loop, 0))
+		if base >= to {
+			break
+		}
+		if base+jitter < from {
+			continue
+		}
+		copies := s.Copies(id, loop)
+		if base >= from && base+jitter < to && (base >= mid || base+jitter < mid) {
+			n += int64(copies)
+			if base >= mid {
+				late += int64(copies)
+			}
+			continue
+		}
+		for cp := 0; cp < copies; cp++ {
+			if d := s.Due(offset, s.Shift(id, loop, cp)); d >= from && d < to {
+				n++
+				if d >= mid {
+					late++
 				}
 			}
 		}
 	}
-	return all, measured
+	return n, late
 }
 
 // mix hashes its inputs (splitmix64 finalizer over a running combination).
@@ -324,6 +396,14 @@ func unit(h uint64) float64 { return float64(h>>11) / (1 << 53) }
 // times (a lower bound: responses do not get faster). It is what a plan
 // needs from --max-conns and from the machine's ephemeral ports.
 func (s Schedule) PeakConns(p *Plan) int64 {
+	if p.peak1x > 0 {
+		// Scaling every interval by the same factor leaves their overlaps
+		// as they were: compress mode has the recording's peak.
+		if s.Mode == Clone {
+			return int64(math.Ceil(float64(p.peak1x) * s.k()))
+		}
+		return p.peak1x
+	}
 	type event struct {
 		at    time.Duration
 		delta int64
@@ -349,7 +429,7 @@ func (s Schedule) PeakConns(p *Plan) int64 {
 		peak = max(peak, open)
 	}
 	if s.Mode == Clone {
-		return int64(math.Ceil(float64(peak) * s.Scale))
+		return int64(math.Ceil(float64(peak) * s.k()))
 	}
 	return peak
 }

@@ -190,3 +190,74 @@ func BenchmarkScheduleIter(b *testing.B) {
 		}
 	}
 }
+
+// TestCountDueAgrees counts requests due per request and copy (countDue,
+// one pass over the plan's requests) and by walking every replayed
+// connection's requests, over passes, settle times and stop times.
+func TestCountDueAgrees(t *testing.T) {
+	p := &Plan{Length: 3 * time.Second}
+	for i := 0; i < 120; i++ {
+		reqs := make([]Req, 1+i%9)
+		for j := range reqs {
+			reqs[j].Offset = time.Duration(i)*23*time.Millisecond + time.Duration(j)*170*time.Millisecond
+		}
+		p.Conns = append(p.Conns, Conn{ID: uint64(i*7 + 1), Reqs: reqs})
+	}
+	for _, s := range []Schedule{
+		NewSchedule(Clone, 1, 1, p.Length, 0),
+		NewSchedule(Clone, 2.7, 5, p.Length, 0),
+		NewSchedule(Clone, 3.3, 9, p.Length, 10*time.Second),
+		NewSchedule(Compress, 4, 1, p.Length, 0),
+		NewSchedule(Compress, 2.5, 1, p.Length, 7*time.Second),
+	} {
+		for _, w := range [][2]time.Duration{{0, s.Duration}, {s.Duration / 3, s.Duration}, {s.Duration / 5, s.Duration / 2}, {0, 1}} {
+			var want int64
+			it := s.iter(p)
+			for vc, ok := it.Next(); ok; vc, ok = it.Next() {
+				for _, r := range p.Conns[vc.Conn].Reqs {
+					if d := s.Due(r.Offset, vc.Shift); d >= w[0] && d < w[1] && d < s.Duration {
+						want++
+					}
+				}
+			}
+			if got := s.countDueIn(p, w[0], w[1]); got != want {
+				t.Errorf("%v %gx over %v: %d due in [%v, %v), walking the connections finds %d", s.Mode, s.Scale, s.Duration, got, w[0], w[1], want)
+			}
+		}
+	}
+}
+
+// TestConnPassKeepsForLateCopies: a copy that starts after another has
+// taken (and finished) every request still gets them all; once every copy
+// has started, what all have taken is dropped.
+func TestConnPassKeepsForLateCopies(t *testing.T) {
+	cp := newConnPass(0, 0, 300, 2)
+	a := cp.attach()
+	for i := 0; i < 300; i++ {
+		cp.add(&Req{Offset: time.Duration(i)})
+		if _, _, ok, _ := cp.take(a); !ok {
+			t.Fatalf("request %d not there for the first copy", i)
+		}
+	}
+	cp.closed = true
+	cp.detach(a)
+	if len(cp.reqs) != 300 {
+		t.Fatalf("kept %d requests for a copy yet to start, want 300", len(cp.reqs))
+	}
+	b := cp.attach()
+	for i := 0; i < 300; i++ {
+		r, idx, ok, _ := cp.take(b)
+		if !ok || idx != int32(i) || r.Offset != time.Duration(i) {
+			t.Fatalf("the late copy's request %d: %v %d %v", i, ok, idx, r)
+		}
+		if i == 150 {
+			cp.trim()
+			if cp.base != 151 {
+				t.Fatalf("after both copies took 151 requests, the pass keeps from %d", cp.base)
+			}
+		}
+	}
+	if _, _, ok, done := cp.take(b); ok || !done {
+		t.Fatalf("after the last request: ok %v done %v", ok, done)
+	}
+}

@@ -41,32 +41,60 @@ type timeline struct {
 // starts are given (in any order; starts is sorted in place). maxIdle 0
 // keeps wall-clock fidelity.
 func newTimeline(from, to int64, starts []int64, maxIdle time.Duration) *timeline {
-	tl := &timeline{from: from, maxIdle: maxIdle}
-	if len(starts) == 0 {
-		return tl
-	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
-	var removed time.Duration
-	stretch := func(a, b int64) {
-		d := time.Duration(b - a)
-		at := time.Duration(a-from) - removed
-		switch {
-		case maxIdle > 0 && d > maxIdle:
-			removed += d - maxIdle
-			tl.breaks = append(tl.breaks, b)
-			tl.removed = append(tl.removed, removed)
-			tl.idles = append(tl.idles, Idle{At: at, Recorded: d, Kept: maxIdle})
-		case d >= noteIdle:
-			tl.idles = append(tl.idles, Idle{At: at, Recorded: d, Kept: d})
-		}
-	}
-	prev := from
+	b := newTimelineBuilder(from, maxIdle)
 	for _, s := range starts {
-		stretch(prev, s)
-		prev = s
+		b.add(s)
 	}
-	stretch(prev, to)
-	return tl
+	return b.finish(to)
+}
+
+// timelineBuilder builds a timeline from the request starts of a window
+// given in increasing order, one at a time: a plan streamed from a tape
+// never holds them all.
+type timelineBuilder struct {
+	tl      *timeline
+	prev    int64
+	any     bool
+	removed time.Duration
+}
+
+func newTimelineBuilder(from int64, maxIdle time.Duration) *timelineBuilder {
+	return &timelineBuilder{tl: &timeline{from: from, maxIdle: maxIdle}, prev: from}
+}
+
+// stretch notes the stretch [a, b) with no request start.
+func (b *timelineBuilder) stretch(a, c int64) {
+	tl := b.tl
+	d := time.Duration(c - a)
+	at := time.Duration(a-tl.from) - b.removed
+	switch {
+	case tl.maxIdle > 0 && d > tl.maxIdle:
+		b.removed += d - tl.maxIdle
+		tl.breaks = append(tl.breaks, c)
+		tl.removed = append(tl.removed, b.removed)
+		tl.idles = append(tl.idles, Idle{At: at, Recorded: d, Kept: tl.maxIdle})
+	case d >= noteIdle:
+		tl.idles = append(tl.idles, Idle{At: at, Recorded: d, Kept: d})
+	}
+}
+
+// add notes the next request start, no earlier than the one before.
+func (b *timelineBuilder) add(s int64) {
+	b.stretch(b.prev, s)
+	b.prev, b.any = s, true
+}
+
+// offset is where the recorded time t falls in the replayed window, as
+// far as the starts given so far tell: exact for t up to the last start.
+func (b *timelineBuilder) offset(t int64) time.Duration { return b.tl.offset(t) }
+
+// finish ends the window at to.
+func (b *timelineBuilder) finish(to int64) *timeline {
+	if b.any {
+		b.stretch(b.prev, to)
+	}
+	return b.tl
 }
 
 // offset is where the recorded time t (inside the window) falls in the

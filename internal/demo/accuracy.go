@@ -125,11 +125,8 @@ func (s *Service) Truth(p *replay.Plan) float64 {
 // Capacity takes.
 func PlanMix(p *replay.Plan) map[string]int64 {
 	mix := make(map[string]int64)
-	for _, c := range p.Conns {
-		for _, q := range c.Reqs {
-			k := p.Routes[q.Route]
-			mix[k.Method+" "+k.Route]++
-		}
+	for i, k := range p.Routes {
+		mix[k.Method+" "+k.Route] += p.RouteRequests[i]
 	}
 	return mix
 }

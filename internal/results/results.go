@@ -92,6 +92,7 @@ type Params struct {
 	KeepHost    bool     `json:"keep_host,omitempty"`
 	SendTrunc   bool     `json:"send_truncated,omitempty"`
 	GOMAXPROCS  int      `json:"gomaxprocs"`
+	Engine      string   `json:"engine,omitempty"` // loop or goroutine: how the requests were sent
 	// Client emulation, when on.
 	ClientTimeoutS float64 `json:"client_timeout_s,omitempty"`
 	RetryPolicy    string  `json:"retry_policy,omitempty"`
