@@ -508,8 +508,8 @@ func TestRampUnderRateCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Steps) != 2 || f.Steps[1].Scale != 2 {
-		t.Fatalf("steps %v, want 1x and 2x under a cap of 2.5x the rate", stepList(f))
+	if ks := stepList(f); len(ks) != 2 || ks[1] != 2 {
+		t.Fatalf("steps %v, want 1x and 2x under a cap of 2.5x the rate", ks)
 	}
 	var sent int64
 	for _, st := range f.Steps {
@@ -524,9 +524,14 @@ func TestRampUnderRateCap(t *testing.T) {
 	}
 }
 
+// stepList is the scales a ramp judged, a step that herd's own limit made
+// it run again counted once (a loaded machine may stall a step).
 func stepList(f *results.File) []float64 {
 	var ks []float64
 	for _, st := range f.Steps {
+		if st.Retry && len(ks) > 0 && ks[len(ks)-1] == st.Scale {
+			continue
+		}
 		ks = append(ks, st.Scale)
 	}
 	return ks

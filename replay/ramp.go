@@ -46,9 +46,13 @@ type RampOptions struct {
 // hook for this shard's emergency stop. Join, after step i, waits for
 // every shard's outcome and makes st's verdict the joint one (passed,
 // failed, herd-limited or stopped), which the ramp then acts on as its own.
+// Recovering starts the recovery phase, whose step is then run under
+// During and Join like the others; it refuses when a shard will not run
+// one (interrupted, missing).
 type Shards interface {
 	During(ctx context.Context, i int) (context.Context, func(reason string), context.CancelFunc)
 	Join(ctx context.Context, i int, st *results.Step)
+	Recovering() error
 }
 
 func (o *RampOptions) check() error {
@@ -195,7 +199,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 			return f, err
 		}
 		if f.Aborted && !f.Interrupted {
-			return f, o.recover(ctx, p, f, "emergency stop")
+			return f, o.recover(ctx, p, f, "emergency stop", index)
 		}
 		if f.Interrupted || st.Generator.Limited {
 			return f, nil
@@ -209,7 +213,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 	if hi == 0 {
 		return f, nil // no step failed
 	}
-	if err := o.recover(ctx, p, f, "breaking step"); err != nil || f.Interrupted || f.Aborted {
+	if err := o.recover(ctx, p, f, "breaking step", index); err != nil || f.Interrupted || f.Aborted {
 		return f, err
 	}
 	if o.FindCapacity {
@@ -260,7 +264,7 @@ func Ramp(ctx context.Context, p *Plan, o RampOptions) (*results.File, error) {
 
 // recover runs the recovery phase, when asked for, right after the step
 // that broke (or was stopped), and records its verdict in f.Recovery.
-func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, after string) error {
+func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, after string, index int) error {
 	if o.Recovery <= 0 {
 		return nil
 	}
@@ -272,23 +276,37 @@ func (o *RampOptions) recover(ctx context.Context, p *Plan, f *results.File, aft
 	if win <= 0 {
 		win = 5 * time.Second
 	}
+	rec := &results.Recovery{Scale: k, DurationS: o.Recovery.Seconds(), WindowS: win.Seconds(), After: after}
 	sched := PlanSchedule(p, o.Mode, k, o.Seed, o.Recovery)
 	ro := o.step(sched, 0)
 	ro.Abort = o.RecoveryAbort
+	stepCtx, endStep := ctx, context.CancelFunc(func() {})
+	if o.Shards != nil {
+		// The shards run the recovery phase together, or none does.
+		if err := o.Shards.Recovering(); err != nil {
+			rec.Note = err.Error()
+			f.Recovery = rec
+			return nil
+		}
+		stepCtx, ro.OnAbort, endStep = o.Shards.During(ctx, index)
+	}
 	if o.OnStep != nil {
 		o.OnStep(len(f.Steps), k, false)
 	}
-	st, err := Run(ctx, p, ro)
+	st, err := Run(stepCtx, p, ro)
+	endStep()
 	if err != nil {
 		return err
 	}
 	st.Recovery = true
 	evaluate(st, o.SLOs, o.Saturation)
+	if o.Shards != nil {
+		o.Shards.Join(ctx, index, st)
+	}
 	f.Steps = append(f.Steps, *st)
 	if o.OnStepDone != nil {
 		o.OnStepDone(st)
 	}
-	rec := &results.Recovery{Scale: k, DurationS: o.Recovery.Seconds(), WindowS: win.Seconds(), After: after}
 	f.Recovery = rec
 	switch {
 	case st.Interrupted:

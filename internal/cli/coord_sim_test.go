@@ -161,7 +161,8 @@ func waitShards(t *testing.T, runs []*shardRun, limit time.Duration) {
 // and a single herd doing the same ramp. The merged shards planned and
 // sent exactly what the single run did (and the server received it), the
 // merged breaking point is the single run's (3x), and every shard stopped
-// at that same step.
+// at that same step. Then every shard runs the recovery phase (--recovery)
+// together, and the merged recovery verdict is the single run's.
 func TestShardedRampSimulation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two ramps of about 10 s")
@@ -172,6 +173,7 @@ func TestShardedRampSimulation(t *testing.T) {
 	dir := t.TempDir()
 	ramp := []string{"ramp", tp, "--target", srv.URL, "--from", "1x", "--step", "1x", "--to", "5x",
 		"--step-duration", "3s", "--settle", "1s", "--slo", "p99<300ms", "--slo", "errors<1%", "--abort-on", "off",
+		"--recovery", "2s", "--recovery-window", "1s",
 		// Five processes share this machine's cores with whatever else runs: a
 		// step herd limited would be run again, and the runs would differ.
 		"--generator-lag", "100ms"}
@@ -189,6 +191,10 @@ func TestShardedRampSimulation(t *testing.T) {
 	if one.BreakingPoint == nil || one.BreakingPoint.Scale != 3 {
 		t.Fatalf("the single ramp should break at 3x (capacity 2.5x): %s", one.Verdict)
 	}
+	if one.Recovery == nil || !one.Recovery.Recovered {
+		t.Fatalf("the single ramp should recover at 1x: %+v", one.Recovery)
+	}
+	var recoveryStarts []time.Time
 
 	coordDir := filepath.Join(dir, "coord")
 	runs := startShards(t, bin, 4, func(i int) []string {
@@ -210,14 +216,28 @@ func TestShardedRampSimulation(t *testing.T) {
 		if f.Params.Shard != fmt.Sprintf("%d/4", i) {
 			t.Errorf("shard %d recorded as %q", i, f.Params.Shard)
 		}
-		// Every shard stopped at the step where the whole run broke.
-		if len(f.Steps) != len(one.Steps) || f.Steps[len(f.Steps)-1].Passed || f.BreakingPoint == nil || f.BreakingPoint.Scale != 3 {
+		// Every shard stopped at the step where the whole run broke, then
+		// ran the recovery phase.
+		if len(f.Steps) != len(one.Steps) || len(f.Steps) < 2 || f.Steps[len(f.Steps)-2].Passed || f.BreakingPoint == nil || f.BreakingPoint.Scale != 3 {
 			t.Errorf("shard %d ran %s and found %v; the single run ran %s", i, stepList(f.Steps), f.BreakingPoint, stepList(one.Steps))
 			for _, st := range f.Steps {
 				t.Logf("shard %d step %s: generator %v", i, st.Label(), st.Generator.Notes)
 			}
 		}
+		if last := f.Steps[len(f.Steps)-1]; !last.Recovery || f.Recovery == nil || f.Recovery.Note != "" {
+			t.Errorf("shard %d: last step recovery %v, recovery %+v", i, last.Recovery, f.Recovery)
+		} else {
+			recoveryStarts = append(recoveryStarts, last.StartedAt)
+		}
 		paths = append(paths, p)
+	}
+	// Together: the barrier after the breaking step starts every shard's
+	// recovery at the same time (to within what the clock and the
+	// scheduler of a loaded machine allow).
+	for _, at := range recoveryStarts {
+		if d := at.Sub(recoveryStarts[0]).Abs(); d > time.Second {
+			t.Errorf("recovery phases started %v apart: %v", d, recoveryStarts)
+		}
 	}
 	merged := filepath.Join(dir, "merged.json")
 	if out, err := exec.Command(bin, append(append([]string{"report", "merge"}, paths...), "-o", merged)...).CombinedOutput(); err != nil {
@@ -248,6 +268,9 @@ func TestShardedRampSimulation(t *testing.T) {
 	}
 	if m.BreakingPoint == nil || m.BreakingPoint.Scale != one.BreakingPoint.Scale || m.BreakingPoint.LastGoodScale != one.BreakingPoint.LastGoodScale {
 		t.Errorf("merged breaking point %+v, single %+v", m.BreakingPoint, one.BreakingPoint)
+	}
+	if m.Recovery == nil || m.Recovery.Recovered != one.Recovery.Recovered || m.Recovery.After != one.Recovery.After {
+		t.Errorf("merged recovery %+v, single %+v", m.Recovery, one.Recovery)
 	}
 	t.Logf("single: %s", one.Verdict)
 	for i := range m.Steps {

@@ -21,6 +21,12 @@
 //   - stop-I.json: shard I stopped: its emergency stop fired, it was
 //     interrupted, or it gave up waiting. Every other shard polls for these
 //     during a step and stops sending within the poll interval (250 ms).
+//   - recovery-step-K-I.json, recovery-stop-I.json: the same for the
+//     recovery phase (herd ramp --recovery), which the shards run together
+//     after the breaking step, or after an emergency stop when the first
+//     stop of the ramp was one (Group.Recovering). A stop during it stops
+//     every shard's recovery phase; the shards' recovery steps are joined
+//     like the others.
 //
 // A shard that never writes its file is waited for up to Options.Timeout;
 // then the others stop and name it. The consistency needed is what NFS
@@ -86,18 +92,22 @@ type Group struct {
 	o Options
 
 	mu       sync.Mutex
-	stopped  bool  // this shard published its stop
-	peerStop *Stop // the first other shard's stop seen
+	phase    string // the prefix of the current phase's files: "" or "recovery-"
+	stopped  bool   // this shard published its stop in this phase
+	peerStop *Stop  // the first other shard's stop seen in this phase
 
 	closed chan struct{}
 	watch  sync.WaitGroup
 }
 
-// Stop is a shard's stop: who and why.
+// Stop is a shard's stop: who and why. Emergency marks the stop of a
+// shard whose emergency stop fired, after which the shards may go on to
+// the recovery phase; any other stop ends the run.
 type Stop struct {
-	Shard  int       `json:"shard"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
+	Shard     int       `json:"shard"`
+	Reason    string    `json:"reason"`
+	At        time.Time `json:"at"`
+	Emergency bool      `json:"emergency,omitempty"`
 }
 
 type readyFile struct {
@@ -264,7 +274,7 @@ func (g *Group) During(ctx context.Context, k int) (context.Context, func(reason
 			case <-done:
 				return
 			case <-ctx.Done():
-				g.publishStop("interrupted during " + g.o.Label(k))
+				g.publishStop("interrupted during " + g.label(k))
 				return
 			case <-t.C:
 				// A directory that cannot be read is waited out: the
@@ -277,7 +287,7 @@ func (g *Group) During(ctx context.Context, k int) (context.Context, func(reason
 		}
 	}()
 	onAbort := func(reason string) {
-		g.publishStop(fmt.Sprintf("emergency stop during %s: %s", g.o.Label(k), reason))
+		g.publish(fmt.Sprintf("emergency stop during %s: %s", g.label(k), reason), true)
 	}
 	return stepCtx, onAbort, func() {
 		close(done)
@@ -316,10 +326,10 @@ func (g *Group) Join(ctx context.Context, k int, st *results.Step) {
 		g.abort(st, g.stopReason(peer))
 		return
 	case st.Interrupted:
-		g.publishStop("interrupted during " + g.o.Label(k))
+		g.publishStop("interrupted during " + g.label(k))
 		return
 	case st.Aborted:
-		g.publishStop(fmt.Sprintf("emergency stop during %s: %s", g.o.Label(k), st.AbortReason))
+		g.publish(fmt.Sprintf("emergency stop during %s: %s", g.label(k), st.AbortReason), true)
 		return
 	}
 	deadline := time.Now().Add(g.o.Timeout)
@@ -339,7 +349,7 @@ func (g *Group) Join(ctx context.Context, k int, st *results.Step) {
 			}
 			if sleepUntil(ctx, last.Add(stepLead)) != nil {
 				st.Interrupted = true
-				g.publishStop("interrupted after " + g.o.Label(k))
+				g.publishStop("interrupted after " + g.label(k))
 			}
 			return
 		}
@@ -348,12 +358,12 @@ func (g *Group) Join(ctx context.Context, k int, st *results.Step) {
 			return
 		}
 		if time.Now().After(deadline) {
-			g.abort(st, fmt.Sprintf("%s did not finish %s within %v", g.names(missing), g.o.Label(k), g.o.Timeout))
+			g.abort(st, fmt.Sprintf("%s did not finish %s within %v", g.names(missing), g.label(k), g.o.Timeout))
 			return
 		}
 		if sleep(ctx, g.o.Poll) != nil {
 			st.Interrupted = true
-			g.publishStop("interrupted waiting for the other shards after " + g.o.Label(k))
+			g.publishStop("interrupted waiting for the other shards after " + g.label(k))
 			return
 		}
 	}
@@ -411,18 +421,78 @@ func (g *Group) stopReason(s *Stop) string {
 	return fmt.Sprintf("shard %s stopped: %s", g.name(s.Shard), s.Reason)
 }
 
-// publishStop writes this shard's stop file, once.
-func (g *Group) publishStop(reason string) {
+// publishStop writes this shard's stop file of the current phase, once.
+func (g *Group) publishStop(reason string) { g.publish(reason, false) }
+
+func (g *Group) publish(reason string, emergency bool) {
 	g.mu.Lock()
 	if g.stopped {
 		g.mu.Unlock()
 		return
 	}
 	g.stopped = true
+	phase := g.phase
 	g.mu.Unlock()
 	// Best effort: a shard that cannot write is found missing at the next
 	// barrier instead.
-	_ = g.write(filepath.Join(g.o.Dir, fmt.Sprintf("stop-%d.json", g.o.Shard)), Stop{Shard: g.o.Shard, Reason: reason, At: time.Now().UTC()})
+	_ = g.write(filepath.Join(g.o.Dir, fmt.Sprintf("%sstop-%d.json", phase, g.o.Shard)),
+		Stop{Shard: g.o.Shard, Reason: reason, At: time.Now().UTC(), Emergency: emergency})
+}
+
+// label names step k in messages; the recovery phase by its name.
+func (g *Group) label(k int) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.phase != "" {
+		return "the recovery phase"
+	}
+	return g.o.Label(k)
+}
+
+// Recovering starts the recovery phase: the steps and stops that follow
+// are the recovery's, and a stop of the ramp before it no longer stops
+// them. It refuses when the ramp's first stop was not an emergency stop (a
+// shard interrupted, missing or failed runs no recovery phase, and the
+// others would wait for it), naming that stop.
+func (g *Group) Recovering() error {
+	stops, err := g.stops("")
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	mine := g.stopped
+	g.mu.Unlock()
+	if len(stops) > 0 && !stops[0].Emergency {
+		return &ShardError{Msg: fmt.Sprintf("no recovery phase: shard %s stopped: %s", g.name(stops[0].Shard), stops[0].Reason)}
+	}
+	if len(stops) == 0 && mine {
+		// This shard's stop is not readable: the others may not have
+		// seen it either.
+		return &ShardError{Msg: "no recovery phase: this shard's stop file cannot be read"}
+	}
+	g.mu.Lock()
+	g.phase, g.stopped, g.peerStop = "recovery-", false, nil
+	g.mu.Unlock()
+	return nil
+}
+
+// stops reads every stop file of a phase, the earliest first.
+func (g *Group) stops(phase string) ([]Stop, error) {
+	ents, err := os.ReadDir(g.o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("read coordination directory: %w", err)
+	}
+	var stops []Stop
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, phase+"stop-") && strings.HasSuffix(n, ".json") {
+			var s Stop
+			if ok, err := readJSON(filepath.Join(g.o.Dir, n), &s); err == nil && ok {
+				stops = append(stops, s)
+			}
+		}
+	}
+	sort.SliceStable(stops, func(i, j int) bool { return stops[i].At.Before(stops[j].At) })
+	return stops, nil
 }
 
 // peerStopped returns another shard's stop, if one was published, and
@@ -433,6 +503,7 @@ func (g *Group) peerStopped() (*Stop, error) {
 		defer g.mu.Unlock()
 		return g.peerStop, nil
 	}
+	phase := g.phase
 	g.mu.Unlock()
 	// One directory listing per poll, whatever N: cheaper on a network
 	// file system than N lookups.
@@ -442,7 +513,7 @@ func (g *Group) peerStopped() (*Stop, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, "stop-") && strings.HasSuffix(n, ".json") && n != fmt.Sprintf("stop-%d.json", g.o.Shard) {
+		if n := e.Name(); strings.HasPrefix(n, phase+"stop-") && strings.HasSuffix(n, ".json") && n != fmt.Sprintf("%sstop-%d.json", phase, g.o.Shard) {
 			names = append(names, n)
 		}
 	}
@@ -464,7 +535,10 @@ func (g *Group) peerStopped() (*Stop, error) {
 }
 
 func (g *Group) stepPath(k, shard int) string {
-	return filepath.Join(g.o.Dir, fmt.Sprintf("step-%d-%d.json", k, shard))
+	g.mu.Lock()
+	phase := g.phase
+	g.mu.Unlock()
+	return filepath.Join(g.o.Dir, fmt.Sprintf("%sstep-%d-%d.json", phase, k, shard))
 }
 
 // readSteps reads the shards' files of step k, by shard, and lists the

@@ -320,3 +320,108 @@ func TestInterruptBetweenSteps(t *testing.T) {
 		t.Fatal("shard 1's next step was not stopped by shard 0's interrupt between steps")
 	}
 }
+
+// TestRecoveryPhase: after an emergency stop, the shards run the recovery
+// phase together: the ramp's stop no longer cancels anything, and a stop
+// during the recovery (another emergency stop) ends every shard's recovery
+// step, named as the recovery phase's.
+func TestRecoveryPhase(t *testing.T) {
+	dir := t.TempDir()
+	groups := join(t, dir, 3, nil)
+	ctxs := make([]context.Context, 3)
+	aborts := make([]func(string), 3)
+	ends := make([]context.CancelFunc, 3)
+	for i, g := range groups {
+		ctxs[i], aborts[i], ends[i] = g.During(context.Background(), 0)
+	}
+	stopStep(t, groups, 0, ctxs, aborts, ends, 2, "errors 60% > 50% over 5s")
+
+	for i, g := range groups {
+		if err := g.Recovering(); err != nil {
+			t.Fatalf("shard %d: %v; the ramp's first stop was an emergency stop", i, err)
+		}
+		ctxs[i], aborts[i], ends[i] = g.During(context.Background(), 1)
+	}
+	time.Sleep(5 * options(t, "", 0, 1).Poll)
+	for i, ctx := range ctxs {
+		if ctx.Err() != nil {
+			t.Fatalf("shard %d: the recovery step was cancelled by the ramp's stop: %v", i, context.Cause(ctx))
+		}
+	}
+	steps := stopStep(t, groups, 1, ctxs, aborts, ends, 1, "errors 95% > 90% over 10s")
+	for _, i := range []int{0, 2} {
+		if st := steps[i]; !st.Aborted || !strings.Contains(st.AbortReason, "shard 1/3 stopped: emergency stop during the recovery phase: errors 95%") {
+			t.Errorf("shard %d: aborted %v (%q)", i, st.Aborted, st.AbortReason)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "recovery-stop-1.json")); err != nil {
+		t.Errorf("the recovery phase's stop file: %v", err)
+	}
+}
+
+// TestRecoveryAfterBreakingStep: with no stop in the ramp (it ended at a
+// failing step), the shards' recovery steps are joined like any step, in
+// files of their own.
+func TestRecoveryAfterBreakingStep(t *testing.T) {
+	dir := t.TempDir()
+	groups := join(t, dir, 2, nil)
+	joinAll(groups, 0, []*results.Step{step(t, lats(100, 0)...), step(t, lats(100, 0)...)})
+	for i, g := range groups {
+		if err := g.Recovering(); err != nil {
+			t.Fatalf("shard %d: %v", i, err)
+		}
+	}
+	steps := []*results.Step{step(t, lats(100, 0)...), step(t, lats(100, 10)...)}
+	joinAll(groups, 1, steps)
+	for i, st := range steps {
+		if st.Aborted || st.Passed {
+			t.Errorf("shard %d: aborted %v (%s), passed %v; want the merged verdict, failed", i, st.Aborted, st.AbortReason, st.Passed)
+		}
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("recovery-step-1-%d.json", i))); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestNoRecoveryAfterInterrupt: a ramp whose first stop was not an
+// emergency stop (a shard interrupted, or gone) runs no recovery phase on
+// any shard: the others would wait for a shard that never comes.
+func TestNoRecoveryAfterInterrupt(t *testing.T) {
+	groups := join(t, t.TempDir(), 2, nil)
+	groups[0].Stop("interrupted")
+	time.Sleep(10 * time.Millisecond)
+	groups[1].Stop("shard 0/2 stopped: interrupted")
+	for i, g := range groups {
+		err := g.Recovering()
+		if err == nil || !strings.Contains(err.Error(), "no recovery phase: shard 0/2 stopped: interrupted") {
+			t.Errorf("shard %d: %v", i, err)
+		}
+	}
+}
+
+// stopStep fires shard by's emergency stop during step k, waits for every
+// other shard's step to be cancelled, and joins the step as the engines
+// would report it: the others interrupted, shard by aborted.
+func stopStep(t *testing.T, groups []*Group, k int, ctxs []context.Context, aborts []func(string), ends []context.CancelFunc, by int, reason string) []*results.Step {
+	t.Helper()
+	aborts[by](reason)
+	steps := make([]*results.Step, len(groups))
+	for i := range groups {
+		steps[i] = step(t, lats(10, 0)...)
+		if i == by {
+			steps[i].Aborted, steps[i].AbortReason = true, reason
+			continue
+		}
+		select {
+		case <-ctxs[i].Done():
+		case <-time.After(2 * time.Second):
+			t.Fatalf("step %d: shard %d still running after shard %d's emergency stop", k, i, by)
+		}
+		steps[i].Interrupted = true
+	}
+	for _, end := range ends {
+		end()
+	}
+	joinAll(groups, k, steps)
+	return steps
+}
