@@ -146,3 +146,29 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestH2MaxRate: the rate cap holds on HTTP/2 as on HTTP/1.x: the target
+// receives no more streams than the cap lets through, and herd counts
+// the rest as not sent (max_rate), every request one or the other.
+func TestH2MaxRate(t *testing.T) {
+	path := h2Tape(t, 8, 25) // 200 streams over 0.35 s
+	srv := newH2Target(t, nil, nil, nil)
+	target, _ := url.Parse(srv.url)
+	p := loadPlanWith(t, path, PlanOptions{Target: target, HTTP2: true})
+	const rate = 100.0
+	start := time.Now()
+	f, err := Replay(context.Background(), p, ReplayOptions{Settings: Settings{Target: target, MaxRate: rate, Protocol: ProtoH2C}, Scale: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start).Seconds()
+	st := &f.Steps[0]
+	paths, protos := srv.received()
+	got := int64(len(paths))
+	if bound := int64(rate*elapsed) + capBurst(rate); got > bound || got == 0 {
+		t.Errorf("the target got %d streams in %.2f s under a cap of %g/s; want at most %d", got, elapsed, rate, bound)
+	}
+	if int64(protos["HTTP/2.0"]) != got || st.Sent != got || st.Sent+st.NotSent["max_rate"] != 200 {
+		t.Errorf("herd sent %d, not sent %v; the target got %d %v of 200", st.Sent, st.NotSent, got, protos)
+	}
+}

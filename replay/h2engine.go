@@ -121,6 +121,8 @@ func (e *engine) runH2VConn(vc VConn, cp *connPass, consumer int, index int32) {
 		acquireConn: func(deadline int64) bool { return e.acquire(e.connSlots, deadline) },
 		releaseConn: func() { <-e.connSlots },
 		report:      e.reportH2,
+		// Every attempt asks the cap, retries included, as on HTTP/1.x.
+		admit: func() bool { return e.cap == nil || e.cap.allow(nanotime()) },
 	}}
 	if e.o.emulating() {
 		s.env.emu = &h2Emulation{

@@ -70,7 +70,9 @@ type h2Env struct {
 	releaseInflight func()
 	acquireConn     func(deadline int64) bool
 	releaseConn     func()
-	report          func(h2Outcome)
+	// admit asks the rate cap (--max-rate) for a place for an attempt.
+	admit  func() bool
+	report func(h2Outcome)
 	// emu emulates the recorded clients' timeouts and retries (nil: none).
 	emu *h2Emulation
 }
@@ -182,6 +184,11 @@ func (s *h2Session) start(j *h2Job, resend bool) {
 	if !resend {
 		if s.env.emu != nil && j.attempt == 0 {
 			s.env.emu.budget.firstAttempt()
+		}
+		if s.env.admit != nil && !s.env.admit() {
+			s.env.report(h2Outcome{res: j.result("", "max_rate")})
+			j.finish(nanotime())
+			return
 		}
 		if !s.env.acquireInflight(giveUp) {
 			s.env.report(h2Outcome{res: j.result("", "max_inflight")})
