@@ -623,5 +623,5 @@ func (a *aggregator) generatorNotes(st *results.Step, cores float64) {
 	if n := a.notSent["max_inflight"]; n > 0 {
 		g.Notes = append(g.Notes, fmt.Sprintf("%d requests not sent: --max-inflight %d requests were all awaiting responses", n, o.MaxInflight))
 	}
-	a.r.h2.notes(st, a.r.o.emulating())
+	a.r.h2.notes(st)
 }

@@ -202,9 +202,7 @@ type engine struct {
 	inFlight  atomic.Int64
 	waiting   atomic.Int64 // requests waiting for a slot (acquire)
 	sends     atomic.Int64 // requests written so far, for the progress line
-	// The retry budget's counts: first attempts sent, retries allowed.
-	firstAttempts, retriesSent atomic.Int64
-	vconns                     sync.WaitGroup
+	vconns    sync.WaitGroup
 }
 
 var (
@@ -593,8 +591,8 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 	seed := mix(e.o.Schedule.Seed, uint64(id.vconn), uint64(id.req))
 	sched, ch := due, make(chan struct{}, 1)
 	for n := 0; ; n++ {
-		if n == 0 && e.o.RetryBudget > 0 {
-			e.firstAttempts.Add(1)
+		if n == 0 {
+			e.budget.firstAttempt()
 		}
 		res := e.try(cn, r, id, sched, ready)
 		res.attempt = int32(n)
@@ -605,21 +603,11 @@ func (e *engine) exec(cn **conn, r *Req, id reqID, due, ready int64) int64 {
 			e.report(res)
 			return finished(res)
 		}
-		trigger, retry := e.o.Retry.Trigger(res.class, int(res.status))
-		var wait time.Duration
-		if retry {
-			wait, retry = e.o.Retry.Delay(n+1, seed, res.retryAfter)
-			res.gaveUp = !retry
-		}
-		if retry && !e.budget(n) {
-			retry, res.gaveUp = false, true
-		}
+		wait, retry := e.o.Retry.next(&res, n, seed, e.budget)
+		e.report(res)
 		if !retry {
-			e.report(res)
 			return finished(res)
 		}
-		res.nonFinal, res.trigger = true, trigger
-		e.report(res)
 		sched = res.done + int64(wait)
 		ready = sched
 		if e.disp.sleepUntil(e.stop, sched, ch) != nil {
@@ -639,21 +627,6 @@ func finished(r result) int64 {
 		return r.done
 	}
 	return nanotime()
-}
-
-// budget reports whether a retry may be sent: without a budget always;
-// with one, while retries stay under RetryBudget of the first attempts,
-// plus a floor of 10 so that a quiet start can retry at all.
-func (e *engine) budget(n int) bool {
-	if e.o.RetryBudget <= 0 {
-		return true
-	}
-	first, retries := e.firstAttempts.Load(), e.retriesSent.Load()
-	if float64(retries) >= e.o.RetryBudget*float64(first)+10 {
-		return false
-	}
-	e.retriesSent.Add(1)
-	return true
 }
 
 // try sends r once on *cn (dialing when it is nil) and returns the result,

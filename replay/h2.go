@@ -124,6 +124,7 @@ type h2Stream struct {
 	bytes     int64
 	grpc      string
 	hasGRPC   bool
+	retryAft  time.Duration // Retry-After of a 429 or 503, for client emulation
 	headers   bool
 	recvUnack int64
 	stalled   bool
@@ -336,7 +337,7 @@ func (cn *h2Conn) open(j *h2Job) (*h2Stream, error) {
 		cn.nextID += 2
 		st.window = cn.peerWindow
 		cn.streams[st.id] = st
-		st.timer = time.AfterFunc(cn.timeout, func() { cn.expire(st) })
+		st.timer = time.AfterFunc(j.limit(cn.timeout), func() { cn.expire(st) })
 		maxFrame := cn.maxFrame
 		cn.mu.Unlock()
 		cn.hbuf.Reset()
@@ -431,7 +432,11 @@ func (cn *h2Conn) expire(st *h2Stream) {
 		return
 	}
 	class, err := ClassTimeout, fmt.Errorf("no complete response within %v", cn.timeout)
-	if st.stalled {
+	if ct := st.job.clientTimeout; ct > 0 && ct < cn.timeout {
+		// The emulated client stopped waiting, and cancels the stream
+		// as gRPC and HTTP/2 clients do at their deadline.
+		class, err = ClassClientTimeout, fmt.Errorf("the client gave up after %v without a complete response", ct)
+	} else if st.stalled {
 		class, err = ClassH2FlowStall, fmt.Errorf("the request body waited %v on the target's flow-control window", cn.timeout)
 	}
 	cn.mu.Unlock()
@@ -693,8 +698,11 @@ func (cn *h2Conn) headers(f *http2.MetaHeadersFrame) {
 		st.headers, st.status = true, status
 	}
 	for _, hf := range f.RegularFields() {
-		if hf.Name == "grpc-status" {
+		switch hf.Name {
+		case "grpc-status":
 			st.grpc, st.hasGRPC = hf.Value, true
+		case "retry-after":
+			st.retryAft = parseRetryAfter(hf.Value)
 		}
 	}
 	cn.mu.Unlock()

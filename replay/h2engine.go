@@ -121,7 +121,16 @@ func (e *engine) runH2VConn(vc VConn, cp *connPass, consumer int, index int32) {
 		acquireConn: func(deadline int64) bool { return e.acquire(e.connSlots, deadline) },
 		releaseConn: func() { <-e.connSlots },
 		report:      e.reportH2,
+		// Every attempt asks the cap, retries included, as on HTTP/1.x.
+		admit: func() bool { return e.cap == nil || e.cap.allow(nanotime()) },
 	}}
+	if e.o.emulating() {
+		s.env.emu = &h2Emulation{
+			retry: e.o.Retry, clientTimeout: e.o.ClientTimeout, seed: e.o.Schedule.Seed, budget: e.budget,
+			// Each request waiting to retry waits on a channel of its own.
+			sleepUntil: func(due int64) error { return e.disp.sleepUntil(e.stop, due, make(chan struct{}, 1)) },
+		}
+	}
 	s.runFrom(func() *h2Job {
 		r, i, ok := e.next(cp, consumer)
 		if !ok {
@@ -143,7 +152,7 @@ func (e *engine) reportH2(o h2Outcome) {
 	if o.slotWait > 0 {
 		e.h2.slotWaits.Add(1)
 	}
-	if o.res.notSent == "" {
+	if o.res.notSent == "" && !o.res.outcomeOnly {
 		e.sends.Add(1)
 		// A stream that was opened had its request written; one that
 		// failed before (a dial, a TLS handshake) did not.
@@ -158,12 +167,9 @@ func (e *engine) reportH2(o h2Outcome) {
 }
 
 // notes adds the HTTP/2 counts to a step.
-func (h *h2Engine) notes(st *results.Step, emulating bool) {
+func (h *h2Engine) notes(st *results.Step) {
 	if h == nil {
 		return
-	}
-	if emulating {
-		st.Generator.Notes = append(st.Generator.Notes, "client emulation (client timeout, retry policy) applies to HTTP/1.1 connections only: HTTP/2 streams were sent once")
 	}
 	st.HTTP2 = &results.HTTP2{Resent: h.resent.Load(), SlotWaits: h.slotWaits.Load()}
 	if n := st.HTTP2.Resent; n > 0 {

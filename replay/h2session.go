@@ -23,6 +23,23 @@ type h2Job struct {
 	slotWait int64 // ns spent waiting for a stream slot
 	connect  int64 // ns to open the connection it was the first stream of
 	closed   bool
+	// Client emulation: the attempt this is (from 0), the due time of the
+	// request's first attempt, how long the client waits for an answer
+	// (0: herd's timeout), and the previous attempt's outcome, which
+	// decides the request when a stop cuts its retry off.
+	attempt       int32
+	logical       int64
+	clientTimeout time.Duration
+	last          *h2Outcome
+}
+
+// limit is how long a stream of j waits for its answer: herd's timeout,
+// or the emulated client's when it gives up sooner.
+func (j *h2Job) limit(timeout time.Duration) time.Duration {
+	if j.clientTimeout > 0 && j.clientTimeout < timeout {
+		return j.clientTimeout
+	}
+	return timeout
 }
 
 // h2Outcome is a job's result with what HTTP/2 adds to it: the error
@@ -53,7 +70,24 @@ type h2Env struct {
 	releaseInflight func()
 	acquireConn     func(deadline int64) bool
 	releaseConn     func()
-	report          func(h2Outcome)
+	// admit asks the rate cap (--max-rate) for a place for an attempt.
+	admit  func() bool
+	report func(h2Outcome)
+	// emu emulates the recorded clients' timeouts and retries (nil: none).
+	emu *h2Emulation
+}
+
+// h2Emulation is client emulation on HTTP/2, as the HTTP/1.x engines do it:
+// a stream the client gave up on is reset (CANCEL), and a failed request
+// the retry policy retries is sent again as a new stream after the
+// policy's delay, on the same connection while it lasts. Its session
+// waits for the request's final outcome, as the recorded client did.
+type h2Emulation struct {
+	retry         RetryPolicy
+	clientTimeout time.Duration
+	seed          uint64
+	budget        *retryBudget
+	sleepUntil    func(int64) error // waits for a retry; an error when stopped
 }
 
 // h2Session replays one recorded client connection over HTTP/2: its jobs
@@ -102,6 +136,9 @@ func (s *h2Session) runFrom(next func() *h2Job) {
 			}
 			j.ready = max(j.ready, prev.doneAt)
 		}
+		if s.env.emu != nil {
+			j.clientTimeout = s.env.emu.clientTimeout
+		}
 		if nanotime()-j.ready > int64(behindLimit) {
 			s.env.report(h2Outcome{res: j.result("", "generator_behind")})
 			j.finish(nanotime())
@@ -129,8 +166,12 @@ func (j *h2Job) finish(at int64) {
 
 // result starts the job's result.
 func (j *h2Job) result(class, notSent string) result {
-	return result{due: j.due, ready: j.ready, sent: j.sent, route: j.r.Route, recorded: int32(j.r.Status),
-		vconn: j.id.vconn, req: j.id.req, class: class, notSent: notSent}
+	res := result{due: j.due, ready: j.ready, sent: j.sent, route: j.r.Route, recorded: int32(j.r.Status),
+		vconn: j.id.vconn, req: j.id.req, class: class, notSent: notSent, attempt: j.attempt}
+	if j.attempt > 0 {
+		res.logical = j.logical
+	}
+	return res
 }
 
 // start sends j on the session's connection, opening one when there is
@@ -141,6 +182,14 @@ func (s *h2Session) start(j *h2Job, resend bool) {
 	defer s.sendMu.Unlock()
 	giveUp := j.due + int64(s.env.timeout)
 	if !resend {
+		if s.env.emu != nil && j.attempt == 0 {
+			s.env.emu.budget.firstAttempt()
+		}
+		if s.env.admit != nil && !s.env.admit() {
+			s.env.report(h2Outcome{res: j.result("", "max_rate")})
+			j.finish(nanotime())
+			return
+		}
 		if !s.env.acquireInflight(giveUp) {
 			s.env.report(h2Outcome{res: j.result("", "max_inflight")})
 			j.finish(nanotime())
@@ -229,8 +278,12 @@ func (s *h2Session) end(j *h2Job, st *h2Stream, class, notSent string, err error
 	defer s.env.releaseInflight()
 	now := nanotime()
 	if notSent != "" || (class == "" && st == nil) {
-		if notSent != "" {
+		switch {
+		case notSent != "":
 			s.env.report(h2Outcome{res: j.result("", notSent), retries: j.retries, slotWait: j.slotWait})
+		case j.last != nil:
+			s.cutRetry(j)
+			return
 		}
 		j.finish(now)
 		return
@@ -240,6 +293,7 @@ func (s *h2Session) end(j *h2Job, st *h2Stream, class, notSent string, err error
 	got := st != nil && st.first != 0
 	if st != nil {
 		res.first, res.done, res.bytes, res.status = st.first, st.done, st.bytes, int32(st.status)
+		res.retryAfter = st.retryAft
 		if res.first == 0 {
 			res.first = res.done
 		}
@@ -247,8 +301,53 @@ func (s *h2Session) end(j *h2Job, st *h2Stream, class, notSent string, err error
 			res.class, res.mismatch, err = judgeH2(j.r, st)
 		}
 	}
-	s.env.report(h2Outcome{res: res, err: err, retries: j.retries, slotWait: j.slotWait, connect: j.connect, sentStream: st != nil, got: got})
+	out := h2Outcome{res: res, err: err, retries: j.retries, slotWait: j.slotWait, connect: j.connect, sentStream: st != nil, got: got}
+	if s.env.emu != nil && s.retryLater(j, &out) {
+		return
+	}
+	s.env.report(out)
 	j.finish(res.done)
+}
+
+// retryLater reports attempt out of j as the emulated client saw it and,
+// when the retry policy retries it, sends the request again as a new
+// attempt after the policy's delay; it reports whether it did.
+func (s *h2Session) retryLater(j *h2Job, out *h2Outcome) bool {
+	e := s.env.emu
+	wait, retry := e.retry.next(&out.res, int(j.attempt), mix(e.seed, uint64(j.id.vconn), uint64(j.id.req)), e.budget)
+	if !retry {
+		return false
+	}
+	s.env.report(*out)
+	last := *out
+	j.last = &last
+	at := out.res.done + int64(wait)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if e.sleepUntil(at) != nil || s.env.stop.Err() != nil {
+			s.cutRetry(j)
+			return
+		}
+		if j.attempt == 0 {
+			j.logical = j.due
+		}
+		j.attempt++
+		j.due, j.ready, j.sent = at, at, 0
+		j.retries, j.slotWait, j.connect = 0, 0, 0
+		s.start(j, false)
+	}()
+	return true
+}
+
+// cutRetry ends j, whose retry a stop cut off: nothing more is sent, and
+// the request's outcome is its last attempt's, already counted as one.
+func (s *h2Session) cutRetry(j *h2Job) {
+	o := *j.last
+	o.res.nonFinal, o.res.outcomeOnly = false, true
+	o.retries, o.slotWait, o.connect = 0, 0, 0
+	s.env.report(o)
+	j.finish(nanotime())
 }
 
 // judgeH2 classes a complete HTTP/2 response: 5xx and a gRPC failure where the

@@ -34,21 +34,6 @@ type loopEngine struct {
 	// the driver gives a new connection pass to the least loaded.
 	load    []atomic.Int64
 	pending [][]loopMsg // the driver's messages not yet posted, by loop
-	// The retry budget's counts (client emulation), shared by the loops
-	// as the budget is: first attempts sent, retries allowed.
-	firstAttempts, retriesSent atomic.Int64
-}
-
-// budget reports whether a retry may be sent (engine.budget's rule).
-func (e *loopEngine) budget() bool {
-	if e.o.RetryBudget <= 0 {
-		return true
-	}
-	if float64(e.retriesSent.Load()) >= e.o.RetryBudget*float64(e.firstAttempts.Load())+10 {
-		return false
-	}
-	e.retriesSent.Add(1)
-	return true
 }
 
 func newLoopEngine(r *run, cl *client) (stepEngine, error) {
@@ -673,9 +658,7 @@ func (l *evloop) due(v *lvconn) {
 	q.res = result{due: due, ready: ready, route: r.Route, recorded: int32(r.Status), vconn: id.vconn, req: id.req, target: r.Target}
 	if l.r.o.emulating() {
 		q.seed = mix(l.r.o.Schedule.Seed, uint64(id.vconn), uint64(id.req))
-		if l.r.o.RetryBudget > 0 {
-			l.e.firstAttempts.Add(1)
-		}
+		l.e.budget.firstAttempt()
 	}
 	if l.r.o.Pacing == Session {
 		v.busy = true
@@ -1024,20 +1007,11 @@ func (l *evloop) finish(q *lreq) {
 // ended (exec's rule in the goroutine engine): when it retries, the
 // attempt is reported as one that was retried, and the next one is timed.
 func (l *evloop) retryLater(q *lreq) bool {
-	o, res := &l.r.o, &q.res
-	trigger, retry := o.Retry.Trigger(res.class, int(res.status))
-	var wait time.Duration
-	if retry {
-		wait, retry = o.Retry.Delay(int(q.attempt)+1, q.seed, res.retryAfter)
-		res.gaveUp = !retry
-	}
-	if retry && !l.e.budget() {
-		retry, res.gaveUp = false, true
-	}
+	res := &q.res
+	wait, retry := l.r.o.Retry.next(res, int(q.attempt), q.seed, l.e.budget)
 	if !retry {
 		return false
 	}
-	res.nonFinal, res.trigger = true, trigger
 	l.report(*res)
 	// The client keeps its connection when the target answered; one that
 	// failed is gone, and the next attempt opens another.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -157,6 +158,55 @@ func (p RetryPolicy) Trigger(class string, status int) (string, bool) {
 // parseRetryAfter reads a Retry-After value in seconds (the HTTP-date form
 // is not honoured: a replay cannot trust the target's clock), bounded to a
 // minute.
+// retryBudget is a client-side retry budget, shared by every emulated
+// client of a run: retries stay under a fraction of the first attempts,
+// plus a floor of 10 so that a quiet start can retry at all. With a
+// fraction of 0 there is no budget.
+type retryBudget struct {
+	frac           float64
+	first, retries atomic.Int64
+}
+
+// firstAttempt counts a request's first attempt.
+func (b *retryBudget) firstAttempt() {
+	if b.frac > 0 {
+		b.first.Add(1)
+	}
+}
+
+// allow reports whether a retry may be sent, and counts it when it may.
+func (b *retryBudget) allow() bool {
+	if b.frac <= 0 {
+		return true
+	}
+	if float64(b.retries.Load()) >= b.frac*float64(b.first.Load())+10 {
+		return false
+	}
+	b.retries.Add(1)
+	return true
+}
+
+// next decides what the emulated client does once attempt n (from 0) of
+// a request ended with res: retry it (res is marked non-final, with what
+// triggered the retry) after the returned wait, or not (res is marked given
+// up when the policy or the budget had no retry left for a failure that
+// would have been retried).
+func (p RetryPolicy) next(res *result, n int, seed uint64, budget *retryBudget) (time.Duration, bool) {
+	trigger, retry := p.Trigger(res.class, int(res.status))
+	var wait time.Duration
+	if retry {
+		wait, retry = p.Delay(n+1, seed, res.retryAfter)
+		res.gaveUp = !retry
+	}
+	if retry && !budget.allow() {
+		retry, res.gaveUp = false, true
+	}
+	if retry {
+		res.nonFinal, res.trigger = true, trigger
+	}
+	return wait, retry
+}
+
 func parseRetryAfter(v string) time.Duration {
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || n < 0 {

@@ -26,6 +26,7 @@ type run struct {
 	stopNoted chan struct{} // closed once stoppedAt is set, or found not to be
 	h2        *h2Engine     // what goes over HTTP/2; nil when nothing does
 	cap       *rateCap      // Options.MaxRate, shared by every sender; nil: no cap
+	budget    *retryBudget  // Options.RetryBudget, shared by every emulated client
 	// live, for a step of a live replay (live.go), hands over the step's
 	// connections and requests as they are captured, instead of the
 	// plan's; such a step runs on the goroutine engine.
@@ -43,7 +44,8 @@ type run struct {
 
 func newRun(ctx context.Context, p *Plan, o Options, live *liveStep) *run {
 	r := &run{p: p, o: o, s: o.Schedule, results: make(chan result, 1<<14), batches: make(chan []result, 1<<10),
-		free: make(chan []result, 1<<10), stopNoted: make(chan struct{}), cap: newRateCap(o.MaxRate), live: live}
+		free: make(chan []result, 1<<10), stopNoted: make(chan struct{}), cap: newRateCap(o.MaxRate), live: live,
+		budget: &retryBudget{frac: o.RetryBudget}}
 	r.stop, r.halt = context.WithCancelCause(ctx)
 	context.AfterFunc(r.stop, func() {
 		defer close(r.stopNoted)

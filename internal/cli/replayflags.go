@@ -94,7 +94,7 @@ func (f *replayFlags) addFlags(fs *pflag.FlagSet, window string) {
 	fs.DurationVar(&f.MaxIdle, "max-idle", replay.DefaultMaxIdle, "shorten every stretch with no request due longer than this to it, so a recording that spans nights replays its activity; 0 keeps wall-clock time")
 	fs.DurationVar(&f.MaxRun, "max-run", replay.DefaultMaxRun, "refuse to start a run planned to last longer than this")
 	fs.StringVar(&f.Engine, "engine", "auto", "how requests are sent: loop (event loops, one per core; Linux, plain http, one target), goroutine (a goroutine per connection; every platform and TLS) or auto (loop where it applies); both measure and count alike")
-	fs.DurationVar(&f.ClientTimeout, "client-timeout", 0, "emulate clients that give up after this long, closing the connection (separate from --timeout, herd's own bound; 0: off)")
+	fs.DurationVar(&f.ClientTimeout, "client-timeout", 0, "emulate clients that give up after this long, closing the connection (on HTTP/2 resetting the stream; separate from --timeout, herd's own bound; 0: off)")
 	fs.StringVar(&f.RetryPolicy, "retry-policy", "none", "emulate client retries after a client timeout, a connection error, a 5xx or a 429: none, fixed:N/DELAY or exp:N/BASE/MAX[/jitter], +retry-after to honour Retry-After (e.g. exp:3/100ms/2s/jitter)")
 	fs.Float64Var(&f.RetryBudget, "retry-budget", 0, "cap emulated retries at this fraction of first attempts (plus 10), as a client retry budget does (0.1 = 10%); 0: no cap")
 	f.addFilterFlags(fs)
