@@ -52,11 +52,21 @@ func newPoller() (*poller, error) {
 	if err != nil {
 		return fail(fmt.Errorf("timerfd: %w", err))
 	}
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return fail(err)
+	// The offset from the closest pair of readings of a few: a reading
+	// preempted between the two clocks would put every due time early
+	// or late by the preemption.
+	best := int64(-1)
+	for range 5 {
+		var ts unix.Timespec
+		t0 := nanotime()
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+			return fail(err)
+		}
+		t1 := nanotime()
+		if gap := t1 - t0; best < 0 || gap < best {
+			best, p.offset = gap, ts.Nano()-(t0+gap/2)
+		}
 	}
-	p.offset = ts.Nano() - nanotime()
 	// Edge-triggered: each expiry is one event, and the timerfd need not
 	// be read.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: timerToken}
@@ -86,6 +96,15 @@ func (p *poller) poll(events []unix.EpollEvent) int {
 	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if e != 0 {
 		return 0 // EINTR: the loop comes back
+	}
+	for i := range int(n) {
+		if events[i].Fd == timerToken {
+			// The timer fired and is spent: the next wait arms it
+			// again, even for the same time. It may have fired early
+			// by an error in the clocks' offset, and an edge-triggered
+			// timer that is not armed again never wakes the loop.
+			p.armed = 0
+		}
 	}
 	return int(n)
 }
