@@ -689,20 +689,26 @@ func (l *evloop) exec(q *lreq) {
 		return
 	}
 	if l.inflight >= l.maxInflight {
-		if l.nWaiting >= l.maxInflight {
-			// No more requests wait than the bound lets go at once: a
-			// generator far behind would otherwise hold them all.
-			q.res.notSent = "max_inflight"
-			l.finish(q)
-			return
-		}
-		q.waiting = true
-		l.nWaiting++
-		l.waitInfl.push(q)
-		l.timers.push(timer{at: q.giveUp, q: q, gen: q.gen})
+		l.park(q, &l.waitInfl, "max_inflight")
 		return
 	}
 	l.admit(q)
+}
+
+// park makes q wait in queue for a slot until its give-up time. No more
+// requests wait than the in-flight bound lets go at once (a generator
+// far behind would otherwise hold them all): past that, q is not sent,
+// counted by reason.
+func (l *evloop) park(q *lreq, queue *reqQueue, reason string) {
+	if l.nWaiting >= l.maxInflight {
+		q.res.notSent = reason
+		l.finish(q)
+		return
+	}
+	q.waiting = true
+	l.nWaiting++
+	queue.push(q)
+	l.timers.push(timer{at: q.giveUp, q: q, gen: q.gen})
 }
 
 // admit gives the request an in-flight slot and a connection: its own
@@ -732,15 +738,7 @@ func (l *evloop) admit(q *lreq) {
 			c = nil
 		}
 	} else if l.conns >= l.maxConns {
-		if l.nWaiting >= l.maxInflight {
-			q.res.notSent = "max_conns"
-			l.finish(q)
-			return
-		}
-		q.waiting = true
-		l.nWaiting++
-		l.waitConn.push(q)
-		l.timers.push(timer{at: q.giveUp, q: q, gen: q.gen})
+		l.park(q, &l.waitConn, "max_conns")
 		return
 	} else {
 		l.conns++
