@@ -20,7 +20,7 @@ REPEAT=${REPEAT:-3}
 CONNS=${CONNS:-100}
 PORT=${PORT:-18443}
 work=$(mktemp -d)
-nginx_pid=""
+. "$(dirname "$0")/nginx.sh"
 cleanup() {
 	if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
 	rm -rf "$work"
@@ -29,30 +29,8 @@ trap cleanup EXIT
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench.test \
 	-addext subjectAltName=DNS:bench.test,IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-worker_cpu_affinity 10;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 65536; }
-worker_rlimit_nofile 200000;
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	keepalive_timeout 120s;
-	server {
-		listen 127.0.0.1:$PORT ssl http2 backlog=65535 reuseport;
-		http2_max_concurrent_streams 128;
-		ssl_certificate $work/cert.pem;
-		ssl_certificate_key $work/key.pem;
-		location / { return 200 "ok"; }
-	}
-}
-NGINX
 ulimit -n 200000 2>/dev/null || true
-nginx -c "$work/nginx.conf" -p "$work"
-for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
-nginx_pid=$(cat "$work/nginx.pid")
+start_nginx 10 "ssl http2" "http2_max_concurrent_streams 128; ssl_certificate $work/cert.pem; ssl_certificate_key $work/key.pem;"
 
 go build -o "$work/herd" ./cmd/herd
 # One pass of the tape covers the run at the highest rate, so that the

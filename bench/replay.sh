@@ -44,7 +44,7 @@ VEGETA=${VEGETA:-$(command -v vegeta || echo "$HOME/go/bin/vegeta")}
 [ -x "$VEGETA" ] || { echo "bench: vegeta not found (go install github.com/tsenart/vegeta/v12@v12.13.0)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 work=$(mktemp -d)
-nginx_pid=""
+. "$(dirname "$0")/nginx.sh"
 cleanup() {
 	if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
 	rm -rf "$work"
@@ -52,36 +52,6 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 200000 2>/dev/null || true
 
-# start_nginx AFFINITY: one worker, pinned to CPU 1 (10) or anywhere (off).
-start_nginx() {
-	if [ -n "$nginx_pid" ]; then
-		kill "$nginx_pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$nginx_pid" 2>/dev/null || break; sleep 0.1; done
-		rm -f "$work/nginx.pid"
-	fi
-	local affinity=""
-	[ "$1" = off ] || affinity="worker_cpu_affinity $1;"
-	cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-$affinity
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 65536; }
-worker_rlimit_nofile 200000;
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	keepalive_timeout 120s;
-	server {
-		listen 127.0.0.1:$PORT backlog=65535 reuseport;
-		location / { return 200 "ok"; }
-	}
-}
-NGINX
-	nginx -c "$work/nginx.conf" -p "$work"
-	for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
-	nginx_pid=$(cat "$work/nginx.pid")
-}
 
 go build -o "$work/herd" ./cmd/herd
 go run ./bench/ratetape -o "$work/const.tape" -conns 50 -rate 1000 -duration 10s

@@ -28,7 +28,7 @@ DURATION=${DURATION:-20s}
 PORT=${PORT:-18081}
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is needed (apt-get install time)" >&2; exit 1; }
 work=$(mktemp -d)
-nginx_pid=""
+. "$(dirname "$0")/nginx.sh"
 cleanup() {
 	if [ -n "$nginx_pid" ]; then kill "$nginx_pid" 2>/dev/null || true; fi
 	rm -rf "$work"
@@ -36,25 +36,7 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 200000 2>/dev/null || true
 
-cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/error.log;
-events { worker_connections 65536; }
-worker_rlimit_nofile 200000;
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	keepalive_timeout 120s;
-	server {
-		listen 127.0.0.1:$PORT backlog=65535 reuseport;
-		location / { return 200 "ok"; }
-	}
-}
-NGINX
-nginx -c "$work/nginx.conf" -p "$work"
-for _ in $(seq 50); do [ -s "$work/nginx.pid" ] && break; sleep 0.1; done
-nginx_pid=$(cat "$work/nginx.pid")
+start_nginx off
 
 go build -o "$work/herd" ./cmd/herd
 # BIG names a tape bench/mixtape wrote earlier (-rate 100 -size SIZE), to
