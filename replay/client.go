@@ -48,25 +48,35 @@ type conn struct {
 }
 
 func (c *client) dial(ctx context.Context, deadline time.Time) (*conn, string, error) {
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	nc, err := c.dialer.DialContext(dctx, "tcp", c.addr)
+	nc, raw, class, err := dialTarget(ctx, &c.dialer, c.addr, c.tls, deadline)
 	if err != nil {
-		return nil, dialClass(err), err
-	}
-	raw := nc
-	if c.tls != nil {
-		tc := tls.Client(nc, c.tls)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			nc.Close()
-			if isTimeout(err) {
-				return nil, ClassConnectTimeout, err
-			}
-			return nil, ClassTLS, err
-		}
-		nc = tc
+		return nil, class, err
 	}
 	return &conn{nc: nc, raw: raw, br: bufio.NewReaderSize(nc, readBuffer)}, "", nil
+}
+
+// dialTarget connects to addr by deadline and, with a TLS config, makes
+// the handshake: nc is what to speak on, raw the TCP connection under it.
+// A failure comes with its error class. Both clients dial through it.
+func dialTarget(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config, deadline time.Time) (nc, raw net.Conn, class string, err error) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	raw, err = d.DialContext(dctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, dialClass(err), err
+	}
+	if conf == nil {
+		return raw, raw, "", nil
+	}
+	tc := tls.Client(raw, conf)
+	if err := tc.HandshakeContext(dctx); err != nil {
+		raw.Close()
+		if isTimeout(err) {
+			return nil, nil, ClassConnectTimeout, err
+		}
+		return nil, nil, ClassTLS, err
+	}
+	return tc, raw, "", nil
 }
 
 // idleState is what a connection with no request outstanding holds.

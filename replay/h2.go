@@ -144,26 +144,15 @@ type h2Hooks struct {
 
 func (c *h2Client) dial(ctx context.Context, deadline time.Time, timeout time.Duration, hooks h2Hooks) (*h2Conn, string, error) {
 	start := nanotime()
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	nc, err := c.dialer.DialContext(dctx, "tcp", c.addr)
+	nc, _, class, err := dialTarget(ctx, &c.dialer, c.addr, c.tls, deadline)
 	if err != nil {
-		return nil, dialClass(err), err
+		return nil, class, err
 	}
-	if c.tls != nil {
-		tc := tls.Client(nc, c.tls)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			nc.Close()
-			if isTimeout(err) {
-				return nil, ClassConnectTimeout, err
-			}
-			return nil, ClassTLS, err
-		}
+	if tc, ok := nc.(*tls.Conn); ok {
 		if p := tc.ConnectionState().NegotiatedProtocol; p != http2.NextProtoTLS {
 			tc.Close()
 			return nil, ClassH2NoALPN, fmt.Errorf("the target chose %q in ALPN, not h2", p)
 		}
-		nc = tc
 	}
 	cn := newH2Conn(nc, timeout)
 	cn.onFinish, cn.onRetry = hooks.finished, hooks.retry
@@ -448,12 +437,22 @@ func (cn *h2Conn) expire(st *h2Stream) {
 // finish ends st with class ("" for a response), once: it reports true
 // the first time.
 func (cn *h2Conn) finish(st *h2Stream, class string, err error) bool {
+	return cn.end(st, func() { st.class, st.err, st.done = class, err, nanotime() }, cn.onFinish)
+}
+
+// end takes st off the connection, once: set records how it ended (under
+// the connection's lock), then hands it to. It reports whether st was
+// still open.
+func (cn *h2Conn) end(st *h2Stream, set func(), then func(*h2Stream)) bool {
 	cn.mu.Lock()
 	if st.finished {
 		cn.mu.Unlock()
 		return false
 	}
-	st.finished, st.class, st.err, st.done = true, class, err, nanotime()
+	st.finished = true
+	if set != nil {
+		set()
+	}
 	delete(cn.streams, st.id)
 	cn.active--
 	if st.timer != nil {
@@ -462,7 +461,7 @@ func (cn *h2Conn) finish(st *h2Stream, class string, err error) bool {
 	cn.cond.Broadcast()
 	cn.mu.Unlock()
 	cn.signal()
-	cn.onFinish(st)
+	then(st)
 	cn.maybeClose()
 	return true
 }
@@ -531,24 +530,7 @@ func (cn *h2Conn) fail(err error) {
 
 // retry takes st off the connection without a result: the target never
 // processed it, and its job is sent again on another connection.
-func (cn *h2Conn) retry(st *h2Stream) {
-	cn.mu.Lock()
-	if st.finished {
-		cn.mu.Unlock()
-		return
-	}
-	st.finished = true
-	delete(cn.streams, st.id)
-	cn.active--
-	if st.timer != nil {
-		st.timer.Stop()
-	}
-	cn.cond.Broadcast()
-	cn.mu.Unlock()
-	cn.signal()
-	cn.onRetry(st)
-	cn.maybeClose()
-}
+func (cn *h2Conn) retry(st *h2Stream) { cn.end(st, nil, cn.onRetry) }
 
 // readLoop reads the target's frames until the connection ends.
 func (cn *h2Conn) readLoop() {
