@@ -138,21 +138,28 @@ func TestReplayManyServersWarns(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, "27 servers") || !strings.Contains(stderr, "--server") {
 		t.Fatalf("exit %d; no warning about the servers:\n%s", code, stderr)
 	}
+	gifs := func(s *pathServer) (n int) {
+		for p, c := range s.paths {
+			if strings.HasSuffix(p, ".gif") {
+				n += c
+			}
+		}
+		return n
+	}
+	// www.ynet.co.il alone, counted at the target: its 115, some gifs.
+	all := newPathServer(t)
+	if _, stderr, code = run(t, "replay", tp, "--target", all.URL, "--server", "www.ynet.co.il", "--scale-mode", "compress", "--scale", "8",
+		"--slo", "errors<100%"); code != 0 || all.total() != 115 || gifs(all) == 0 {
+		t.Fatalf("exit %d; the target got %d requests (%d gifs), want www.ynet.co.il's 115\n%s", code, all.total(), gifs(all), stderr)
+	}
 	srv = newPathServer(t)
 	_, stderr, code = run(t, "replay", tp, "--target", srv.URL, "--server", "www.ynet.co.il", "--scale-mode", "compress", "--scale", "8",
 		"--slo", "errors<100%", "--exclude", "*.gif", "--max-rate", "5000")
 	if code != 0 || strings.Contains(stderr, "27 servers") {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	n := srv.total()
-	gifs := 0
-	for p := range srv.paths {
-		if strings.HasSuffix(p, ".gif") {
-			gifs++
-		}
-	}
-	if n == 0 || n >= 115 || gifs != 0 {
-		t.Fatalf("the target got %d requests (%d gifs): want www.ynet.co.il's 115 without its gifs", n, gifs)
+	if n, want := srv.total(), 115-gifs(all); n != want || gifs(srv) != 0 {
+		t.Fatalf("the target got %d requests (%d gifs): want www.ynet.co.il's 115 without its %d gifs, %d", n, gifs(srv), gifs(all), want)
 	}
 	if !strings.Contains(stderr, "capped at 5000 req/s (--max-rate)") {
 		t.Fatalf("the plan line does not say the cap:\n%s", stderr)
